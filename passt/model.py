@@ -1,0 +1,283 @@
+"""PaSST: the Patchout faSt Spectrogram Transformer, with the official parameter layout.
+
+A ViT/DeiT over 16x16 patches of a log-mel spectrogram, with separate frequency and time
+positional embeddings, class and distillation tokens, and Patchout in training.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from passt.patchout import Patchout, create_patchout
+from passt.rng import DeviceGenerators
+
+ATTENTION_PATHS = ("sdpa", "math")
+
+
+def grid_size(length: int, patch: int, stride: int) -> int:
+    """Patches along one axis of ``length`` bins for a ``patch``-wide kernel moved by ``stride``."""
+    return (length - patch) // stride + 1
+
+
+@dataclass
+class PaSSTConfig:
+    """Architecture and training-time behaviour of one PaSST model."""
+
+    num_classes: int = 527
+    n_mels: int = 128
+    frames: int = 998  # input frames the time embedding covers
+    patch_size: int = 16
+    stride: int = 10
+    embed_dim: int = 768
+    depth: int = 12
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    drop_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
+    patchout: str = "none"
+    patchout_args: dict[str, Any] = field(default_factory=dict)
+    attention: str = "sdpa"
+    seed: int | None = None  # patchout and time-crop draws; None uses torch's default RNG
+
+    def __post_init__(self) -> None:
+        positive = ("num_classes", "n_mels", "frames", "patch_size", "stride", "embed_dim",
+                    "depth", "num_heads")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(
+                f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}"
+            )
+        if self.patch_size > self.n_mels or self.patch_size > self.frames:
+            raise ValueError(
+                f"patch_size={self.patch_size} is larger than the input "
+                f"({self.n_mels} mel bands x {self.frames} frames)"
+            )
+        if self.attention not in ATTENTION_PATHS:
+            raise ValueError(
+                f"unknown attention path {self.attention!r}; accepted: {', '.join(ATTENTION_PATHS)}"
+            )
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """``(F, T)``: the patch grid of a full-length input."""
+        return (grid_size(self.n_mels, self.patch_size, self.stride),
+                grid_size(self.frames, self.patch_size, self.stride))
+
+
+class PatchEmbed(nn.Module):
+    """Strided convolution from a one-channel spectrogram to a ``[B, E, F, T]`` patch grid."""
+
+    def __init__(self, patch_size: int, stride: int, embed_dim: int):
+        super().__init__()
+        self.proj = nn.Conv2d(1, embed_dim, kernel_size=patch_size, stride=stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention through SDPA, or the explicit matmul-softmax of the paper era."""
+
+    def __init__(self, dim: int, num_heads: int, attn_drop: float, proj_drop: float,
+                 path: str = "sdpa"):
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3, bias=True)
+        self.proj = nn.Linear(dim, dim)
+        self.attn_drop = attn_drop
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.path = path
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        drop = self.attn_drop if self.training else 0.0
+        if self.path == "sdpa":
+            x = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+        else:
+            attn = (q @ k.transpose(-2, -1)) * self.scale
+            attn = F.dropout(attn.softmax(dim=-1), drop, self.training)
+            x = attn @ v
+        x = x.transpose(1, 2).reshape(B, N, C)
+        return self.proj_drop(self.proj(x))
+
+    def extra_repr(self) -> str:
+        return f"num_heads={self.num_heads}, path={self.path}"
+
+
+class Mlp(nn.Module):
+    """Two-layer feed-forward network with exact GELU."""
+
+    def __init__(self, dim: int, hidden: int, drop: float):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop a sample's whole residual branch with probability ``p``."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block."""
+
+    def __init__(self, cfg: PaSSTConfig, drop_path: float):
+        super().__init__()
+        dim = cfg.embed_dim
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, cfg.num_heads, cfg.attn_drop_rate, cfg.drop_rate,
+                              cfg.attention)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * cfg.mlp_ratio), cfg.drop_rate)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class PaSST(nn.Module):
+    """The Patchout faSt Spectrogram Transformer; ``state_dict`` keys match the official ones."""
+
+    def __init__(self, cfg: PaSSTConfig, patchout: Patchout | None = None):
+        super().__init__()
+        self.cfg = cfg
+        E = cfg.embed_dim
+        F_, T = cfg.grid
+        self.patch_embed = PatchEmbed(cfg.patch_size, cfg.stride, E)
+        self.freq_new_pos_embed = nn.Parameter(torch.zeros(1, E, F_, 1))
+        self.time_new_pos_embed = nn.Parameter(torch.zeros(1, E, 1, T))
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, E))
+        self.dist_token = nn.Parameter(torch.zeros(1, 1, E))
+        self.new_pos_embed = nn.Parameter(torch.zeros(1, 2, E))
+        self.patchout = patchout or create_patchout(cfg.patchout, **cfg.patchout_args)
+        self.patchout.num_kept(cfg.grid)  # fail at construction if it cannot fit the grid
+        self.pos_drop = nn.Dropout(cfg.drop_rate)
+        rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
+        self.blocks = nn.Sequential(*(Block(cfg, r) for r in rates))
+        self.norm = nn.LayerNorm(E, eps=1e-6)
+        self.head = nn.Sequential(nn.LayerNorm(E), nn.Linear(E, cfg.num_classes))
+        self.head_dist = nn.Linear(E, cfg.num_classes)  # kept for checkpoint parity; unused
+        self.draws = DeviceGenerators(cfg.seed)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Initialise as ViT/DeiT: truncated normal (std 0.02) embeddings and linear weights."""
+        for p in (self.freq_new_pos_embed, self.time_new_pos_embed, self.cls_token,
+                  self.dist_token, self.new_pos_embed):
+            nn.init.trunc_normal_(p, std=0.02)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        fan_in = self.patch_embed.proj.weight[0].numel()
+        nn.init.trunc_normal_(self.patch_embed.proj.weight, std=math.sqrt(1.0 / fan_in))
+        nn.init.zeros_(self.patch_embed.proj.bias)
+
+    def set_attention(self, path: str) -> None:
+        """Switch every block between ``"sdpa"`` and the explicit ``"math"`` attention."""
+        if path not in ATTENTION_PATHS:
+            raise ValueError(
+                f"unknown attention path {path!r}; accepted: {', '.join(ATTENTION_PATHS)}"
+            )
+        self.cfg.attention = path
+        for block in self.blocks:
+            block.attn.path = path
+
+    def seq_len(self, frames: int | None = None, training: bool = False) -> int:
+        """Transformer sequence length (two tokens included) for an input of ``frames``."""
+        cfg = self.cfg
+        grid = (cfg.grid[0], grid_size(frames or cfg.frames, cfg.patch_size, cfg.stride))
+        patches = self.patchout.num_kept(grid) if training else grid[0] * grid[1]
+        return patches + 2
+
+    def _check_input(self, x: Tensor) -> Tensor:
+        if x.dim() == 3:
+            x = x.unsqueeze(1)
+        if x.dim() != 4 or x.shape[1] != 1:
+            raise ValueError(
+                f"expected a log-mel batch [B, 1, {self.cfg.n_mels}, T] or "
+                f"[B, {self.cfg.n_mels}, T], got shape {list(x.shape)}"
+            )
+        if x.shape[2] != self.cfg.n_mels:
+            raise ValueError(
+                f"expected {self.cfg.n_mels} mel bands, got {x.shape[2]} (input shape "
+                f"{list(x.shape)})"
+            )
+        frames = x.shape[3]
+        if frames < self.cfg.patch_size:
+            raise ValueError(
+                f"input has {frames} frames, shorter than one patch ({self.cfg.patch_size})"
+            )
+        if grid_size(frames, self.cfg.patch_size, self.cfg.stride) > self.cfg.grid[1]:
+            raise ValueError(
+                f"input has {frames} frames but the time embedding covers at most "
+                f"{self.cfg.frames}; accepted: {self.cfg.patch_size} to {self.cfg.frames} frames "
+                "(split longer audio into windows)"
+            )
+        return x
+
+    def _time_pos_embed(self, t: int, device: torch.device) -> Tensor:
+        """The time embedding cropped to ``t`` columns: random offset in training, 0 in eval."""
+        full = self.time_new_pos_embed
+        spare = full.shape[-1] - t
+        if spare == 0:
+            return full
+        if not self.training:
+            return full[..., :t]
+        offset = torch.randint(spare + 1, (1,), device=device, generator=self.draws.get(device))
+        return full.index_select(-1, offset + torch.arange(t, device=device))
+
+    def tokens(self, x: Tensor) -> Tensor:
+        """Embed a log-mel batch into the transformer input ``[B, 2 + kept patches, E]``."""
+        x = self.patch_embed(self._check_input(x))
+        B, _, F_, T = x.shape
+        x = x + self._time_pos_embed(T, x.device) + self.freq_new_pos_embed
+        x = x.flatten(2).transpose(1, 2)
+        x = self.patchout(x, (F_, T), self.draws.get(x.device))
+        cls = self.cls_token.expand(B, -1, -1) + self.new_pos_embed[:, :1]
+        dist = self.dist_token.expand(B, -1, -1) + self.new_pos_embed[:, 1:]
+        return self.pos_drop(torch.cat((cls, dist, x), dim=1))
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Pooled embedding ``[B, E]``: the mean of the class and distillation token outputs."""
+        x = self.norm(self.blocks(self.tokens(x)))
+        return (x[:, 0] + x[:, 1]) / 2
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``[B, num_classes]`` for a log-mel batch ``[B, 1, n_mels, T]``."""
+        return self.head(self.forward_features(x))

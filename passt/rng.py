@@ -1,0 +1,35 @@
+"""Seeded random generators that live on the device where the draws happen."""
+
+from __future__ import annotations
+
+import torch
+
+
+class DeviceGenerators:
+    """One `torch.Generator` per device, seeded alike, created on first use.
+
+    With ``seed=None`` it hands out ``None``, so draws use torch's default generator and
+    ``torch.manual_seed`` makes them reproducible (and ``torch.compile`` sees no generator).
+    """
+
+    def __init__(self, seed: int | None = None):
+        self.seed = seed
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def get(self, device: torch.device | str) -> torch.Generator | None:
+        if self.seed is None:
+            return None
+        device = torch.device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", torch.cuda.current_device())
+        gen = self._generators.get(device)
+        if gen is None:
+            gen = torch.Generator(device=device)
+            gen.manual_seed(self.seed)
+            self._generators[device] = gen
+        return gen
+
+    def reseed(self, seed: int | None) -> None:
+        """Restart every draw sequence from ``seed``."""
+        self.seed = seed
+        self._generators.clear()
