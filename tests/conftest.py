@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import passt
 
@@ -54,3 +55,12 @@ def token_count(model: passt.PaSST, x: torch.Tensor) -> int:
     finally:
         handle.remove()
     return seen[0]
+
+
+class NoHostSync(TorchDispatchMode):
+    """Raises on any op that reads a tensor value back to Python (.item(), bool(t), ...)."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func is torch.ops.aten._local_scalar_dense.default:
+            raise RuntimeError("host synchronisation in the training path")
+        return func(*args, **(kwargs or {}))

@@ -5,11 +5,11 @@ from unittest import mock
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 from torchaudio.compliance.kaldi import get_mel_banks
 
 from passt import frontend
 from passt.frontend import FrontendConfig, MelFrontend, create_frontend, kaldi_mel_banks
+from tests.conftest import NoHostSync
 
 SR = 32000
 MASKED = (0.0 + 4.5) / 5.0
@@ -29,15 +29,6 @@ def official_frontend() -> torch.nn.Module:
             n_mels=128, sr=32000, win_length=800, hopsize=320, n_fft=1024, freqm=48, timem=192,
             htk=False, fmin=0.0, fmax=None, norm=1, fmin_aug_range=10, fmax_aug_range=2000,
         )
-
-
-class NoHostSync(TorchDispatchMode):
-    """Raises on any op that reads a tensor value back to Python (.item(), bool(t), ...)."""
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func is torch.ops.aten._local_scalar_dense.default:
-            raise RuntimeError("host synchronisation in the training path")
-        return func(*args, **(kwargs or {}))
 
 
 def test_eval_matches_official():

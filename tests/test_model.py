@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import passt
-from tests.conftest import quiet, token_count
+from tests.conftest import NoHostSync, quiet, token_count
 
 
 def test_official_state_dict_loads_strictly_and_logits_match(official_passt_s):
@@ -81,3 +81,14 @@ def test_training_sequence_is_shorter_only_in_training(small_model):
     assert token_count(model.train(), x) == 474
     with torch.no_grad():
         assert token_count(model.eval(), x) == 1190
+
+
+@pytest.mark.parametrize("name, per_sample", [("passt-s", False), ("passt-u", True)])
+def test_training_step_draws_without_host_sync(small_model, name, per_sample):
+    model = small_model(name, seed=0, per_sample=per_sample).train()
+    x = torch.randn(2, 128, 500)
+    with NoHostSync():
+        model(x).sum().backward()
+    # the guard is real: reading a value back trips it
+    with pytest.raises(RuntimeError, match="host synchronisation"), NoHostSync():
+        model(x).sum().item()
