@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from passt.plugins import load_plugins
+from passt.regress import Thresholds, compare, format_result, parse_percent
 from passt.variants import describe, list_variants
 
 SEQ_NOTE = (
@@ -43,6 +44,15 @@ def cmd_variants(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    limits = Thresholds(memory=parse_percent(args.max_memory_growth),
+                        flops=parse_percent(args.max_flops_growth),
+                        slowdown=parse_percent(args.max_slowdown))
+    result = compare(args.baseline, args.current, limits)
+    print(format_result(result, only_regressions=args.only_regressions))
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="passt", description=__doc__)
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
@@ -54,6 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("variants", help="list the model variants (Table 1 rows)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=cmd_variants)
+
+    p = sub.add_parser("check", help="compare two pytest-benchmark JSON files for regressions "
+                                     "in speed, memory and FLOPs (exit 1 if any)")
+    p.add_argument("baseline", help="baseline JSON (e.g. reports/baselines/<device>.json)")
+    p.add_argument("current", help="JSON of the current run (pytest --benchmark-json=FILE)")
+    p.add_argument("--max-memory-growth", default="2%", help="default: %(default)s")
+    p.add_argument("--max-flops-growth", default="0%", help="default: %(default)s")
+    p.add_argument("--max-slowdown", default="10%",
+                   help="growth of the median step time; default: %(default)s")
+    p.add_argument("--only-regressions", action="store_true", help="list regressed rows only")
+    p.set_defaults(func=cmd_check)
     return parser
 
 

@@ -1,0 +1,113 @@
+"""`passt check`: memory, FLOPs and speed regressions between pytest-benchmark files."""
+
+from __future__ import annotations
+
+import copy
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from passt.cli import main
+from passt.regress import Thresholds, compare, parse_percent
+
+
+def bench_file(tmp_path, name: str, benchmarks: list[dict]) -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps({"machine_info": {}, "benchmarks": benchmarks,
+                                "version": "5.3.1"}))
+    return str(path)
+
+
+def entry(name: str, median: float = 0.5, peak: float = 2.0e8, act: float = 1.0e8,
+          gflops: float = 270.0) -> dict:
+    return {"name": name, "fullname": f"bench/test_speed.py::{name}", "group": "train",
+            "stats": {"median": median, "mean": median, "min": median, "rounds": 5},
+            "extra_info": {"peak_memory_bytes_per_sample": peak,
+                           "activation_bytes_per_sample": act,
+                           "train_gflops_per_sample": gflops,
+                           "forward_gflops_per_sample": gflops / 3, "variant": "passt-s"}}
+
+
+BASE = [entry("test_train[passt-s]"), entry("test_train[passt-b]", median=1.5, peak=8e8)]
+
+
+@pytest.fixture
+def run_check(capsys):
+    """Run ``passt check ARGS`` in-process; returns (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> SimpleNamespace:
+        code = main(["check", *args])
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+    return run
+
+
+def test_identical_files_pass(tmp_path, run_check):
+    base = bench_file(tmp_path, "base.json", BASE)
+    cur = bench_file(tmp_path, "cur.json", BASE)
+    proc = run_check(base, cur)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no regression in 10 comparisons" in proc.stdout
+
+
+def test_injected_memory_growth_fails(tmp_path, run_check):
+    current = copy.deepcopy(BASE)
+    current[0]["extra_info"]["peak_memory_bytes_per_sample"] *= 1.05
+    proc = run_check(bench_file(tmp_path, "b.json", BASE), bench_file(tmp_path, "c.json", current))
+    assert proc.returncode == 1
+    bad = [line for line in proc.stdout.splitlines() if "REGRESSED" in line]
+    assert len(bad) == 1
+    assert "test_train[passt-s]" in bad[0] and "peak_memory_bytes_per_sample" in bad[0]
+    assert "+5.00%" in bad[0]
+    # a looser limit accepts it
+    proc = run_check(bench_file(tmp_path, "b.json", BASE), bench_file(tmp_path, "c.json", current),
+                     "--max-memory-growth", "6%")
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("field, factor, regressed", [
+    ("train_gflops_per_sample", 1.001, True),    # any FLOPs growth fails by default
+    ("train_gflops_per_sample", 0.9, False),     # a reduction is fine
+    ("median", 1.09, False),                     # within the 10% slowdown
+    ("median", 1.12, True),
+    ("activation_bytes_per_sample", 1.019, False),
+])
+def test_limits_per_metric(tmp_path, field, factor, regressed):
+    current = copy.deepcopy(BASE)
+    where = current[1]["stats"] if field == "median" else current[1]["extra_info"]
+    where[field] *= factor
+    result = compare(bench_file(tmp_path, "b.json", BASE), bench_file(tmp_path, "c.json", current),
+                     Thresholds())
+    assert result.ok is not regressed
+    assert all(c.benchmark.endswith("[passt-b]") for c in result.regressions)
+
+
+def test_missing_and_new_benchmarks_are_reported(tmp_path):
+    current = [BASE[0], entry("test_train[passt-u]")]
+    result = compare(bench_file(tmp_path, "b.json", BASE), bench_file(tmp_path, "c.json", current))
+    assert result.missing == ["bench/test_speed.py::test_train[passt-b]"]
+    assert result.added == ["bench/test_speed.py::test_train[passt-u]"]
+
+
+def test_bad_files_are_clear_errors(tmp_path, run_check):
+    good = bench_file(tmp_path, "good.json", BASE)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"results": [1, 2, 3]}))
+    proc = run_check(good, str(other))
+    assert proc.returncode == 2
+    assert "is not pytest-benchmark JSON" in proc.stderr
+    text = tmp_path / "text.json"
+    text.write_text("median 0.5")
+    assert "is not JSON" in run_check(good, str(text)).stderr
+    assert "benchmark file not found" in run_check(good, str(tmp_path / "nope.json")).stderr
+    proc = run_check(good, good, "--max-slowdown", "ten")
+    assert proc.returncode == 2 and "not a percentage: 'ten'" in proc.stderr
+
+
+def test_parse_percent():
+    assert parse_percent("2%") == pytest.approx(0.02)
+    assert parse_percent("0.1") == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="cannot be negative"):
+        parse_percent("-1%")
