@@ -97,6 +97,14 @@ class Patchout(nn.Module):
         """Sorted flat indices of the kept patches, ``[K]`` (shared) or ``[batch, K]``."""
         raise NotImplementedError
 
+    def rescaled(self, full: Grid, grid: Grid) -> dict[str, int | float]:
+        """Parameters that keep on ``grid`` the fraction of patches kept on ``full``.
+
+        For benchmarks on clips shorter than the model's input; strategies whose parameters
+        are already relative return ``{}``.
+        """
+        return {}
+
     def forward(self, x: Tensor, grid: Grid, generator: torch.Generator | None = None) -> Tensor:
         """Keep the drawn tokens of ``x`` (``[B, F*T, E]``) in training; all of them in eval."""
         if not self.training:
@@ -159,6 +167,11 @@ class UnstructuredPatchout(Patchout, name="unstructured"):
             )
         return n - drop
 
+    def rescaled(self, full: Grid, grid: Grid) -> dict[str, int | float]:
+        if isinstance(self.drop, float):
+            return {}
+        return {"drop": round(self.drop * grid[0] * grid[1] / (full[0] * full[1]))}
+
     def draw(self, grid, batch, device, generator):
         keep = self.num_kept(grid)
         idx = _random_subset(grid[0] * grid[1], keep, 1 if not self.per_sample else batch,
@@ -194,6 +207,14 @@ class StructuredPatchout(Patchout, name="structured"):
     def num_kept(self, grid: Grid) -> int:
         rows, cols = self.kept_shape(grid)
         return rows * cols
+
+    def rescaled(self, full: Grid, grid: Grid) -> dict[str, int | float]:
+        out: dict[str, int | float] = {}
+        for name, axis in (("freq", 0), ("time", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, float):
+                out[name] = round(value * grid[axis] / full[axis])
+        return out
 
     def draw(self, grid, batch, device, generator):
         rows, cols = self.kept_shape(grid)

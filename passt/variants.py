@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from passt.model import PaSST, PaSSTConfig
-from passt.patchout import get_patchout, list_patchouts
+from passt.model import PaSST, PaSSTConfig, grid_size
+from passt.patchout import create_patchout, get_patchout, list_patchouts
 
 ARCH_REDUCTIONS = ("no-overlap", "reduced-depth")
 _CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(PaSSTConfig))
@@ -157,6 +157,15 @@ def variant_config(name: str, **overrides: Any) -> PaSSTConfig:
     v = get_variant(name)
     frames = overrides.pop("frames", v.frames)
     return compose(v.reductions, v.patchout_args, frames=frames, **overrides)
+
+
+def proportional_patchout(name: str, frames: int, **overrides: Any) -> dict[str, Any]:
+    """Strategy parameters under which ``frames``-long inputs keep the fraction of patches
+    that full-length inputs keep (for short-clip benchmarks of the real architecture)."""
+    cfg = variant_config(name, **overrides)
+    strategy = create_patchout(cfg.patchout, **cfg.patchout_args)
+    grid = (cfg.grid[0], grid_size(frames, cfg.patch_size, cfg.stride))
+    return {**cfg.patchout_args, **strategy.rescaled(cfg.grid, grid)}
 
 
 def describe(name: str) -> dict[str, Any]:

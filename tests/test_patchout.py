@@ -176,3 +176,18 @@ def test_plugin_file_reaches_the_cli(tmp_path):
                           "variants"], capture_output=True, text=True, check=True).stdout
     row = next(line for line in out.splitlines() if line.startswith("passt-corners"))
     assert row.split()[1] == "corners" and "6" in row.split()  # 4 patches + 2 tokens
+
+
+@pytest.mark.parametrize("name, frames, expected_args", [
+    ("passt-s", 998, {"time": 40, "freq": 4}),
+    ("passt-s", 500, {"time": 20, "freq": 4}),      # 49 of 99 columns: 40 * 49 / 99 = 19.8
+    ("passt-u", 300, {"drop": 117}),                # 348 of 1188 patches: 400 * 348 / 1188
+    ("passt-s-n", 300, {"time": 6, "freq": 2}),     # 18 of 62 columns: 20 * 18 / 62 = 5.8
+    ("passt-b", 300, {}),
+])
+def test_proportional_patchout_for_short_clips(name, frames, expected_args):
+    from passt.variants import proportional_patchout
+
+    assert proportional_patchout(name, frames) == expected_args
+    # relative amounts need no rescaling
+    assert proportional_patchout("passt-s", 300, time=0.4) == {"time": 0.4, "freq": 4}
