@@ -48,6 +48,7 @@ class CheckResult:
     comparisons: list[Comparison]
     missing: list[str]  # in the baseline, not in the current run
     added: list[str]  # in the current run only
+    new_oom: list[str]  # ran in the baseline, out of memory now
 
     @property
     def regressions(self) -> list[Comparison]:
@@ -55,7 +56,7 @@ class CheckResult:
 
     @property
     def ok(self) -> bool:
-        return not self.regressions
+        return not self.regressions and not self.new_oom
 
 
 def parse_percent(text: str | float) -> float:
@@ -94,6 +95,8 @@ def load_benchmarks(path: str | Path) -> dict[str, dict[str, Any]]:
 def _metrics(bench: dict[str, Any], limits: Thresholds) -> dict[str, tuple[float, float]]:
     """``metric -> (value, limit)`` for the numbers present in one benchmark."""
     out: dict[str, tuple[float, float]] = {}
+    if _oom(bench):  # its timing is a placeholder
+        return out
     median = bench.get("stats", {}).get("median")
     if isinstance(median, (int, float)):
         out["median_s"] = (float(median), limits.slowdown)
@@ -104,6 +107,10 @@ def _metrics(bench: dict[str, Any], limits: Thresholds) -> dict[str, tuple[float
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 out[name] = (float(value), limit)
     return out
+
+
+def _oom(bench: dict[str, Any]) -> bool:
+    return bool((bench.get("extra_info") or {}).get("oom"))
 
 
 def compare(baseline: str | Path, current: str | Path,
@@ -117,8 +124,9 @@ def compare(baseline: str | Path, current: str | Path,
             (b, limit), (c, _) = base_metrics[metric], cur_metrics[metric]
             comparisons.append(Comparison(name, metric, b, c, limit))
     comparisons.sort(key=lambda c: (c.benchmark, c.metric))
+    new_oom = sorted(n for n in base.keys() & cur.keys() if _oom(cur[n]) and not _oom(base[n]))
     return CheckResult(comparisons, sorted(base.keys() - cur.keys()),
-                       sorted(cur.keys() - base.keys()))
+                       sorted(cur.keys() - base.keys()), new_oom)
 
 
 def format_result(result: CheckResult, only_regressions: bool = False) -> str:
@@ -130,10 +138,12 @@ def format_result(result: CheckResult, only_regressions: bool = False) -> str:
         status = "REGRESSED" if c.regressed else "ok"
         lines.append(f"{c.benchmark[-56:]:<56} {c.metric:<30} {c.baseline:>12.5g} "
                      f"{c.current:>12.5g} {c.change:>+8.2%} {c.limit:>7.1%}  {status}")
-    for title, names in (("missing from the current run", result.missing),
+    for title, names in (("REGRESSED, out of memory now", result.new_oom),
+                         ("missing from the current run", result.missing),
                          ("new in the current run", result.added)):
         lines += [f"{title}: {n}" for n in names]
-    verdict = (f"{len(result.regressions)} regression(s) in {len(result.comparisons)} "
-               "comparisons" if not result.ok else
+    failures = len(result.regressions) + len(result.new_oom)
+    verdict = (f"{failures} regression(s) in {len(result.comparisons)} comparisons"
+               if not result.ok else
                f"no regression in {len(result.comparisons)} comparisons")
     return "\n".join([*lines, verdict])

@@ -51,7 +51,8 @@ def parse_reductions(reductions: str | Iterable[str]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Variant:
-    """A named composition of reductions with its strategy parameters and input length."""
+    """A named composition of reductions with its strategy parameters, input length and any
+    other model settings (a narrow model for quick runs, say)."""
 
     name: str
     reductions: tuple[str, ...]
@@ -59,6 +60,7 @@ class Variant:
     frames: int = 998
     paper_row: str | None = None  # row id in the paper's table1.csv
     description: str = ""
+    settings: Mapping[str, Any] = field(default_factory=dict)  # PaSSTConfig fields, e.g. depth
 
     @property
     def strategy(self) -> str:
@@ -70,28 +72,15 @@ _VARIANTS: dict[str, Variant] = {}
 
 def register_variant(variant: Variant) -> Variant:
     """Make ``variant`` available by name to `create_model`, the CLI and the bench."""
-    parse_reductions(variant.reductions)
+    try:
+        compose(variant.reductions, variant.patchout_args, frames=variant.frames,
+                **variant.settings)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"variant {variant.name!r}: {e}") from None
     _VARIANTS[variant.name] = variant
     return variant
 
 
-for _v in (
-    Variant("passt-b", ("none",), paper_row="passt_b", description="PaSST, no patchout"),
-    Variant("passt-u", ("unstructured",), {"drop": 400}, paper_row="passt_u",
-            description="unstructured patchout, 400 patches dropped"),
-    Variant("passt-s", ("structured",), {"time": 40, "freq": 4}, paper_row="passt_s",
-            description="structured patchout, 40 time columns and 4 frequency rows dropped"),
-    Variant("passt-s-l", ("structured", "reduced-depth"), {"time": 40, "freq": 4},
-            paper_row="passt_s_l", description="passt-s with every other block (depth 7)"),
-    Variant("passt-s-n", ("structured", "no-overlap"), {"time": 20, "freq": 2},
-            paper_row="passt_s_n", description="no-overlap patches (stride 16), structured "
-            "patchout of 20 time columns and 2 frequency rows"),
-    Variant("ast", ("none",), frames=1024, paper_row="ast",
-            description="AST: 1024 frames, stride 10, no patchout"),
-    Variant("ast-n", ("no-overlap",), paper_row="ast_n",
-            description="AST-N: no-overlap patches (stride 16), no patchout"),
-):
-    register_variant(_v)
 
 
 def list_variants() -> list[str]:
@@ -156,7 +145,7 @@ def variant_config(name: str, **overrides: Any) -> PaSSTConfig:
     """The `PaSSTConfig` of a registered variant, with overrides (see `compose`)."""
     v = get_variant(name)
     frames = overrides.pop("frames", v.frames)
-    return compose(v.reductions, v.patchout_args, frames=frames, **overrides)
+    return compose(v.reductions, v.patchout_args, frames=frames, **{**v.settings, **overrides})
 
 
 def proportional_patchout(name: str, frames: int, **overrides: Any) -> dict[str, Any]:
@@ -188,3 +177,23 @@ def describe(name: str) -> dict[str, Any]:
         "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
         "paper_row": v.paper_row,
     }
+
+
+# The transformer rows of the paper's Table 1.
+for _v in (
+    Variant("passt-b", ("none",), paper_row="passt_b", description="PaSST, no patchout"),
+    Variant("passt-u", ("unstructured",), {"drop": 400}, paper_row="passt_u",
+            description="unstructured patchout, 400 patches dropped"),
+    Variant("passt-s", ("structured",), {"time": 40, "freq": 4}, paper_row="passt_s",
+            description="structured patchout, 40 time columns and 4 frequency rows dropped"),
+    Variant("passt-s-l", ("structured", "reduced-depth"), {"time": 40, "freq": 4},
+            paper_row="passt_s_l", description="passt-s with every other block (depth 7)"),
+    Variant("passt-s-n", ("structured", "no-overlap"), {"time": 20, "freq": 2},
+            paper_row="passt_s_n", description="no-overlap patches (stride 16), structured "
+            "patchout of 20 time columns and 2 frequency rows"),
+    Variant("ast", ("none",), frames=1024, paper_row="ast",
+            description="AST: 1024 frames, stride 10, no patchout"),
+    Variant("ast-n", ("no-overlap",), paper_row="ast_n",
+            description="AST-N: no-overlap patches (stride 16), no patchout"),
+):
+    register_variant(_v)

@@ -111,3 +111,14 @@ def test_parse_percent():
     assert parse_percent("0.1") == pytest.approx(0.1)
     with pytest.raises(ValueError, match="cannot be negative"):
         parse_percent("-1%")
+
+
+def test_a_new_out_of_memory_is_a_regression(tmp_path, run_check):
+    current = copy.deepcopy(BASE)
+    current[0]["extra_info"] = {"variant": "passt-s", "oom": True}
+    current[0]["stats"]["median"] = 1e-7  # the placeholder timing of an OOM row is not compared
+    proc = run_check(bench_file(tmp_path, "b.json", BASE), bench_file(tmp_path, "c.json", current))
+    assert proc.returncode == 1
+    assert "REGRESSED, out of memory now: bench/test_speed.py::test_train[passt-s]" in proc.stdout
+    assert "median_s" not in [line.split()[1] for line in proc.stdout.splitlines()
+                              if line.startswith("bench/test_speed.py::test_train[passt-s]")]

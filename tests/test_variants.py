@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import passt
+import passt.variants
 from tests.conftest import token_count
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "table1.csv"
@@ -96,3 +97,17 @@ def test_cli_bad_plugin_is_a_clear_error():
                            "variants"], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "plugin 'no_such_mod' is neither a .py file nor an importable module" in proc.stderr
+
+
+def test_variant_settings_and_validation(monkeypatch):
+    monkeypatch.setattr(passt.variants, "_VARIANTS", dict(passt.variants._VARIANTS))
+    tiny = passt.register_variant(passt.Variant(
+        "test-tiny", ("structured", "no-overlap"), {"time": 4, "freq": 1},
+        settings={"embed_dim": 32, "depth": 2, "num_heads": 2}))
+    cfg = passt.variant_config(tiny.name)
+    assert (cfg.embed_dim, cfg.depth, cfg.stride, cfg.patchout_args) == (32, 2, 16,
+                                                                         {"time": 4, "freq": 1})
+    assert passt.variant_config(tiny.name, depth=3).depth == 3  # explicit overrides win
+    with pytest.raises(ValueError, match="variant 'test-bad': embed_dim=30 is not divisible"):
+        passt.register_variant(passt.Variant("test-bad", ("none",), settings={"embed_dim": 30}))
+    assert "test-bad" not in passt.list_variants()

@@ -1,0 +1,17 @@
+"""Training and inference steps of every variant: time, FLOPs, memory, MFU and energy.
+
+Run: ``pytest bench/ --benchmark-only [--bench-preset cpu-small|paper|gpu] [--bench-peers]``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from passt.measure.suite import measure
+
+
+@pytest.mark.parametrize("kind", ["train", "inference"])
+def test_step(benchmark, kind, variant, preset, overrides, ceiling, timer, record):
+    benchmark.group = f"{kind} {preset.name}"
+    settings = preset.settings(variant, **overrides)
+    record(measure(settings, kind, preset, timer, ceiling))

@@ -1,0 +1,25 @@
+"""The same training steps by other implementations, measured in the same run
+(``--bench-peers``): the official PaSST code (hear21passt) as released and with SDPA swapped
+in, and HF transformers' AST."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from passt.measure.peers import PEERS, build_peer_step, peer_available, profile_peer
+from passt.measure.suite import measure
+
+
+@pytest.mark.parametrize("peer", PEERS)
+def test_peer_train_step(benchmark, peer, variant, preset, overrides, ceiling, timer, record,
+                         peers_enabled):
+    if not peers_enabled:
+        pytest.skip("peers are measured with --bench-peers")
+    if not peer_available(peer):
+        pytest.skip(f"peer {peer!r} is not installed")
+    benchmark.group = f"train {preset.name}"
+    settings = preset.settings(variant, **overrides)
+    record(measure(settings, "train", preset, timer, ceiling,
+                   build=functools.partial(build_peer_step, peer), profile=profile_peer))

@@ -1,0 +1,227 @@
+"""FLOPs of a PaSST step, three ways, and model FLOPs utilisation (MFU).
+
+Every count is in FLOPs of matrix products and convolutions, two per multiply-add:
+fvcore's `FlopCountAnalysis` (which counts one per multiply-add and skips attention unless
+given a handle), torch's `FlopCounterMode` (which misses the CPU attention kernel unless given
+a formula), and a closed-form count of the transformer's matmuls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import re
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from passt.measure.step import AUTOCAST_DTYPES, StepSettings, build_step
+from passt.measure.timing import synchronize
+from passt.model import PaSSTConfig, grid_size
+
+log = logging.getLogger(__name__)
+
+aten = torch.ops.aten
+
+# Names under which a traced graph may hold scaled dot-product attention; q, k, v come first.
+FVCORE_SDPA_OPS = (
+    "aten::scaled_dot_product_attention",
+    "aten::_scaled_dot_product_flash_attention_for_cpu",
+    "aten::_scaled_dot_product_flash_attention",
+    "aten::_scaled_dot_product_efficient_attention",
+    "aten::_scaled_dot_product_cudnn_attention",
+)
+
+
+def _attention_macs(q: Any, k: Any, v: Any) -> int:
+    """Multiply-adds of ``softmax(q k^T) v`` for ``[B, H, N, D]`` shapes: two batched matmuls."""
+    b, h, n_q, d_q = q
+    n_k, d_v = k[-2], v[-1]
+    return b * h * n_q * n_k * (d_q + d_v)
+
+
+def _fvcore_sdpa(inputs: list[Any], outputs: list[Any]) -> int:
+    return _attention_macs(*(v.type().sizes() for v in inputs[:3]))
+
+
+def _not_counted(inputs: list[Any], outputs: list[Any]) -> int:
+    return 0
+
+
+def fvcore_forward_flops(model: nn.Module, x: Tensor) -> float:
+    """FLOPs of ``model(x)`` for the whole batch by fvcore, attention included, 2 per MAC."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # fvcore imports torch.jit.script
+        from fvcore.nn import FlopCountAnalysis
+
+    analysis = FlopCountAnalysis(model, x)
+    for op in FVCORE_SDPA_OPS:
+        analysis.set_op_handle(op, _fvcore_sdpa)
+    # Matmuls only, like the other counts (a None handle would not replace fvcore's default).
+    analysis.set_op_handle("aten::layer_norm", _not_counted)
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # jit tracing's deprecation and tracer warnings
+        macs = analysis.total()
+    missed = [op for op in analysis.unsupported_ops() if "attention" in op or "matmul" in op]
+    if missed:
+        log.warning("fvcore left uncounted: %s", missed)
+    return 2.0 * macs
+
+
+def _sdpa_cpu_flops(q: Any, k: Any, v: Any, *args: Any, **kwargs: Any) -> int:
+    return 2 * _attention_macs(q, k, v)
+
+
+def _sdpa_cpu_backward_flops(grad_out: Any, q: Any, k: Any, v: Any, *args: Any,
+                             **kwargs: Any) -> int:
+    """torch's count for its CUDA SDPA backward kernels: the scores are recomputed (one
+    matmul) and four matmuls propagate the gradients, 2.5x the forward."""
+    b, h, n_q, d_q = q
+    n_k, d_v = k[-2], v[-1]
+    return 2 * b * h * n_q * n_k * (3 * d_q + 2 * d_v)
+
+
+CPU_SDPA_FORMULAS = {
+    aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu_flops,
+    aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_cpu_backward_flops,
+}
+
+
+def torch_flops(fn: Callable[[], Any]) -> int:
+    """FLOPs that ``fn()`` runs, by torch's `FlopCounterMode`, CPU attention included."""
+    with FlopCounterMode(display=False, custom_mapping=CPU_SDPA_FORMULAS) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def analytic_flops(cfg: PaSSTConfig, seq_len: int, frames: int | None = None) -> float:
+    """Forward FLOPs per sample of the matmuls of a PaSST with ``seq_len`` tokens.
+
+    The patch embedding runs on the full grid of ``frames`` input frames (default
+    ``cfg.frames``) even when patchout drops tokens after it. A training step is 3x this.
+    """
+    e, n = cfg.embed_dim, seq_len
+    hidden = int(e * cfg.mlp_ratio)
+    patches = cfg.grid[0] * grid_size(frames or cfg.frames, cfg.patch_size, cfg.stride)
+    patch_embed = 2 * patches * e * cfg.patch_size**2
+    qkv, proj, mlp = 2 * n * e * 3 * e, 2 * n * e * e, 2 * 2 * n * e * hidden
+    attention = 2 * 2 * n * n * e  # scores q k^T and their weighted sum of v
+    head = 2 * e * cfg.num_classes
+    return float(patch_embed + cfg.depth * (qkv + attention + proj + mlp) + head)
+
+
+@dataclass(frozen=True)
+class FlopsReport:
+    """GFLOPs per sample of one step's model forward (three ways) and of the whole step."""
+
+    variant: str
+    kind: str  # "train": forward with patchout, step = forward + backward; "inference"
+    seq_len: int
+    forward_fvcore: float
+    forward_torch: float
+    forward_analytic: float
+    step_torch: float  # the whole step by FlopCounterMode, frontend's mel matmul included
+    step_analytic: float  # 3x forward for training, 1x for inference
+
+    @property
+    def step_over_forward(self) -> float:
+        return self.step_torch / self.forward_torch
+
+
+def count_flops(settings: StepSettings, kind: str = "train") -> FlopsReport:
+    """Count the FLOPs of one eager step of ``settings``; use batch size 1 for speed."""
+    step = build_step(dataclasses.replace(settings, compile=False), kind)
+    batch = settings.batch_size
+    with torch.no_grad():
+        mel = step.frontend(step.inputs)
+        forward_torch = torch_flops(lambda: step.model(mel))
+    forward_fvcore = fvcore_forward_flops(step.model, mel)
+    forward_analytic = analytic_flops(step.model.cfg, step.seq_len, step.frames)
+    return FlopsReport(
+        variant=settings.variant,
+        kind=kind,
+        seq_len=step.seq_len,
+        forward_fvcore=forward_fvcore / batch / 1e9,
+        forward_torch=forward_torch / batch / 1e9,
+        forward_analytic=forward_analytic / 1e9,
+        step_torch=torch_flops(step) / batch / 1e9,
+        step_analytic=forward_analytic * (3 if kind == "train" else 1) / 1e9,
+    )
+
+
+# Dense (no sparsity) peak TFLOPS from the vendors' datasheets: (name pattern, fp32, fp16,
+# bf16). fp32 is the non-tensor-core rate: the steps leave TF32 off (torch's default).
+# None: the GPU has no tensor-core path for that type. The first matching pattern wins.
+PEAK_TFLOPS: tuple[tuple[str, float, float, float | None], ...] = (
+    (r"H100.*PCIe", 51.0, 756.0, 756.0),
+    (r"H100 NVL|H200 NVL", 60.0, 835.0, 835.0),
+    (r"H100|H200|GH200", 67.0, 989.4, 989.4),  # SXM / HBM3
+    (r"\bA100\b", 19.5, 312.0, 312.0),
+    (r"L40S", 91.6, 362.05, 362.05),
+    (r"L40\b", 90.5, 181.05, 181.05),
+    (r"\bL4\b", 30.3, 121.0, 121.0),
+    (r"RTX 4090", 82.6, 165.2, 165.2),  # fp32 accumulation
+    (r"RTX A6000", 38.7, 154.8, 154.8),
+    (r"\bA10\b", 31.2, 125.0, 125.0),
+    (r"V100.*PCIE", 14.0, 112.0, None),
+    (r"V100", 15.7, 125.0, None),  # SXM2
+    (r"TITAN RTX", 16.3, 130.5, None),
+    (r"\bT4\b", 8.1, 65.0, None),
+)
+_DTYPE_COLUMN = {"fp32": 0, "fp16": 1, "bf16": 2}
+
+
+def peak_tflops(device_name: str, dtype: str) -> float | None:
+    """The datasheet's dense peak for ``dtype`` on the GPU named ``device_name``, if known."""
+    if dtype not in _DTYPE_COLUMN:
+        raise ValueError(f"unknown dtype {dtype!r}; accepted: {', '.join(_DTYPE_COLUMN)}")
+    for pattern, *peaks in PEAK_TFLOPS:
+        if re.search(pattern, device_name, flags=re.IGNORECASE):
+            return peaks[_DTYPE_COLUMN[dtype]]
+    return None
+
+
+def matmul_ceiling_tflops(
+    device: torch.device | str = "cuda", dtype: str = "bf16", n: int | None = None,
+    iters: int = 20, repeats: int = 5,
+) -> float:
+    """Best achieved TFLOPS of ``n x n`` matmuls in ``dtype`` over ``repeats`` timed windows of
+    ``iters`` each, after a warm-up (a ceiling: the fastest window, not the typical one).
+
+    ``n`` defaults to 8192 on CUDA and 1024 elsewhere.
+    """
+    device = torch.device(device)
+    if dtype not in _DTYPE_COLUMN:
+        raise ValueError(f"unknown dtype {dtype!r}; accepted: {', '.join(_DTYPE_COLUMN)}")
+    n = n or (8192 if device.type == "cuda" else 1024)
+    torch_dtype = AUTOCAST_DTYPES.get(dtype, torch.float32)
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(device, torch_dtype)
+    b = torch.randn(n, n, generator=gen).to(device, torch_dtype)
+    for _ in range(3):
+        a @ b
+    synchronize(device)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(iters):
+            a @ b
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 * iters / best / 1e12
+
+
+def mfu(flops_per_sample: float, samples_per_s: float, peak_tflops: float) -> float:
+    """Model FLOPs utilisation: achieved FLOPs per second over a peak given in TFLOPS."""
+    if not peak_tflops > 0:
+        raise ValueError(f"peak_tflops must be positive, got {peak_tflops}")
+    return flops_per_sample * samples_per_s / (peak_tflops * 1e12)
+

@@ -1,0 +1,292 @@
+"""Peers: other implementations measured under the same `StepSettings` as our model.
+
+``official`` is hear21passt's PaSST (explicit matmul-softmax attention) with its own frontend,
+``AugmentMelSTFT``; ``official-sdpa`` is the same model with SDPA bound into its attention
+modules; ``hf-ast`` is transformers' ``ASTForAudioClassification``. AST's feature extractor is
+numpy code run on the host, not part of a training step, so ``hf-ast`` uses our frontend. AST
+has no patchout: for a patchout variant it is the unpatched equivalent. Each peer step runs
+the loss, optimizer, precision, compilation and synthetic data of `build_step`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import io
+import types
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from passt.factory import create_model
+from passt.frontend import create_frontend
+from passt.measure.flops import torch_flops
+from passt.measure.memory import fit_line, saved_activation_bytes
+from passt.measure.record import device_name
+from passt.measure.step import (
+    KINDS,
+    Step,
+    StepSettings,
+    make_optimizer,
+    synthetic_batch,
+)
+from passt.model import PaSST, PaSSTConfig, grid_size
+from passt.patchout import NoPatchout, StructuredPatchout, UnstructuredPatchout
+from passt.variants import get_variant
+
+PEERS = ("official", "official-sdpa", "hf-ast")
+_REQUIRES = {
+    "official": ("hear21passt", "torchaudio"),
+    "official-sdpa": ("hear21passt", "torchaudio"),
+    "hf-ast": ("transformers",),
+}
+
+
+def _check_name(name: str) -> None:
+    if name not in PEERS:
+        raise ValueError(f"unknown peer {name!r}; known: {', '.join(PEERS)}")
+
+
+def peer_available(name: str) -> bool:
+    """Whether the packages peer ``name`` needs can be imported."""
+    _check_name(name)
+    try:
+        for module in _REQUIRES[name]:
+            importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+@dataclass(eq=False)
+class PeerStep(Step):
+    """A `Step` of a peer: ``model`` maps ``[B, n_mels, T]`` log-mels to ``[B, classes]``."""
+
+    peer: str
+    implementation: str  # package and version, e.g. "hear21passt 0.0.26"
+    attention_path: str  # the attention the peer runs: "math" or "sdpa"
+    patchout_args: dict[str, Any]  # what the peer drops, in our strategies' names
+
+
+class OfficialLogits(nn.Module):
+    """hear21passt's PaSST on ``[B, n_mels, T]`` log-mels, returning only its logits."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    @property
+    def token_module(self) -> nn.Module:
+        """The module whose output is the transformer's input sequence."""
+        return self.net.pos_drop
+
+    def forward(self, mel: Tensor) -> Tensor:
+        return self.net(mel.unsqueeze(1))[0]
+
+
+class ASTLogits(nn.Module):
+    """transformers' AST on ``[B, n_mels, T]`` log-mels (it wants ``[B, T, n_mels]``)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    @property
+    def token_module(self) -> nn.Module:
+        """The module whose output is the transformer's input sequence."""
+        return self.net.audio_spectrogram_transformer.embeddings
+
+    def forward(self, mel: Tensor) -> Tensor:
+        return self.net(input_values=mel.transpose(1, 2)).logits
+
+
+def _sdpa_attention_forward(self: nn.Module, x: Tensor) -> Tensor:
+    """hear21passt's ``Attention.forward`` with its matmul-softmax replaced by SDPA."""
+    B, N, C = x.shape
+    qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+    drop = self.attn_drop.p if self.training else 0.0
+    x = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, scale=self.scale)
+    return self.proj_drop(self.proj(x.transpose(1, 2).reshape(B, N, C)))
+
+
+def use_sdpa(net: nn.Module) -> None:
+    """Bind SDPA into the forward of every hear21passt ``Attention`` instance in ``net``."""
+    from hear21passt.models.passt import Attention
+
+    modules = [m for m in net.modules() if isinstance(m, Attention)]
+    if not modules:
+        raise ValueError(f"no hear21passt Attention module in {type(net).__name__}")
+    for m in modules:
+        m.forward = types.MethodType(_sdpa_attention_forward, m)
+
+
+def official_patchout(patchout: nn.Module, grid: tuple[int, int]) -> dict[str, int]:
+    """Our patchout on a ``(F, T)`` grid as hear21passt's ``PaSST`` counts (shared by the batch)."""
+    if isinstance(patchout, NoPatchout):
+        return {}
+    if patchout.per_sample:
+        raise ValueError("the official code draws one patchout for the whole batch; "
+                         "per_sample=True has no official equivalent")
+    if isinstance(patchout, StructuredPatchout):
+        rows, cols = patchout.kept_shape(grid)
+        return {"s_patchout_f": grid[0] - rows, "s_patchout_t": grid[1] - cols}
+    if isinstance(patchout, UnstructuredPatchout):
+        return {"u_patchout": grid[0] * grid[1] - patchout.num_kept(grid)}
+    raise ValueError(f"patchout strategy {patchout.name!r} has no equivalent in the official "
+                     "code (it has none, structured and unstructured)")
+
+
+def _official(cfg: PaSSTConfig, patchout: dict[str, int], frames: int, sdpa: bool) -> nn.Module:
+    from hear21passt.models.passt import PaSST as OfficialPaSST
+
+    net = OfficialPaSST(
+        img_size=(cfg.n_mels, cfg.frames), patch_size=cfg.patch_size, stride=cfg.stride,
+        in_chans=1, num_classes=cfg.num_classes, embed_dim=cfg.embed_dim, depth=cfg.depth,
+        num_heads=cfg.num_heads, mlp_ratio=cfg.mlp_ratio, qkv_bias=True, distilled=True,
+        drop_rate=cfg.drop_rate, attn_drop_rate=cfg.attn_drop_rate,
+        drop_path_rate=cfg.drop_path_rate, **patchout,
+    )
+    # Its time embedding spans cfg.frames and is cut to the clip, as ours; img_size only feeds
+    # a per-call warning about shorter inputs, so it is set to the clip's size.
+    net.patch_embed.img_size = (cfg.n_mels, frames)
+    if sdpa:
+        use_sdpa(net)
+    return OfficialLogits(net)
+
+
+def _official_frontend() -> nn.Module:
+    from hear21passt.models.preprocess import AugmentMelSTFT
+
+    # hear21passt.base.get_basic_model's frontend; fmax=None resolves to 15000 Hz, as ours.
+    return AugmentMelSTFT(n_mels=128, sr=32000, win_length=800, hopsize=320, n_fft=1024,
+                          freqm=48, timem=192, htk=False, fmin=0.0, fmax=None, norm=1,
+                          fmin_aug_range=10, fmax_aug_range=2000)
+
+
+def _hf_ast(cfg: PaSSTConfig, frames: int, attention: str) -> nn.Module:
+    from transformers import ASTConfig, ASTForAudioClassification
+
+    config = ASTConfig(
+        hidden_size=cfg.embed_dim, num_hidden_layers=cfg.depth, num_attention_heads=cfg.num_heads,
+        intermediate_size=int(cfg.embed_dim * cfg.mlp_ratio), hidden_dropout_prob=cfg.drop_rate,
+        attention_probs_dropout_prob=cfg.attn_drop_rate, patch_size=cfg.patch_size,
+        frequency_stride=cfg.stride, time_stride=cfg.stride, max_length=frames,
+        num_mel_bins=cfg.n_mels, num_labels=cfg.num_classes, attn_implementation=attention,
+    )
+    return ASTLogits(ASTForAudioClassification(config))
+
+
+def _seq_len(model: nn.Module, mel: Tensor) -> int:
+    """Tokens entering the first block on one dry forward of ``model`` in its current mode."""
+    seen: list[int] = []
+    handle = model.token_module.register_forward_hook(lambda m, a, out: seen.append(out.shape[1]))
+    try:
+        with torch.no_grad():
+            model(mel)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+def build_peer_step(name: str, settings: StepSettings, kind: str = "train") -> PeerStep:
+    """Build peer ``name``'s step of ``settings`` as `build_step` builds ours.
+
+    Seeds torch's global RNG with ``settings.seed``; the peer's architecture is our variant's
+    (depth, width, stride, input frames) with our patchout counts resolved for the clip.
+    """
+    _check_name(name)
+    if kind not in KINDS:
+        raise ValueError(f"unknown step kind {kind!r}; accepted: {', '.join(KINDS)}")
+    if not peer_available(name):
+        raise ModuleNotFoundError(
+            f"peer {name!r} needs {' and '.join(_REQUIRES[name])} installed")
+    device = settings.torch_device
+    training = kind == "train"
+    with torch.device("meta"):
+        ours: PaSST = create_model(settings.variant, **settings.model_kwargs)
+    cfg = ours.cfg
+    ours_frontend = create_frontend()
+    num_samples = settings.num_samples(ours_frontend)
+    frames = ours_frontend.frames(num_samples)  # the official STFT frames alike
+    torch.manual_seed(settings.seed)
+    with contextlib.redirect_stdout(io.StringIO()):  # AugmentMelSTFT announces its fmax
+        if name == "hf-ast":
+            attention = {"sdpa": "sdpa", "math": "eager"}[settings.attention]
+            model, frontend = _hf_ast(cfg, frames, attention), ours_frontend
+            implementation = f"transformers {version('transformers')}"
+            path, patchout_args = settings.attention, {}
+        else:
+            grid = (cfg.grid[0], grid_size(frames, cfg.patch_size, cfg.stride))
+            patchout = official_patchout(ours.patchout, grid)
+            model = _official(cfg, patchout, frames, sdpa=name == "official-sdpa")
+            frontend = _official_frontend()
+            implementation = f"hear21passt {version('hear21passt')}"
+            path = "sdpa" if name == "official-sdpa" else "math"
+            names = {"s_patchout_t": "time", "s_patchout_f": "freq", "u_patchout": "drop"}
+            patchout_args = {names[k]: v for k, v in patchout.items()}
+    model.to(device).train(training)
+    frontend.to(device).train(training)
+    waves, targets = synthetic_batch(settings, num_samples)
+    inputs = waves.to(device)
+    with contextlib.redirect_stdout(io.StringIO()):  # hear21passt prints on its first forward
+        seq_len = _seq_len(model, torch.zeros(1, cfg.n_mels, frames, device=device))
+    optimizer, scaler = make_optimizer(model, settings) if training else (None, None)
+    return PeerStep(
+        settings=settings, kind=kind, frames=frames, seq_len=seq_len, model=model,
+        frontend=frontend, forward_fn=torch.compile(model) if settings.compile else model,
+        inputs=inputs, targets=targets.to(device), optimizer=optimizer, scaler=scaler,
+        peer=name, implementation=implementation, attention_path=path,
+        patchout_args=patchout_args,
+    )
+
+
+def profile_peer(step: PeerStep) -> dict[str, Any]:
+    """`passt.measure.record.profile_step`'s fields for a peer step, plus its name and
+    implementation; FLOPs by torch's counter only, on batch-1 eager steps."""
+    s = dataclasses.replace(step.settings, batch_size=1, compile=False)
+    variant = get_variant(s.variant)
+    one = build_peer_step(step.peer, s, step.kind)
+    with torch.no_grad():
+        mel = one.frontend(one.inputs)
+        forward = torch_flops(lambda: one.model(mel))
+    step_flops = torch_flops(one) / 1e9
+    record: dict[str, Any] = {
+        "peer": step.peer,
+        "implementation": step.implementation,
+        "variant": s.variant,
+        "kind": step.kind,
+        "strategy": "none" if step.peer == "hf-ast" else variant.strategy,
+        "reductions": "+".join(variant.reductions),
+        "patchout_args": dict(step.patchout_args),
+        "seq_len": step.seq_len,
+        "frames": step.frames,
+        "batch_size": step.settings.batch_size,
+        "clip_seconds": s.clip_seconds,
+        "dtype": s.dtype,
+        "attention": step.attention_path,
+        "compile": step.settings.compile,
+        "device": str(step.device),
+        "device_name": device_name(step.device),
+        "params": step.num_params,
+        "forward_gflops_per_sample": forward / 1e9,
+        "step_gflops_per_sample": step_flops,
+    }
+    if step.peer == "hf-ast":
+        record["note"] = (
+            "frontend: ours (AST's feature extractor is host-side numpy); AST has no patchout"
+            + (f", so this is the unpatched equivalent of {s.variant}"
+               if variant.strategy != "none" else "")
+        )
+    if step.kind == "train":
+        record["train_gflops_per_sample"] = step_flops
+        sizes = [1, 2]
+        counts = [saved_activation_bytes(build_peer_step(step.peer, dataclasses.replace(s,
+                  batch_size=b))) for b in sizes]
+        record["activation_bytes_per_sample"] = fit_line(sizes, counts)[0]
+    return record

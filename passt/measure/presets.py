@@ -1,0 +1,80 @@
+"""Benchmark presets: the settings of a whole suite run, chosen by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from passt.frontend import create_frontend
+from passt.measure.step import StepSettings
+from passt.variants import proportional_patchout
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Settings shared by every benchmark of a run, and how long each is measured."""
+
+    name: str
+    description: str
+    device: str
+    batch_size: int
+    clip_seconds: float
+    dtype: str
+    attention: str
+    compile: bool
+    warmup: int  # untimed steps before the timed rounds
+    rounds: int  # timed steps; the median is reported
+    memory_batch_sizes: tuple[int, ...]  # peak-memory fit (at least three)
+    proportional_patchout: bool  # on short clips, keep the paper's fraction of patches
+
+    def settings(self, variant: str, **overrides) -> StepSettings:
+        """The `StepSettings` of ``variant`` under this preset (``overrides`` win)."""
+        batch_size = overrides.pop("batch_size", self.batch_size)
+        clip_seconds = overrides.pop("clip_seconds", self.clip_seconds)
+        model_overrides = dict(overrides.pop("model_overrides", {}))
+        if self.proportional_patchout:
+            frontend = create_frontend()
+            frames = frontend.frames(round(clip_seconds * frontend.config.sample_rate))
+            model_overrides = {**proportional_patchout(variant, frames, **model_overrides),
+                               **model_overrides}
+        return StepSettings(
+            variant=variant, batch_size=batch_size, clip_seconds=clip_seconds,
+            device=overrides.pop("device", self.device), dtype=overrides.pop("dtype", self.dtype),
+            attention=overrides.pop("attention", self.attention),
+            compile=overrides.pop("compile", self.compile), model_overrides=model_overrides,
+            **overrides,
+        )
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("cpu-small", "real architecture on 3 s clips, batch 2, fp32: the whole suite in "
+               "minutes on a 2-core CPU; patchout keeps the paper's fraction of patches",
+               device="cpu", batch_size=2, clip_seconds=3.0, dtype="fp32", attention="sdpa",
+               compile=False, warmup=1, rounds=3, memory_batch_sizes=(1, 2, 4),
+               proportional_patchout=True),
+        Preset("paper", "the paper's setting: 10 s clips, batch 12, fp16 AMP, math attention",
+               device="cuda", batch_size=12, clip_seconds=10.0, dtype="fp16", attention="math",
+               compile=False, warmup=5, rounds=20, memory_batch_sizes=(4, 8, 12),
+               proportional_patchout=False),
+        Preset("gpu", "fast GPU training: 10 s clips, bf16 AMP, SDPA, torch.compile, batch 64",
+               device="cuda", batch_size=64, clip_seconds=10.0, dtype="bf16", attention="sdpa",
+               compile=True, warmup=10, rounds=30, memory_batch_sizes=(16, 32, 64),
+               proportional_patchout=False),
+    )
+}
+
+
+def get_preset(name: str = "auto", cuda: bool | None = None) -> Preset:
+    """The preset ``name``; ``auto`` is ``gpu`` when CUDA is available, else ``cpu-small``."""
+    if name == "auto":
+        cuda = torch.cuda.is_available() if cuda is None else cuda
+        name = "gpu" if cuda else "cpu-small"
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown preset {name!r}; accepted: auto, {', '.join(PRESETS)}"
+        ) from None

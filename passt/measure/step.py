@@ -1,0 +1,230 @@
+"""One training or inference step of a PaSST variant on fixed synthetic audio, ready to time.
+
+A training step is frontend, model, BCE loss, backward and an AdamW update; an inference step
+is frontend and model forward under ``torch.inference_mode``. Both run under the chosen
+precision (fp32, fp16 autocast with gradient scaling, bf16 autocast) and attention path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from passt.factory import create_model
+from passt.frontend import MelFrontend, create_frontend
+from passt.model import ATTENTION_PATHS, grid_size
+
+log = logging.getLogger(__name__)
+
+DTYPES = ("fp32", "fp16", "bf16")
+KINDS = ("train", "inference")
+AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+LEARNING_RATE = 1e-5
+WEIGHT_DECAY = 1e-4
+TARGET_DENSITY = 0.05  # fraction of positive labels in the synthetic multi-hot targets
+
+
+@dataclass(frozen=True)
+class StepSettings:
+    """What one benchmark step runs: variant, batch, clip, device, precision and compilation."""
+
+    variant: str = "passt-s"
+    batch_size: int = 1
+    clip_seconds: float = 10.0
+    device: str = "cpu"
+    dtype: str = "fp32"
+    attention: str = "sdpa"
+    compile: bool = False
+    model_overrides: dict[str, Any] = field(default_factory=dict)  # see passt.create_model
+    num_classes: int = 527
+    seed: int = 0
+    # None: fused on CUDA (with fp16 it also spares the scaler's host sync), default elsewhere
+    fused_adamw: bool | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
+            raise ValueError(f"batch_size must be an integer, got {self.batch_size!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"unknown dtype {self.dtype!r}; accepted: {', '.join(DTYPES)}")
+        if self.attention not in ATTENTION_PATHS:
+            raise ValueError(
+                f"unknown attention path {self.attention!r}; accepted: {', '.join(ATTENTION_PATHS)}"
+            )
+        for key in ("attention", "num_classes"):
+            if key in self.model_overrides:
+                raise ValueError(f"set {key} on StepSettings, not in model_overrides")
+        if not 0 < self.clip_seconds < math.inf:
+            raise ValueError(f"clip_seconds must be positive and finite, got {self.clip_seconds}")
+        device = self.torch_device
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device!r} requested but CUDA is not available")
+        self._check_clip()
+
+    @property
+    def torch_device(self) -> torch.device:
+        try:
+            return torch.device(self.device)
+        except RuntimeError as e:
+            raise ValueError(f"unknown device {self.device!r}: {e}") from None
+
+    def num_samples(self, frontend: MelFrontend) -> int:
+        """Waveform samples in one clip at the frontend's sample rate."""
+        return round(self.clip_seconds * frontend.config.sample_rate)
+
+    @property
+    def model_kwargs(self) -> dict[str, Any]:
+        return {**self.model_overrides, "num_classes": self.num_classes,
+                "attention": self.attention}
+
+    def _check_clip(self) -> None:
+        with torch.device("meta"):  # the architecture without memory
+            model = create_model(self.variant, **self.model_kwargs)
+        cfg = model.cfg
+        frontend = create_frontend()
+        rate, hop = frontend.config.sample_rate, frontend.config.hop_length
+        min_ms = math.ceil(1000 * ((cfg.patch_size - 1) * hop + 1) / rate)  # one patch of frames
+        try:
+            frames = frontend.frames(self.num_samples(frontend))
+        except ValueError:
+            frames = 0
+        if frames < cfg.patch_size:
+            raise ValueError(
+                f"clip of {self.clip_seconds} s gives {frames} frames, shorter than one patch "
+                f"({cfg.patch_size} frames); use a clip of at least {min_ms / 1000} s"
+            )
+        if grid_size(frames, cfg.patch_size, cfg.stride) > cfg.grid[1]:
+            raise ValueError(
+                f"clip of {self.clip_seconds} s gives {frames} frames, longer than the time "
+                f"embedding of {self.variant} ({cfg.frames} frames, about "
+                f"{cfg.frames * hop / rate:.2f} s); use a shorter clip"
+            )
+        try:
+            model.seq_len(frames, training=True)
+        except ValueError as e:
+            raise ValueError(
+                f"clip of {self.clip_seconds} s is too short for {self.variant}'s patchout: {e}"
+            ) from None
+
+
+@dataclass(eq=False)
+class Step:
+    """A built step: call it to run one step (no host synchronisation inside)."""
+
+    settings: StepSettings
+    kind: str
+    frames: int
+    seq_len: int
+    # The eager module; `forward_fn` runs the same module, compiled if the settings ask.
+    model: nn.Module = field(repr=False)  # ours is a PaSST; a peer's, its own module
+    frontend: nn.Module = field(repr=False)
+    forward_fn: Callable[[Tensor], Tensor] = field(repr=False)
+    inputs: Tensor = field(repr=False)  # waveforms [B, samples]
+    targets: Tensor = field(repr=False)  # multi-hot [B, num_classes]
+    optimizer: torch.optim.Optimizer | None = field(repr=False)
+    scaler: torch.amp.GradScaler | None = field(repr=False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.inputs.device
+
+    @property
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Autocast to the step's half precision; a no-op context for fp32."""
+        if self.settings.dtype == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=AUTOCAST_DTYPES[self.settings.dtype])
+
+    def forward(self) -> Tensor:
+        """The training loss, or the inference logits, of the fixed batch."""
+        if self.kind == "inference":
+            with torch.inference_mode(), self.autocast():
+                return self.forward_fn(self.frontend(self.inputs))
+        mel = self.frontend(self.inputs)
+        with self.autocast():
+            logits = self.forward_fn(mel)
+        return F.binary_cross_entropy_with_logits(logits.float(), self.targets)
+
+    def __call__(self) -> None:
+        """Run one step: forward (and backward and update, for training); returns nothing."""
+        if self.optimizer is None:
+            self.forward()
+            return
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.forward()
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+        else:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+
+
+def synthetic_batch(settings: StepSettings, num_samples: int) -> tuple[Tensor, Tensor]:
+    """Deterministic waveforms ``[B, num_samples]`` and multi-hot targets from ``settings.seed``."""
+    gen = torch.Generator().manual_seed(settings.seed)
+    waves = 0.1 * torch.randn(settings.batch_size, num_samples, generator=gen)
+    targets = torch.rand(settings.batch_size, settings.num_classes, generator=gen)
+    return waves, (targets < TARGET_DENSITY).float()
+
+
+def make_optimizer(
+    model: nn.Module, settings: StepSettings
+) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler | None]:
+    """AdamW (fused on CUDA unless told otherwise) and, for fp16, a gradient scaler."""
+    device = settings.torch_device
+    fused = settings.fused_adamw if settings.fused_adamw is not None else device.type == "cuda"
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY, fused=fused
+    )
+    scaler = torch.amp.GradScaler(device.type) if settings.dtype == "fp16" else None
+    return optimizer, scaler
+
+
+def build_step(settings: StepSettings, kind: str = "train") -> Step:
+    """Build the model, frontend, data and optimizer of one ``"train"`` or ``"inference"`` step.
+
+    Seeds torch's global RNG with ``settings.seed`` so initialisation and draws repeat.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown step kind {kind!r}; accepted: {', '.join(KINDS)}")
+    device = settings.torch_device
+    training = kind == "train"
+    torch.manual_seed(settings.seed)
+    model = create_model(settings.variant, **settings.model_kwargs).to(device)
+    frontend = create_frontend().to(device)
+    model.train(training)
+    frontend.train(training)
+    num_samples = settings.num_samples(frontend)
+    waves, targets = synthetic_batch(settings, num_samples)
+    frames = frontend.frames(num_samples)
+    optimizer, scaler = make_optimizer(model, settings) if training else (None, None)
+    forward_fn = torch.compile(model) if settings.compile else model
+    seq_len = model.seq_len(frames, training=training)
+    log.info("built %s step: %s, seq_len %d", kind, settings, seq_len)
+    return Step(
+        settings=settings,
+        kind=kind,
+        model=model,
+        frontend=frontend,
+        forward_fn=forward_fn,
+        inputs=waves.to(device),
+        targets=targets.to(device),
+        frames=frames,
+        seq_len=seq_len,
+        optimizer=optimizer,
+        scaler=scaler,
+    )

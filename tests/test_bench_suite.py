@@ -1,0 +1,79 @@
+"""The pytest-benchmark suite end to end on a tiny variant, and its option errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from passt.cli import main
+from passt.measure.journal import Journal
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_PLUGIN = textwrap.dedent("""
+    import passt
+
+    passt.register_variant(passt.Variant(
+        "tiny-s", ("structured",), {"time": 10, "freq": 2},
+        settings={"embed_dim": 64, "depth": 1, "num_heads": 4}, description="a narrow passt-s"))
+""")
+# Filled from measurement on every device.
+MEASURED = ("seq_len", "params", "forward_gflops_per_sample", "train_gflops_per_sample",
+            "activation_bytes_per_sample", "samples_per_s",
+            "median_step_s", "achieved_tflops", "matmul_ceiling_tflops", "mfu_of_ceiling")
+# Only measurable on a GPU with NVML and a datasheet peak.
+GPU_ONLY = ("mfu", "peak_tflops", "joules_per_sample", "mean_power_w",
+            "peak_memory_bytes_per_sample")
+
+
+def run_bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    plugin = tmp_path / "tiny_variant.py"
+    plugin.write_text(TINY_PLUGIN)
+    env = {**os.environ, "PASST_PLUGINS": str(plugin)}
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "bench"), "--benchmark-only", "-q",
+           "-p", "no:cacheprovider", f"--rootdir={ROOT}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
+
+
+def test_suite_fills_every_field_from_measurement(tmp_path):
+    out, journal = tmp_path / "out.json", tmp_path / "journal.jsonl"
+    proc = run_bench(tmp_path, "--bench-variants", "tiny-s", "--bench-clip-seconds", "1",
+                     f"--benchmark-json={out}", f"--bench-journal={journal}")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    assert data["machine_info"]["passt_preset"] == "cpu-small"
+    assert data["machine_info"]["torch"]
+    by_kind = {b["extra_info"]["kind"]: b for b in data["benchmarks"]}
+    assert set(by_kind) == {"train", "inference"}
+    train = by_kind["train"]["extra_info"]
+    assert train["variant"] == "tiny-s" and train["oom"] is False
+    assert train["seq_len"] == 2 + (12 - 2) * (9 - 1)  # 1 s: 100 frames, 9 columns; 1 dropped
+    for field in MEASURED:
+        assert isinstance(train[field], (int, float)) and train[field] > 0, field
+    for field in GPU_ONLY:
+        assert field in train
+    assert train["samples_per_s"] == pytest.approx(2 / by_kind["train"]["stats"]["median"])
+    assert by_kind["inference"]["extra_info"]["seq_len"] == 2 + 12 * 9
+    # each benchmark was journaled as soon as it finished
+    assert [e["extra_info"]["kind"] for e in Journal(journal).read()] == ["train", "inference"]
+    # a run compared with itself has no regression
+    assert main(["check", str(out), str(out)]) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--bench-preset", "laptop"],
+     "unknown preset 'laptop'; accepted: auto, cpu-small, paper, gpu"),
+    (["--bench-variants", "passt-x"], "unknown variant(s) passt-x; known: passt-b"),
+    (["--bench-batch-size", "0"], "batch_size must be at least 1, got 0"),
+    (["--bench-clip-seconds", "0.1"], "shorter than one patch (16 frames)"),
+])
+def test_bad_options_are_clear_errors(tmp_path, args, message):
+    variants = [] if "--bench-variants" in args else ["--bench-variants", "tiny-s"]
+    proc = run_bench(tmp_path, *variants, *args)
+    assert proc.returncode == 4  # pytest's usage error: nothing was measured
+    assert message in proc.stderr + proc.stdout

@@ -1,0 +1,126 @@
+"""Tests for passt.measure.flops: three FLOP counts that agree, the 3x training rule, MFU."""
+
+import pytest
+import torch
+
+from passt import variant_config
+from passt.measure import (
+    StepSettings,
+    analytic_flops,
+    build_step,
+    count_flops,
+    fvcore_forward_flops,
+    matmul_ceiling_tflops,
+    mfu,
+    peak_tflops,
+    torch_flops,
+)
+
+TINY = dict(embed_dim=64, depth=2, num_heads=4, time=2, freq=1)
+
+
+@pytest.fixture(scope="module")
+def full_size():
+    """Full-size reports at batch 1 and 10 s clips: passt-b in eval, passt-s in training."""
+    return {
+        "passt-b": count_flops(StepSettings("passt-b"), kind="inference"),
+        "passt-s": count_flops(StepSettings("passt-s"), kind="train"),
+    }
+
+
+@pytest.mark.parametrize("variant, seq_len", [("passt-b", 1190), ("passt-s", 474)])
+def test_three_counts_agree_on_full_size_models(full_size, variant, seq_len):
+    report = full_size[variant]
+    assert report.seq_len == seq_len
+    counts = [report.forward_fvcore, report.forward_torch, report.forward_analytic]
+    assert max(counts) / min(counts) < 1.02, counts
+    assert report.forward_torch == pytest.approx(report.forward_analytic, rel=1e-6)
+
+
+def test_passt_s_in_eval_costs_what_passt_b_does(full_size):
+    b, s = variant_config("passt-b"), variant_config("passt-s")
+    assert analytic_flops(s, 1190, 1000) == analytic_flops(b, 1190, 1000)
+    assert full_size["passt-b"].forward_analytic == pytest.approx(analytic_flops(s, 1190) / 1e9)
+
+
+def test_training_step_is_about_three_forwards(full_size):
+    report = full_size["passt-s"]
+    assert report.step_analytic == pytest.approx(3 * report.forward_analytic)
+    # Linear layers cost exactly 3x; attention's backward 2.5x its forward, the patch
+    # embedding's 1x (its input needs no gradient): the whole step is slightly above 3x.
+    assert 3.0 < report.step_over_forward < 3.1
+    assert full_size["passt-b"].step_over_forward == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "math"])
+@pytest.mark.parametrize("kind", ["train", "inference"])
+def test_counts_agree_on_a_tiny_model(attention, kind):
+    settings = StepSettings(batch_size=2, clip_seconds=1.0, attention=attention,
+                            model_overrides=TINY)
+    report = count_flops(settings, kind)
+    counts = [report.forward_fvcore, report.forward_torch, report.forward_analytic]
+    assert max(counts) / min(counts) < 1.02, counts
+    assert report.seq_len == (79 if kind == "train" else 110)
+
+
+def test_cpu_attention_formulas_match_torch_math_path():
+    q, k, v = (torch.randn(2, 3, 50, 8, requires_grad=True) for _ in range(3))
+
+    def attention(sdpa: bool) -> None:
+        if sdpa:
+            out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        else:
+            out = (q @ k.transpose(-2, -1)).softmax(-1) @ v
+        out.sum().backward()
+
+    forward = 4 * 2 * 3 * 50 * 50 * 8
+    assert torch_flops(lambda: attention(True)) == forward + 2.5 * forward
+    assert torch_flops(lambda: attention(False)) == forward + 2 * forward
+
+
+def test_fvcore_counts_a_model_with_sdpa():
+    step = build_step(StepSettings(batch_size=1, clip_seconds=1.0, model_overrides=TINY),
+                      kind="inference")
+    mel = step.frontend(step.inputs)
+    with_attention = fvcore_forward_flops(step.model, mel)
+    step.model.set_attention("math")
+    assert fvcore_forward_flops(step.model, mel) == with_attention
+
+
+@pytest.mark.parametrize(
+    "name, dtype, peak",
+    [
+        ("NVIDIA H100 80GB HBM3", "bf16", 989.4),
+        ("NVIDIA H100 80GB HBM3", "fp32", 67.0),
+        ("NVIDIA H100 PCIe", "fp16", 756.0),
+        ("NVIDIA H200", "bf16", 989.4),
+        ("NVIDIA A100-SXM4-80GB", "bf16", 312.0),
+        ("NVIDIA A10", "fp16", 125.0),
+        ("NVIDIA L40S", "bf16", 362.05),
+        ("NVIDIA L4", "fp32", 30.3),
+        ("Tesla V100-SXM2-16GB", "fp16", 125.0),
+        ("Tesla V100-SXM2-16GB", "bf16", None),
+        ("NVIDIA TITAN RTX", "fp16", 130.5),
+        ("Tesla T4", "fp32", 8.1),
+        ("NVIDIA A10G", "bf16", None),
+        ("cpu", "fp32", None),
+    ],
+)
+def test_peak_table_lookup(name, dtype, peak):
+    assert peak_tflops(name, dtype) == peak
+
+
+def test_peak_lookup_rejects_unknown_dtype():
+    with pytest.raises(ValueError, match="unknown dtype 'int8'"):
+        peak_tflops("NVIDIA H100 80GB HBM3", "int8")
+
+
+def test_mfu_by_hand():
+    # 270 GFLOPs per training sample at 1500 samples/s is 405 TFLOPS: 40.93 % of 989.4.
+    assert mfu(270e9, 1500, 989.4) == pytest.approx(405 / 989.4)
+    with pytest.raises(ValueError, match="peak_tflops must be positive"):
+        mfu(1.0, 1.0, 0.0)
+
+
+def test_matmul_ceiling_on_cpu():
+    assert 0 < matmul_ceiling_tflops("cpu", "fp32", n=256, iters=3) < 100

@@ -1,0 +1,78 @@
+"""Tests for passt.measure.telemetry: clean degradation without a GPU, and NVML bookkeeping."""
+
+import sys
+import time
+import types
+
+import pytest
+import torch
+
+from passt.measure import EnergyMeter, gpu_info
+
+no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine has no GPU")
+
+
+@no_gpu
+def test_gpu_info_is_none_without_a_gpu():
+    assert gpu_info() is None
+
+
+@no_gpu
+def test_energy_meter_degrades_without_a_gpu():
+    with EnergyMeter() as meter:
+        sum(range(1000))
+    assert not meter.available
+    assert meter.joules is None and meter.mean_power_w is None and meter.mean_util_pct is None
+    assert meter.joules_per_sample(8) is None
+
+
+class FakeNVMLError(Exception):
+    pass
+
+
+def fake_nvml(energy_mj=None) -> types.ModuleType:
+    """A stand-in for pynvml: one GPU at 250 W and 80 % utilisation whose energy counter, if
+    it has one, advances by 50 J between reads."""
+    reads = iter(range(10))
+
+    def energy(handle):
+        if energy_mj is None:
+            raise FakeNVMLError("not supported")
+        return energy_mj + 50_000 * next(reads)
+
+    nvml = types.ModuleType("pynvml")
+    nvml.NVMLError = FakeNVMLError
+    nvml.nvmlInit = lambda: None
+    nvml.nvmlShutdown = lambda: None
+    nvml.nvmlDeviceGetHandleByIndex = lambda index: f"gpu{index}"
+    nvml.nvmlDeviceGetName = lambda handle: b"NVIDIA H100 80GB HBM3"
+    nvml.nvmlSystemGetDriverVersion = lambda: "580.65.06"
+    nvml.nvmlDeviceGetMemoryInfo = lambda handle: types.SimpleNamespace(total=80 * 2**30)
+    nvml.nvmlDeviceGetTotalEnergyConsumption = energy
+    nvml.nvmlDeviceGetPowerUsage = lambda handle: 250_000
+    nvml.nvmlDeviceGetUtilizationRates = lambda handle: types.SimpleNamespace(gpu=80)
+    return nvml
+
+
+@no_gpu
+def test_gpu_info_reads_nvml(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml())
+    info = gpu_info()
+    assert info.name == "NVIDIA H100 80GB HBM3" and info.driver == "580.65.06"
+    assert info.memory_bytes == 80 * 2**30 and info.index == 0
+
+
+@no_gpu
+@pytest.mark.parametrize("energy_mj", [1_000_000, None])
+def test_energy_meter_with_nvml(monkeypatch, energy_mj):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(energy_mj))
+    with EnergyMeter(interval_s=0.01) as meter:
+        time.sleep(0.1)
+    assert meter.available and meter.seconds >= 0.1
+    assert meter.mean_util_pct == 80
+    if energy_mj is None:  # power from the samples
+        assert meter.joules is None and meter.joules_per_sample(4) is None
+        assert meter.mean_power_w == 250
+    else:  # power from the energy counter
+        assert meter.joules == 50 and meter.joules_per_sample(4) == 12.5
+        assert meter.mean_power_w == 50 / meter.seconds
