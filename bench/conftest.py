@@ -32,6 +32,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-device", default=None, help="e.g. cuda:1 (default: the preset's)")
     group.addoption("--bench-peers", action="store_true",
                     help="also measure the official code and HF AST (if installed)")
+    group.addoption("--bench-ablation", action="store_true",
+                    help="also measure passt-s with each fast-path optimization switched off")
     group.addoption("--bench-journal", default=".benchmarks/journal.jsonl",
                     help="every finished benchmark is appended here at once, so a crash "
                          "keeps what was measured ('' to disable)")
@@ -114,6 +116,11 @@ def overrides(pytestconfig: pytest.Config) -> dict:
 @pytest.fixture(scope="session")
 def peers_enabled(pytestconfig: pytest.Config) -> bool:
     return pytestconfig.getoption("--bench-peers")
+
+
+@pytest.fixture(scope="session")
+def ablation_enabled(pytestconfig: pytest.Config) -> bool:
+    return pytestconfig.getoption("--bench-ablation")
 
 
 @pytest.fixture(scope="session")

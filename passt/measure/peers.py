@@ -32,6 +32,7 @@ from passt.measure.step import (
     KINDS,
     Step,
     StepSettings,
+    make_forward,
     make_optimizer,
     synthetic_batch,
 )
@@ -239,7 +240,7 @@ def build_peer_step(name: str, settings: StepSettings, kind: str = "train") -> P
     optimizer, scaler = make_optimizer(model, settings) if training else (None, None)
     return PeerStep(
         settings=settings, kind=kind, frames=frames, seq_len=seq_len, model=model,
-        frontend=frontend, forward_fn=torch.compile(model) if settings.compile else model,
+        frontend=frontend, forward_fn=make_forward(model, frontend, kind, settings),
         inputs=inputs, targets=targets.to(device), optimizer=optimizer, scaler=scaler,
         peer=name, implementation=implementation, attention_path=path,
         patchout_args=patchout_args,

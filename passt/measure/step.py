@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 DTYPES = ("fp32", "fp16", "bf16")
 KINDS = ("train", "inference")
+COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 LEARNING_RATE = 1e-5
 WEIGHT_DECAY = 1e-4
@@ -43,6 +44,7 @@ class StepSettings:
     dtype: str = "fp32"
     attention: str = "sdpa"
     compile: bool = False
+    compile_mode: str | None = None  # torch.compile mode, e.g. "reduce-overhead" (CUDA graphs)
     model_overrides: dict[str, Any] = field(default_factory=dict)  # see passt.create_model
     num_classes: int = 527
     seed: int = 0
@@ -54,6 +56,11 @@ class StepSettings:
             raise ValueError(f"batch_size must be an integer, got {self.batch_size!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise ValueError(
+                f"unknown compile mode {self.compile_mode!r}; accepted: "
+                f"{', '.join(str(m) for m in COMPILE_MODES)}"
+            )
         if self.dtype not in DTYPES:
             raise ValueError(f"unknown dtype {self.dtype!r}; accepted: {', '.join(DTYPES)}")
         if self.attention not in ATTENTION_PATHS:
@@ -124,10 +131,10 @@ class Step:
     kind: str
     frames: int
     seq_len: int
-    # The eager module; `forward_fn` runs the same module, compiled if the settings ask.
+    # The eager modules; `forward_fn` runs them (compiled if the settings ask).
     model: nn.Module = field(repr=False)  # ours is a PaSST; a peer's, its own module
     frontend: nn.Module = field(repr=False)
-    forward_fn: Callable[[Tensor], Tensor] = field(repr=False)
+    forward_fn: Callable[[Tensor, Tensor], Tensor] = field(repr=False)  # see `make_forward`
     inputs: Tensor = field(repr=False)  # waveforms [B, samples]
     targets: Tensor = field(repr=False)  # multi-hot [B, num_classes]
     optimizer: torch.optim.Optimizer | None = field(repr=False)
@@ -143,19 +150,14 @@ class Step:
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Autocast to the step's half precision; a no-op context for fp32."""
-        if self.settings.dtype == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=AUTOCAST_DTYPES[self.settings.dtype])
+        return autocast(self.settings.dtype, self.device.type)
 
     def forward(self) -> Tensor:
         """The training loss, or the inference logits, of the fixed batch."""
         if self.kind == "inference":
-            with torch.inference_mode(), self.autocast():
-                return self.forward_fn(self.frontend(self.inputs))
-        mel = self.frontend(self.inputs)
-        with self.autocast():
-            logits = self.forward_fn(mel)
-        return F.binary_cross_entropy_with_logits(logits.float(), self.targets)
+            with torch.inference_mode():
+                return self.forward_fn(self.inputs, self.targets)
+        return self.forward_fn(self.inputs, self.targets)
 
     def __call__(self) -> None:
         """Run one step: forward (and backward and update, for training); returns nothing."""
@@ -179,6 +181,29 @@ def synthetic_batch(settings: StepSettings, num_samples: int) -> tuple[Tensor, T
     waves = 0.1 * torch.randn(settings.batch_size, num_samples, generator=gen)
     targets = torch.rand(settings.batch_size, settings.num_classes, generator=gen)
     return waves, (targets < TARGET_DENSITY).float()
+
+
+def autocast(dtype: str, device_type: str) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` ("fp16"/"bf16"); a no-op context for fp32."""
+    if dtype == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=AUTOCAST_DTYPES[dtype])
+
+
+def make_forward(model: nn.Module, frontend: nn.Module, kind: str,
+                 settings: StepSettings) -> Callable[[Tensor, Tensor], Tensor]:
+    """``(waveforms, targets) -> loss`` (train) or ``-> logits`` (inference): frontend, model
+    and loss as one function, so that ``compile`` captures all of them in one graph."""
+    device_type = settings.torch_device.type
+
+    def forward(waves: Tensor, targets: Tensor) -> Tensor:
+        with autocast(settings.dtype, device_type):
+            logits = model(frontend(waves))
+        if kind == "inference":
+            return logits
+        return F.binary_cross_entropy_with_logits(logits.float(), targets)
+
+    return torch.compile(forward, mode=settings.compile_mode) if settings.compile else forward
 
 
 def make_optimizer(
@@ -212,7 +237,7 @@ def build_step(settings: StepSettings, kind: str = "train") -> Step:
     waves, targets = synthetic_batch(settings, num_samples)
     frames = frontend.frames(num_samples)
     optimizer, scaler = make_optimizer(model, settings) if training else (None, None)
-    forward_fn = torch.compile(model) if settings.compile else model
+    forward_fn = make_forward(model, frontend, kind, settings)
     seq_len = model.seq_len(frames, training=training)
     log.info("built %s step: %s, seq_len %d", kind, settings, seq_len)
     return Step(

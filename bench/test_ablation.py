@@ -1,0 +1,21 @@
+"""Each fast-path optimization switched off in turn on passt-s (``--bench-ablation``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from passt.measure.ablation import ABLATIONS, ablation_settings
+from passt.measure.suite import measure
+
+
+@pytest.mark.parametrize("ablation", list(ABLATIONS))
+def test_ablation(benchmark, ablation, preset, overrides, ceiling, timer, record,
+                  ablation_enabled):
+    if not ablation_enabled:
+        pytest.skip("the ablation runs with --bench-ablation")
+    benchmark.group = f"ablation {preset.name}"
+    settings = preset.settings("passt-s", **{**overrides, **ablation_settings(ablation)})
+    if settings.compile_mode == "reduce-overhead" and settings.torch_device.type != "cuda":
+        pytest.skip("CUDA graphs need a CUDA device")
+    result = measure(settings, "train", preset, timer, ceiling)
+    record({**result, "ablation": ablation})
