@@ -1,0 +1,40 @@
+"""Training and evaluation data: a synthetic AudioSet-like task, audio folders, AudioSet HDF5,
+balanced sampling and augmentation."""
+
+from passt.data.augment import (
+    Augment,
+    AugmentConfig,
+    random_gain,
+    random_roll,
+    spectrogram_mixup,
+    waveform_mixup,
+)
+from passt.data.bad_files import BadFileError
+from passt.data.factory import open_dataset
+from passt.data.folder import FolderDataset
+from passt.data.hdf5 import Hdf5Dataset, PackSummary, pack_hdf5
+from passt.data.labels import LabelVocabulary, read_label_csv
+from passt.data.sampler import BalancedSampler, balanced_weights
+from passt.data.synthetic import CATALOG, SyntheticConfig, SyntheticDataset
+
+__all__ = [
+    "CATALOG",
+    "Augment",
+    "AugmentConfig",
+    "BadFileError",
+    "BalancedSampler",
+    "FolderDataset",
+    "Hdf5Dataset",
+    "LabelVocabulary",
+    "PackSummary",
+    "SyntheticConfig",
+    "SyntheticDataset",
+    "balanced_weights",
+    "open_dataset",
+    "pack_hdf5",
+    "random_gain",
+    "random_roll",
+    "read_label_csv",
+    "spectrogram_mixup",
+    "waveform_mixup",
+]

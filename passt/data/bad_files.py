@@ -1,0 +1,41 @@
+"""The ``on_bad_file`` policy: skip a bad file with a counted warning, or stop with an error."""
+
+from __future__ import annotations
+
+import logging
+
+POLICIES = ("skip", "error")
+
+log = logging.getLogger(__name__)
+
+
+class BadFileError(ValueError):
+    """A file or row that cannot be used, under ``on_bad_file="error"``; names it and why."""
+
+
+def check_policy(on_bad_file: str) -> str:
+    """Return ``on_bad_file`` if it is a known policy, else raise a `ValueError`."""
+    if on_bad_file not in POLICIES:
+        raise ValueError(f"on_bad_file must be one of {POLICIES}, got {on_bad_file!r}")
+    return on_bad_file
+
+
+class BadFiles:
+    """Collects bad files under a policy: ``"skip"`` logs and records, ``"error"`` raises."""
+
+    def __init__(self, on_bad_file: str = "skip"):
+        self.policy = check_policy(on_bad_file)
+        self.items: list[tuple[str, str]] = []
+
+    def report(self, name: str, reason: str) -> None:
+        """Handle one bad file: raise `BadFileError`, or log a warning and record it."""
+        if self.policy == "error":
+            raise BadFileError(f"{name}: {reason}")
+        log.warning("skipping %s: %s", name, reason)
+        self.items.append((name, reason))
+
+    def summarise(self, source: str, total: int) -> None:
+        """Log how many of ``total`` entries of ``source`` were skipped."""
+        if self.items:
+            log.warning("%s: skipped %d of %d entries as bad (see the warnings above)",
+                        source, len(self.items), total)

@@ -1,0 +1,38 @@
+"""`open_dataset`: one entry point for the synthetic task, audio folders and HDF5 files."""
+
+from __future__ import annotations
+
+from torch.utils.data import Dataset
+
+from passt.data.bad_files import check_policy
+from passt.data.folder import FolderDataset
+from passt.data.hdf5 import Hdf5Dataset
+from passt.data.synthetic import SyntheticConfig, SyntheticDataset
+
+SPECS = ("synthetic", "folder:DIR", "hdf5:FILE")
+
+
+def open_dataset(spec: str, clip_seconds: float = 10.0, split: str = "train",
+                 on_bad_file: str = "skip", **kwargs) -> Dataset:
+    """Open a dataset of ``(waveform [clip_samples] at 32 kHz, target [num_classes])`` pairs.
+
+    - ``"synthetic"``: `SyntheticDataset`; kwargs ``size``, ``seed``, ``num_classes`` and any
+      other `SyntheticConfig` field. Splits ``train``/``eval``/``test`` are disjoint streams.
+    - ``"folder:DIR"``: `FolderDataset`; kwargs ``csv`` (default ``DIR/labels.csv``),
+      ``labels_file``, ``validate``.
+    - ``"hdf5:FILE"``: `Hdf5Dataset` (the file is the split); kwargs ``num_classes``,
+      ``validate``.
+    """
+    check_policy(on_bad_file)
+    kind, _, location = spec.partition(":")
+    if kind == "synthetic" and not location:
+        size, seed = kwargs.pop("size", None), kwargs.pop("seed", 0)
+        config = SyntheticConfig(clip_seconds=clip_seconds, **kwargs)
+        return SyntheticDataset(size, seed=seed, split=split, config=config)
+    if kind == "folder" and location:
+        return FolderDataset(location, clip_seconds=clip_seconds, split=split,
+                             on_bad_file=on_bad_file, **kwargs)
+    if kind == "hdf5" and location:
+        return Hdf5Dataset(location, clip_seconds=clip_seconds, on_bad_file=on_bad_file,
+                           **kwargs)
+    raise ValueError(f"unknown dataset spec {spec!r}; accepted forms: {', '.join(SPECS)}")

@@ -1,0 +1,95 @@
+"""A folder of audio files with a CSV of multi-labels, as 32 kHz mono clips of fixed length."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from passt.audio import SAMPLE_RATE, decode, fit_length
+from passt.data.bad_files import BadFiles
+from passt.data.labels import LabelRow, LabelVocabulary, read_label_csv
+from passt.data.validate import check_file, check_level
+
+log = logging.getLogger(__name__)
+
+
+class FolderDataset(Dataset):
+    """Audio files under ``root`` labelled by ``csv`` (default ``root/labels.csv``).
+
+    Files are decoded (wav, flac, ogg, mp3, ... through soundfile), mixed to mono, resampled to
+    32 kHz and zero-padded or cropped (from the start) to ``clip_seconds``. Every file of the
+    split is checked at open time (``validate="full"`` decodes it, ``"header"`` reads its header
+    only); bad files and rows (missing file, unknown label) follow ``on_bad_file``. With a
+    ``split`` column only the rows of ``split`` are used (``split=None``: all rows); without one,
+    all rows are. The vocabulary is every label of the CSV, sorted, or ``labels_file``.
+    """
+
+    def __init__(self, root: str | Path, csv: str | Path | None = None,
+                 clip_seconds: float = 10.0, split: str | None = "train",
+                 on_bad_file: str = "skip", labels_file: str | Path | None = None,
+                 validate: str = "full"):
+        if clip_seconds <= 0:
+            raise ValueError(f"clip_seconds must be positive, got {clip_seconds}")
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"audio folder {self.root} does not exist")
+        csv_path = Path(csv) if csv is not None else self.root / "labels.csv"
+        if not csv_path.is_file():
+            raise FileNotFoundError(f"label CSV {csv_path} does not exist")
+        check_level(validate)
+        rows = read_label_csv(csv_path)
+        vocabulary = (LabelVocabulary.from_file(labels_file) if labels_file is not None
+                      else LabelVocabulary.from_rows(rows))
+        rows = self._select_split(rows, split, csv_path)
+
+        bad = BadFiles(on_bad_file)
+        self.files: list[Path] = []
+        self.names: list[str] = []
+        targets = []
+        for row in tqdm(rows, desc=f"checking {csv_path.name}", unit="file", disable=None):
+            reason = self._row_problem(row, vocabulary, validate)
+            if reason:
+                bad.report(row.filename, reason)
+                continue
+            self.files.append(self.root / row.filename)
+            self.names.append(row.filename)
+            targets.append(vocabulary.encode(row.labels))
+        bad.summarise(str(csv_path), len(rows))
+
+        self.bad_files = bad.items
+        self.label_names = list(vocabulary.names)
+        self.num_classes = len(vocabulary)
+        self.clip_samples = round(clip_seconds * SAMPLE_RATE)
+        self.targets = (np.stack(targets) if targets
+                        else np.zeros((0, self.num_classes), dtype=np.float32))
+
+    @staticmethod
+    def _select_split(rows: list[LabelRow], split: str | None, csv_path: Path) -> list[LabelRow]:
+        if split is None:
+            return rows
+        if rows and rows[0].split is None:
+            log.info("%s has no split column: all %d rows are split %r", csv_path, len(rows), split)
+            return rows
+        chosen = [row for row in rows if row.split == split]
+        if not chosen:
+            found = sorted({row.split for row in rows})
+            raise ValueError(f"{csv_path}: no rows of split {split!r}; splits found: {found}")
+        return chosen
+
+    def _row_problem(self, row: LabelRow, vocabulary: LabelVocabulary,
+                     validate: str) -> str | None:
+        unknown = vocabulary.unknown(row.labels)
+        if unknown:
+            return f"unknown label(s) {unknown} (CSV line {row.line})"
+        return check_file(self.root / row.filename, validate)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        audio = decode(self.files[index], name=self.names[index])  # AudioError names the file
+        return fit_length(audio, self.clip_samples), self.targets[index]

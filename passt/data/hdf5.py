@@ -1,0 +1,177 @@
+"""AudioSet HDF5 files in the official PaSST layout: a reader, and a writer from a folder.
+
+Datasets: ``audio_name`` (byte strings), ``mp3`` (variable-length uint8: one encoded clip each),
+``target`` (multi-hot packed with ``np.packbits`` along the classes: uint8 ``[N, ceil(C/8)]``),
+and here also ``label_names`` (byte strings; absent from the official files).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import soundfile as sf
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from passt.audio import SAMPLE_RATE, AudioError, decode, fit_length
+from passt.data.bad_files import BadFiles
+from passt.data.folder import FolderDataset
+
+log = logging.getLogger(__name__)
+VALIDATE = ("none", "full")
+
+
+def encode_mp3(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """MP3 bytes of a mono waveform, as a uint8 array."""
+    buffer = io.BytesIO()
+    sf.write(buffer, waveform, sample_rate, format="MP3")
+    return np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+
+
+class Hdf5Dataset(Dataset):
+    """Clips of an official-layout HDF5 file, decoded, mono, 32 kHz, padded or cropped.
+
+    Names and targets are read at open time; the mp3 bytes on access, through a handle opened
+    lazily in each process (so DataLoader workers each get their own). ``validate="full"``
+    decodes every clip at open time and applies ``on_bad_file``; with ``"none"`` (for large
+    files) a clip that fails to decode raises `AudioError` naming it.
+    """
+
+    def __init__(self, path: str | Path, clip_seconds: float = 10.0, on_bad_file: str = "skip",
+                 num_classes: int | None = None, validate: str = "none"):
+        if validate not in VALIDATE:
+            raise ValueError(f"validate must be one of {VALIDATE}, got {validate!r}")
+        if clip_seconds <= 0:
+            raise ValueError(f"clip_seconds must be positive, got {clip_seconds}")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"HDF5 file {self.path} does not exist")
+        with h5py.File(self.path, "r") as f:
+            missing = {"audio_name", "mp3", "target"} - set(f.keys())
+            if missing:
+                raise ValueError(f"{self.path}: missing dataset(s) {sorted(missing)}; "
+                                 "need audio_name, mp3, target")
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["audio_name"][:]]
+            packed = f["target"][:]
+            stored = f["label_names"][:] if "label_names" in f else f.attrs.get("label_names")
+            if len(f["mp3"]) != len(names) or len(packed) != len(names):
+                raise ValueError(f"{self.path}: audio_name, mp3 and target differ in length "
+                                 f"({len(names)}, {len(f['mp3'])}, {len(packed)})")
+        label_names = ([n.decode() if isinstance(n, bytes) else str(n) for n in stored]
+                       if stored is not None else None)
+        self.num_classes = self._num_classes(num_classes, label_names, packed)
+        self.label_names = label_names or [str(i) for i in range(self.num_classes)]
+        targets = np.unpackbits(packed, axis=-1, count=self.num_classes).astype(np.float32)
+
+        self.clip_samples = round(clip_seconds * SAMPLE_RATE)
+        self._handle: h5py.File | None = None
+        self._pid: int | None = None
+        bad = BadFiles(on_bad_file)
+        self.rows = list(range(len(names)))
+        if validate == "full":
+            try:
+                self.rows = [i for i in tqdm(self.rows, desc=f"checking {self.path.name}",
+                                             unit="clip", disable=None)
+                             if self._decodes(i, names[i], bad)]
+            finally:
+                self.close()
+            bad.summarise(str(self.path), len(names))
+        self.bad_files = bad.items
+        self.names = [names[i] for i in self.rows]
+        self.targets = targets[self.rows]
+
+    def _num_classes(self, num_classes: int | None, label_names: list[str] | None,
+                     packed: np.ndarray) -> int:
+        bits = 8 * packed.shape[-1]
+        if num_classes is None and label_names is not None:
+            num_classes = len(label_names)
+        if num_classes is None:
+            log.warning("%s has no label_names: assuming %d classes (8 per target byte); "
+                        "pass num_classes= (AudioSet: 527)", self.path, bits)
+            num_classes = bits
+        if not bits - 8 < num_classes <= bits:
+            raise ValueError(f"{self.path}: {num_classes} classes do not fit targets packed "
+                             f"in {packed.shape[-1]} bytes")
+        if label_names is not None and len(label_names) != num_classes:
+            raise ValueError(f"{self.path}: {len(label_names)} label_names for {num_classes} "
+                             "classes")
+        return num_classes
+
+    def _decodes(self, row: int, name: str, bad: BadFiles) -> bool:
+        try:
+            decode(self._mp3(row).tobytes(), name=name)
+        except AudioError as e:
+            bad.report(name, str(e).removeprefix(f"{name}: "))
+            return False
+        return True
+
+    def _mp3(self, row: int) -> np.ndarray:
+        if self._handle is None or self._pid != os.getpid():
+            self._handle = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._handle["mp3"][row]
+
+    def close(self) -> None:
+        """Close this process's file handle (it reopens on the next access)."""
+        if self._handle is not None and self._pid == os.getpid():
+            self._handle.close()
+        self._handle = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_handle": None, "_pid": None}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        audio = decode(self._mp3(self.rows[index]).tobytes(), name=self.names[index])
+        return fit_length(audio, self.clip_samples), self.targets[index]
+
+
+@dataclass(frozen=True)
+class PackSummary:
+    """What `pack_hdf5` wrote: the file, its clip and class counts, the files it skipped."""
+
+    path: Path
+    clips: int
+    num_classes: int
+    bad_files: list[tuple[str, str]]
+
+
+def pack_hdf5(folder: str | Path, csv: str | Path, out_path: str | Path,
+              clip_seconds: float = 10.0, on_bad_file: str = "skip",
+              labels_file: str | Path | None = None) -> PackSummary:
+    """Write every usable row of ``csv`` (all splits) as an official-layout HDF5 file: clips
+    decoded to 32 kHz mono, fitted to ``clip_seconds``, re-encoded as mp3. Atomic: a temporary
+    file in the same folder is renamed over ``out_path`` once complete."""
+    dataset = FolderDataset(folder, csv=csv, clip_seconds=clip_seconds, split=None,
+                            on_bad_file=on_bad_file, labels_file=labels_file)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", prefix=f".{out_path.name}.", dir=out_path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            names = [name.encode() for name in dataset.names]
+            f.create_dataset("audio_name", data=np.array(names, dtype=np.bytes_))
+            mp3 = f.create_dataset("mp3", shape=(len(dataset),),
+                                   dtype=h5py.vlen_dtype(np.dtype("uint8")))
+            for i in tqdm(range(len(dataset)), desc=f"packing {out_path.name}", unit="clip",
+                          disable=None):
+                mp3[i] = encode_mp3(dataset[i][0])
+            f.create_dataset("target", data=np.packbits(dataset.targets.astype(bool), axis=-1))
+            f.create_dataset("label_names",
+                             data=np.array([n.encode() for n in dataset.label_names],
+                                           dtype=np.bytes_))
+        os.replace(tmp, out_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return PackSummary(out_path, len(dataset), dataset.num_classes, dataset.bad_files)

@@ -1,0 +1,92 @@
+"""Label CSVs (``filename,labels[,split]``) and the label vocabulary that maps names to columns."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    """One CSV row: the file (as written), its label names, its split (or None), its line."""
+
+    filename: str
+    labels: tuple[str, ...]
+    split: str | None
+    line: int
+
+
+def split_labels(field: str) -> tuple[str, ...]:
+    """Label names of a ``labels`` field: separated by ``;`` if it holds one (so names may
+    contain commas, as AudioSet's display names do: end a lone such name with ``;``),
+    else by ``,``."""
+    parts = field.split(";" if ";" in field else ",")
+    return tuple(part.strip() for part in parts if part.strip())
+
+
+def read_label_csv(path: str | Path) -> list[LabelRow]:
+    """Read a CSV with columns ``filename`` and ``labels`` (see `split_labels`) and an optional
+    ``split``."""
+    path = Path(path)
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = {"filename", "labels"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {sorted(missing)}; need filename,labels"
+                             f" and optionally split, found {reader.fieldnames}")
+        has_split = "split" in reader.fieldnames
+        return [
+            LabelRow(
+                filename=(row["filename"] or "").strip(),
+                labels=split_labels(row["labels"] or ""),
+                split=(row["split"] or "").strip() if has_split else None,
+                line=reader.line_num,
+            )
+            for row in reader
+        ]
+
+
+class LabelVocabulary:
+    """Ordered label names; `encode` maps names (or AudioSet mids) to a multi-hot target."""
+
+    def __init__(self, names: list[str], aliases: dict[str, int] | None = None):
+        self.names = names
+        self.index = {name: i for i, name in enumerate(names)} | (aliases or {})
+
+    @classmethod
+    def from_rows(cls, rows: list[LabelRow]) -> LabelVocabulary:
+        """All labels used in ``rows``, sorted."""
+        return cls(sorted({label for row in rows for label in row.labels}))
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> LabelVocabulary:
+        """An AudioSet ``class_labels_indices.csv``-style file: ``index,mid,display_name``;
+        labels may then be given by display name or mid."""
+        path = Path(path)
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = {"index", "mid", "display_name"} - set(reader.fieldnames or ())
+            if missing:
+                raise ValueError(f"{path}: missing column(s) {sorted(missing)}; "
+                                 "need index,mid,display_name")
+            rows = sorted((int(r["index"]), r["mid"].strip(), r["display_name"].strip())
+                          for r in reader)
+        if [r[0] for r in rows] != list(range(len(rows))):
+            raise ValueError(f"{path}: indices must be 0..{len(rows) - 1}, each once")
+        return cls([name for _, _, name in rows], {mid: i for i, mid, _ in rows})
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def unknown(self, labels: tuple[str, ...]) -> list[str]:
+        """The labels that are not in the vocabulary."""
+        return [label for label in labels if label not in self.index]
+
+    def encode(self, labels: tuple[str, ...]) -> np.ndarray:
+        """Multi-hot float32 target ``[len(self)]``; unknown labels raise `KeyError`."""
+        target = np.zeros(len(self.names), dtype=np.float32)
+        target[[self.index[label] for label in labels]] = 1.0
+        return target
