@@ -1,0 +1,98 @@
+"""Scoring a tagging dataset with a model: sigmoid scores, then mAP, ROC-AUC and d-prime.
+
+Under `torch.distributed` every rank scores its share of the clips and rank 0 gathers them;
+the metrics do not depend on the order of the clips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from passt.measure.step import AUTOCAST_DTYPES
+from passt.metrics import TaggingMetrics, tagging_metrics
+
+log = logging.getLogger(__name__)
+
+
+def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
+    """Autocast to ``dtype`` ("fp16" or "bf16") on ``device``; a no-op context for "fp32"."""
+    if dtype == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[dtype])
+
+
+def predict(
+    model: nn.Module,
+    frontend: nn.Module,
+    dataset: Dataset,
+    *,
+    device: torch.device,
+    batch_size: int,
+    dtype: str = "fp32",
+    num_workers: int = 0,
+    indices: Sequence[int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sigmoid scores and targets, both ``[clips, classes]``, of ``dataset`` (or its
+    ``indices``), with model and frontend in eval mode (their modes are restored after)."""
+    loader = DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers,
+        sampler=list(range(len(dataset))) if indices is None else list(indices),
+        generator=torch.Generator(),  # leaves the global RNG, and so training, untouched
+        pin_memory=device.type == "cuda",
+    )
+    modes = model.training, frontend.training
+    model.eval()
+    frontend.eval()
+    scores, targets = [], []
+    try:
+        with torch.inference_mode():
+            for waves, target in loader:
+                mel = frontend(waves.to(device, non_blocking=True))
+                with autocast(device, dtype):
+                    logits = model(mel)
+                scores.append(torch.sigmoid(logits.float()).cpu().numpy())
+                targets.append(target.numpy())
+    finally:
+        model.train(modes[0])
+        frontend.train(modes[1])
+    classes = getattr(dataset, "num_classes", 0)
+    if not scores:
+        return np.zeros((0, classes), np.float32), np.zeros((0, classes), np.float32)
+    return np.concatenate(scores), np.concatenate(targets)
+
+
+def evaluate(
+    model: nn.Module,
+    frontend: nn.Module,
+    dataset: Dataset,
+    *,
+    device: torch.device,
+    batch_size: int,
+    dtype: str = "fp32",
+    num_workers: int = 0,
+) -> TaggingMetrics | None:
+    """The tagging metrics of ``model`` on ``dataset``.
+
+    In a distributed run every rank must call it; rank 0 gets the metrics, the others None.
+    """
+    distributed = dist.is_available() and dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    share = range(rank, len(dataset), world)
+    scores, targets = predict(model, frontend, dataset, device=device, batch_size=batch_size,
+                              dtype=dtype, num_workers=num_workers, indices=share)
+    if distributed:
+        parts: list[tuple[np.ndarray, np.ndarray] | None] = [None] * world
+        dist.gather_object((scores, targets), parts if rank == 0 else None, dst=0)
+        if rank != 0:
+            return None
+        scores = np.concatenate([p[0] for p in parts if p is not None])
+        targets = np.concatenate([p[1] for p in parts if p is not None])
+    return tagging_metrics(scores, targets)
