@@ -3,6 +3,7 @@
 from passt.checkpoints import CheckpointMismatchError, load_checkpoint, load_imagenet
 from passt.factory import create_model
 from passt.frontend import FrontendConfig, MelFrontend, create_frontend
+from passt.inference import embed, tag
 from passt.model import PaSST, PaSSTConfig
 from passt.patchout import (
     Patchout,
@@ -35,6 +36,7 @@ __all__ = [
     "create_model",
     "create_patchout",
     "describe",
+    "embed",
     "get_patchout",
     "get_variant",
     "list_patchouts",
@@ -44,5 +46,6 @@ __all__ = [
     "load_imagenet",
     "register_patchout",
     "register_variant",
+    "tag",
     "variant_config",
 ]
