@@ -6,7 +6,6 @@ the metrics do not depend on the order of the clips.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -16,17 +15,10 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from passt.measure.step import AUTOCAST_DTYPES
 from passt.metrics import TaggingMetrics, tagging_metrics
+from passt.precision import autocast
 
 log = logging.getLogger(__name__)
-
-
-def autocast(device: torch.device, dtype: str) -> contextlib.AbstractContextManager:
-    """Autocast to ``dtype`` ("fp16" or "bf16") on ``device``; a no-op context for "fp32"."""
-    if dtype == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[dtype])
 
 
 def predict(
@@ -56,7 +48,7 @@ def predict(
         with torch.inference_mode():
             for waves, target in loader:
                 mel = frontend(waves.to(device, non_blocking=True))
-                with autocast(device, dtype):
+                with autocast(dtype, device.type):
                     logits = model(mel)
                 scores.append(torch.sigmoid(logits.float()).cpu().numpy())
                 targets.append(target.numpy())

@@ -34,12 +34,12 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from passt.data import Augment, AugmentConfig, BalancedSampler, open_dataset
-from passt.evaluate import autocast, evaluate
+from passt.evaluate import evaluate
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
-from passt.measure.step import DTYPES
 from passt.metrics import TaggingMetrics
 from passt.model import PaSST, grid_size
+from passt.precision import DTYPES, autocast, backward_and_step
 from passt.variants import get_variant, proportional_patchout
 
 log = logging.getLogger(__name__)
@@ -589,17 +589,11 @@ class Trainer:
         waves, targets = self.augment.waveform(waves, targets)
         mel = self.frontend(waves)
         mel, targets = self.augment.spectrogram(mel, targets)
-        with autocast(self.device, self.cfg.dtype):
+        with autocast(self.cfg.dtype, self.device.type):
             logits = self.net(mel)
         loss = F.binary_cross_entropy_with_logits(logits.float(), targets)
         self.optimizer.zero_grad(set_to_none=True)
-        if self.scaler is None:
-            loss.backward()
-            self.optimizer.step()
-        else:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+        backward_and_step(loss, self.optimizer, self.scaler)
         self.lr = self.scheduler.get_last_lr()[0]  # the rate this step used
         self.scheduler.step()
         return loss.detach()

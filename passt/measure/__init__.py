@@ -19,9 +19,10 @@ from passt.measure.memory import (
     peak_step_bytes,
     saved_activation_bytes,
 )
-from passt.measure.step import DTYPES, KINDS, Step, StepSettings, build_step
+from passt.measure.step import KINDS, Step, StepSettings, build_step
 from passt.measure.telemetry import EnergyMeter, GpuInfo, gpu_info
 from passt.measure.timing import Timing, synchronize, time_step
+from passt.precision import DTYPES
 
 __all__ = [
     "DTYPES",

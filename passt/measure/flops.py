@@ -22,9 +22,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from passt.measure.step import AUTOCAST_DTYPES, StepSettings, build_step
+from passt.measure.step import StepSettings, build_step
 from passt.measure.timing import synchronize
 from passt.model import PaSSTConfig, grid_size
+from passt.precision import AUTOCAST_DTYPES
 
 log = logging.getLogger(__name__)
 

@@ -53,7 +53,7 @@ PRESETS: dict[str, Preset] = {
         Preset("cpu-small", "real architecture on 3 s clips, batch 2, fp32: the whole suite in "
                "minutes on a 2-core CPU; patchout keeps the paper's fraction of patches",
                device="cpu", batch_size=2, clip_seconds=3.0, dtype="fp32", attention="sdpa",
-               compile=False, warmup=1, rounds=3, memory_batch_sizes=(1, 2, 4),
+               compile=False, warmup=2, rounds=5, memory_batch_sizes=(1, 2, 4),
                proportional_patchout=True),
         Preset("paper", "the paper's setting: 10 s clips, batch 12, fp16 AMP, math attention",
                device="cuda", batch_size=12, clip_seconds=10.0, dtype="fp16", attention="math",

@@ -21,13 +21,12 @@ from torch import Tensor, nn
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
 from passt.model import ATTENTION_PATHS, grid_size
+from passt.precision import DTYPES, autocast, backward_and_step
 
 log = logging.getLogger(__name__)
 
-DTYPES = ("fp32", "fp16", "bf16")
 KINDS = ("train", "inference")
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 LEARNING_RATE = 1e-5
 WEIGHT_DECAY = 1e-4
 TARGET_DENSITY = 0.05  # fraction of positive labels in the synthetic multi-hot targets
@@ -166,13 +165,7 @@ class Step:
             return
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.forward()
-        if self.scaler is None:
-            loss.backward()
-            self.optimizer.step()
-        else:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+        backward_and_step(loss, self.optimizer, self.scaler)
 
 
 def synthetic_batch(settings: StepSettings, num_samples: int) -> tuple[Tensor, Tensor]:
@@ -181,13 +174,6 @@ def synthetic_batch(settings: StepSettings, num_samples: int) -> tuple[Tensor, T
     waves = 0.1 * torch.randn(settings.batch_size, num_samples, generator=gen)
     targets = torch.rand(settings.batch_size, settings.num_classes, generator=gen)
     return waves, (targets < TARGET_DENSITY).float()
-
-
-def autocast(dtype: str, device_type: str) -> contextlib.AbstractContextManager:
-    """Autocast to ``dtype`` ("fp16"/"bf16"); a no-op context for fp32."""
-    if dtype == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type, dtype=AUTOCAST_DTYPES[dtype])
 
 
 def make_forward(model: nn.Module, frontend: nn.Module, kind: str,
