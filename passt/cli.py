@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from passt.baseline import mean_spectrum_baseline
 from passt.data import AugmentConfig, open_dataset, pack_hdf5
 from passt.evaluate import evaluate
 from passt.inference import (
@@ -27,12 +28,19 @@ from passt.inference import (
     save_embeddings,
     tag,
 )
-from passt.measure.step import DTYPES
 from passt.plugins import load_plugins
+from passt.precision import DTYPES
 from passt.regress import Thresholds, compare, format_result, parse_percent
 from passt.report import write_report
 from passt.sweep import MAPS_COLUMNS, MAPS_FILE, run_sweep
-from passt.train import SCHEDULES, TrainConfig, load_trained_model, open_eval_set, train
+from passt.train import (
+    SCHEDULES,
+    TrainConfig,
+    load_trained_model,
+    open_eval_set,
+    open_train_set,
+    train,
+)
 from passt.variants import describe, list_variants
 
 SEQ_NOTE = (
@@ -131,7 +139,8 @@ def _training_config(args: argparse.Namespace, **changes: Any) -> TrainConfig:
     off = {k: v for name in args.no_augment if name != "all" for k, v in AUGMENT_OFF[name].items()}
     augment = AugmentConfig.off() if "all" in args.no_augment else AugmentConfig(**off)
     return TrainConfig(
-        data=args.data, data_options=parse_overrides(args.data_options),
+        data=args.data,
+        data_options={"on_bad_file": args.on_bad_file, **parse_overrides(args.data_options)},
         eval_data=args.eval_data, eval_split=args.eval_split,
         eval_data_options=parse_overrides(args.eval_data_options), model_overrides=model,
         init=args.init, frontend_overrides=parse_overrides(args.frontend_overrides),
@@ -194,10 +203,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_baseline(args: argparse.Namespace) -> int:
+    cfg = _training_config(args)
+    metrics = mean_spectrum_baseline(open_train_set(cfg), open_eval_set(cfg), c=args.c)
+    _print_metrics(metrics.as_dict(), args.json)
+    return 0
+
+
 def _add_training_args(p: argparse.ArgumentParser) -> None:
     d = TrainConfig
     p.add_argument("--data", default=d.data,
                    help="synthetic | folder:DIR | hdf5:FILE; default: %(default)s")
+    p.add_argument("--on-bad-file", choices=["skip", "error"], default="skip",
+                   help="a bad audio file or CSV row is skipped and counted, or an error; "
+                        "default: %(default)s")
     p.add_argument("--data-options", default="", metavar="KEY=VALUE,...",
                    help="dataset options of both splits, e.g. size=2000,seed=0 (synthetic)")
     p.add_argument("--eval-data-options", default="", metavar="KEY=VALUE,...",
@@ -399,6 +418,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports",
                    help="maps.csv here, runs in OUT/runs/VARIANT; default: %(default)s")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("baseline", help="the mAP of a logistic regression on each clip's mean "
+                                        "log-mel spectrum (same data options as train)")
+    _add_training_args(p)
+    p.add_argument("--c", type=float, default=1.0, help="inverse L2 strength; default: 1")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_baseline)
     return parser
 
 
