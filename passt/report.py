@@ -384,7 +384,7 @@ def display_table(table: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
             "mem vs B": _fmt(r["memory_vs_b"], ".2f"),
             "paper mem vs B": _fmt(r["memory_vs_b_paper"], ".2f"),
             "seq": _fmt(r["seq_len"], ".0f"), "paper seq": _fmt(r["seq_len_paper"], ".0f"),
-            "GFLOPs/sample": _fmt(r["gflops_per_sample"], ".1f"),
+            "train GFLOPs/sample": _fmt(r["gflops_per_sample"], ".1f"),
             "MFU": _fmt(r["mfu"], ".1%"), "J/sample": _fmt(r["joules_per_sample"], ".3g"),
         })
     return pd.DataFrame(rows)
