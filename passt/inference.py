@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from passt.atomic import atomic_path
 from passt.audio import AudioError, decode, fit_length
 from passt.checkpoints import CheckpointMismatchError, read_state_dict
 from passt.factory import create_model
@@ -507,17 +508,6 @@ def _tags_csv(results: Sequence[TagResult]) -> str:
     return buf.getvalue().rstrip("\n")
 
 
-@contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` that replaces it when the block succeeds."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_embeddings(report: Report[EmbedResult], path: PathLike) -> list[Path]:
     """Write embeddings (rows in input order) atomically; returns the files written.
 
@@ -545,7 +535,7 @@ def save_embeddings(report: Report[EmbedResult], path: PathLike) -> list[Path]:
     settings = {"window_seconds": report.windowing.window_seconds,
                 "hop_seconds": report.windowing.hop_seconds}
     if path.suffix == ".h5":
-        with _atomic(path) as tmp, h5py.File(tmp, "w") as f:
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             f.attrs.update(settings)
             for name, array in arrays.items():
                 f.create_dataset(name, data=array)
@@ -557,10 +547,10 @@ def save_embeddings(report: Report[EmbedResult], path: PathLike) -> list[Path]:
     if path.suffix == ".npy":
         targets = {"embeddings": path, "window_embeddings": path.with_suffix(".windows.npy")}
         for name, target in targets.items():
-            with _atomic(target) as tmp, open(tmp, "wb") as f:
+            with atomic_path(target) as tmp, open(tmp, "wb") as f:
                 np.save(f, arrays[name])
         index = path.with_suffix(".json")
-        with _atomic(index) as tmp:
+        with atomic_path(index) as tmp:
             tmp.write_text(json.dumps({**settings, **meta}, indent=1))
         return [*targets.values(), index]
     raise ValueError(f"unknown embedding output {path.name!r}; accepted: "

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from passt.atomic import atomic_path, write_text_atomic
 from passt.regress import load_benchmarks
 from passt.variants import get_variant, list_variants
 
@@ -597,19 +596,6 @@ def _caption(table: pd.DataFrame, meta: dict[str, Any], log_x: bool, ours: pd.Da
 # --- files ----------------------------------------------------------------------------------
 
 
-def _atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write ``path`` through a temporary file in its directory, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(bench_path: str | Path, out_dir: str | Path = "reports",
                  maps_path: str | Path | None = None) -> Report:
     """Write ``table1.md``, ``table1.csv``, ``table1.tex``, ``speed_vs_map.png`` and ``.svg``
@@ -621,9 +607,10 @@ def write_report(bench_path: str | Path, out_dir: str | Path = "reports",
     texts = {"table1.md": markdown, "table1.csv": table.to_csv(index=False),
              "table1.tex": format_latex(table, meta)}
     for name, text in texts.items():
-        _atomic_write(out / name, lambda f, text=text: f.write(text.encode()))
+        write_text_atomic(out / name, text)
     fig = plot(table, meta)
     for fmt in ("png", "svg"):
-        _atomic_write(out / f"speed_vs_map.{fmt}", lambda f, fmt=fmt: fig.savefig(f, format=fmt))
+        with atomic_path(out / f"speed_vs_map.{fmt}") as tmp:
+            fig.savefig(tmp, format=fmt)
     names = [*texts, "speed_vs_map.png", "speed_vs_map.svg"]
     return Report(markdown=markdown, paths=[out / n for n in names])

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from passt.train import TrainConfig, TrainResult, train, write_text_atomic
+from passt.atomic import write_text_atomic
+from passt.train import TrainConfig, TrainResult, train
 from passt.variants import get_variant
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from passt.atomic import atomic_path, write_text_atomic
 from passt.data import Augment, AugmentConfig, BalancedSampler, open_dataset
 from passt.evaluate import evaluate
 from passt.factory import create_model
@@ -384,22 +384,10 @@ def _csv_text(rows: Iterable[dict[str, Any]], header: bool) -> str:
     return buf.getvalue()
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one step (a crash leaves the old or the new file)."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.",
-                                     delete=False) as f:
-        f.write(text)
-    os.replace(f.name, path)
-
-
 def save_atomic(obj: Any, path: Path) -> None:
-    """`torch.save` to a temporary file beside ``path``, then rename it over ``path``."""
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.",
-                                     delete=False) as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f.name, path)
+    """`torch.save` ``obj`` over ``path`` in one step."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 # --- training ------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import soundfile as sf
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from passt.atomic import atomic_path
 from passt.audio import SAMPLE_RATE, AudioError, decode, fit_length
 from passt.data.bad_files import BadFiles
 from passt.data.folder import FolderDataset
@@ -155,23 +155,16 @@ def pack_hdf5(folder: str | Path, csv: str | Path, out_path: str | Path,
                             on_bad_file=on_bad_file, labels_file=labels_file)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", prefix=f".{out_path.name}.", dir=out_path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            names = [name.encode() for name in dataset.names]
-            f.create_dataset("audio_name", data=np.array(names, dtype=np.bytes_))
-            mp3 = f.create_dataset("mp3", shape=(len(dataset),),
-                                   dtype=h5py.vlen_dtype(np.dtype("uint8")))
-            for i in tqdm(range(len(dataset)), desc=f"packing {out_path.name}", unit="clip",
-                          disable=None):
-                mp3[i] = encode_mp3(dataset[i][0])
-            f.create_dataset("target", data=np.packbits(dataset.targets.astype(bool), axis=-1))
-            f.create_dataset("label_names",
-                             data=np.array([n.encode() for n in dataset.label_names],
-                                           dtype=np.bytes_))
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out_path) as tmp, h5py.File(tmp, "w") as f:
+        names = [name.encode() for name in dataset.names]
+        f.create_dataset("audio_name", data=np.array(names, dtype=np.bytes_))
+        mp3 = f.create_dataset("mp3", shape=(len(dataset),),
+                               dtype=h5py.vlen_dtype(np.dtype("uint8")))
+        for i in tqdm(range(len(dataset)), desc=f"packing {out_path.name}", unit="clip",
+                      disable=None):
+            mp3[i] = encode_mp3(dataset[i][0])
+        f.create_dataset("target", data=np.packbits(dataset.targets.astype(bool), axis=-1))
+        f.create_dataset("label_names",
+                         data=np.array([n.encode() for n in dataset.label_names],
+                                       dtype=np.bytes_))
     return PackSummary(out_path, len(dataset), dataset.num_classes, dataset.bad_files)
