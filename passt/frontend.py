@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from passt.rng import DeviceGenerators
+from passt.rng import DeviceGenerators, rand, randint
 
 
 @dataclass(frozen=True)
@@ -100,8 +100,8 @@ def _mask_along(x: Tensor, max_width: int, dim: int, generator: torch.Generator 
     if max_width == 0:
         return x
     batch, size = x.shape[0], x.shape[dim]
-    width = (torch.rand(batch, generator=generator, device=x.device) * max_width).floor()
-    start = (torch.rand(batch, generator=generator, device=x.device) * (size - width)).floor()
+    width = (rand(batch, device=x.device, generator=generator) * max_width).floor()
+    start = (rand(batch, device=x.device, generator=generator) * (size - width)).floor()
     idx = torch.arange(size, device=x.device)
     mask = (idx >= start[:, None]) & (idx < (start + width)[:, None])
     mask = mask[:, :, None] if dim == 1 else mask[:, None, :]
@@ -155,8 +155,8 @@ class MelFrontend(nn.Module):
 
         gen = self.draws.get(x.device) if self.training else None
         if self.training:
-            fmin = c.fmin + torch.randint(c.fmin_aug_range, (), generator=gen, device=x.device)
-            fmax_jitter = torch.randint(c.fmax_aug_range, (), generator=gen, device=x.device)
+            fmin = c.fmin + randint(c.fmin_aug_range, (), device=x.device, generator=gen)
+            fmax_jitter = randint(c.fmax_aug_range, (), device=x.device, generator=gen)
             fmax = c.fmax + c.fmax_aug_range // 2 - fmax_jitter
             mel_basis = kaldi_mel_banks(c.n_mels, c.n_fft, c.sample_rate, fmin, fmax)
         else:

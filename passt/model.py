@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from passt.patchout import Patchout, create_patchout
-from passt.rng import DeviceGenerators
+from passt.rng import DeviceGenerators, randint
 
 ATTENTION_PATHS = ("sdpa", "math")
 
@@ -259,7 +259,7 @@ class PaSST(nn.Module):
             return full
         if not self.training:
             return full[..., :t]
-        offset = torch.randint(spare + 1, (1,), device=device, generator=self.draws.get(device))
+        offset = randint(spare + 1, (1,), device=device, generator=self.draws.get(device))
         return full.index_select(-1, offset + torch.arange(t, device=device))
 
     def tokens(self, x: Tensor) -> Tensor:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from passt.rng import rand
+
 Grid = tuple[int, int]
 
 _REGISTRY: dict[str, type[Patchout]] = {}
@@ -122,7 +124,7 @@ def _random_subset(
     n: int, keep: int, batch: int, device: torch.device, generator: torch.Generator | None
 ) -> Tensor:
     """Sorted random ``keep``-subsets of ``range(n)``: ``[batch, keep]``, drawn on ``device``."""
-    scores = torch.rand(batch, n, device=device, generator=generator)
+    scores = rand(batch, n, device=device, generator=generator)
     return scores.argsort(dim=1)[:, :keep].sort(dim=1).values
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 
 class DeviceGenerators:
@@ -33,3 +34,23 @@ class DeviceGenerators:
         """Restart every draw sequence from ``seed``."""
         self.seed = seed
         self._generators.clear()
+
+
+def rand(*size: int, device: torch.device | str, generator: torch.Generator | None) -> Tensor:
+    """``torch.rand`` on ``device``, from ``generator`` when there is one.
+
+    ``generator=None`` is left out rather than passed: torch.compile cannot trace ``rand`` with
+    an explicit ``generator=None`` once a size is symbolic (a batch compiled as dynamic).
+    """
+    if generator is None:
+        return torch.rand(*size, device=device)
+    return torch.rand(*size, device=device, generator=generator)
+
+
+def randint(high: int, size: tuple[int, ...], device: torch.device | str,
+            generator: torch.Generator | None) -> Tensor:
+    """``torch.randint(high, size)`` on ``device``, from ``generator`` when there is one (see
+    `rand`)."""
+    if generator is None:
+        return torch.randint(high, size, device=device)
+    return torch.randint(high, size, device=device, generator=generator)
