@@ -6,9 +6,9 @@ import io
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
-import torchaudio.functional as AF
+
+from passt.optional import require
 
 SAMPLE_RATE = 32000
 
@@ -26,6 +26,7 @@ def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndar
     """Band-limited resampling of mono ``audio`` from ``rate`` to ``target`` Hz."""
     if rate == target:
         return audio
+    AF = require("torchaudio.functional", "resampling audio")
     out = AF.resample(torch.from_numpy(np.ascontiguousarray(audio)), rate, target)
     return out.numpy()
 
@@ -35,6 +36,7 @@ def decode(source: str | Path | bytes, name: str | None = None,
     """Decode a file (any format soundfile reads: wav, flac, ogg, mp3, ...) or its bytes to
     mono float32 at ``sample_rate``. Empty, undecodable or non-finite audio is an `AudioError`.
     """
+    sf = require("soundfile", "decoding audio")
     label = name or (str(source) if not isinstance(source, bytes) else "<bytes>")
     handle = io.BytesIO(source) if isinstance(source, bytes) else source
     try:

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.multiclass import OneVsRestClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from torch.utils.data import Dataset
 
 from passt.frontend import create_frontend
 from passt.metrics import TaggingMetrics, tagging_metrics
+from passt.optional import require
 
 
 def mean_spectra(dataset: Dataset, batch_size: int = 64) -> np.ndarray:
@@ -30,6 +27,12 @@ def mean_spectra(dataset: Dataset, batch_size: int = 64) -> np.ndarray:
 def mean_spectrum_baseline(train_set: Dataset, eval_set: Dataset,
                            c: float = 1.0) -> TaggingMetrics:
     """Fit a one-vs-rest logistic regression on standardised mean spectra; score ``eval_set``."""
+    require("sklearn", "the mean-spectrum baseline")
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     train_y = train_set.targets
     trainable = train_y.any(axis=0) & ~train_y.all(axis=0)
     if not trainable.any():

@@ -31,7 +31,6 @@ from passt.inference import (
 from passt.plugins import load_plugins
 from passt.precision import DTYPES
 from passt.regress import Thresholds, compare, format_result, parse_percent
-from passt.report import write_report
 from passt.sweep import MAPS_COLUMNS, MAPS_FILE, run_sweep
 from passt.train import (
     SCHEDULES,
@@ -88,6 +87,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from passt.report import write_report  # needs pandas: imported by this command only
+
     report = write_report(args.bench, args.out, maps_path=args.maps)
     print(report.markdown)
     print("wrote " + ", ".join(str(p) for p in report.paths), file=sys.stderr)

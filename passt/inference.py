@@ -21,11 +21,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import h5py
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from passt.atomic import atomic_path
 from passt.audio import AudioError, decode, fit_length
@@ -33,6 +31,7 @@ from passt.checkpoints import CheckpointMismatchError, read_state_dict
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
 from passt.model import PaSST, grid_size
+from passt.optional import require
 
 log = logging.getLogger(__name__)
 
@@ -385,6 +384,7 @@ def _run(paths: PathLike | Iterable[PathLike], loaded: LoadedModel,
         mel = frontend(waves)
         return model.forward_features(mel) if features else torch.sigmoid(model(mel))
 
+    tqdm = require("tqdm", "showing progress").tqdm
     single = isinstance(paths, (str, os.PathLike))
     files, failures = collect_files([paths] if single else paths)
     done: list[_FileWindows] = []
@@ -535,6 +535,7 @@ def save_embeddings(report: Report[EmbedResult], path: PathLike) -> list[Path]:
     settings = {"window_seconds": report.windowing.window_seconds,
                 "hop_seconds": report.windowing.hop_seconds}
     if path.suffix == ".h5":
+        h5py = require("h5py", "writing .h5 embeddings")
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             f.attrs.update(settings)
             for name, array in arrays.items():

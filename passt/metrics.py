@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import ndtri
+
+from passt.optional import require
 
 
 def _check(scores: Any, targets: Any, ndim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +107,8 @@ def d_prime(auc: float) -> float:
     """Sensitivity index of an ROC-AUC: ``sqrt(2) * Phi^-1(auc)`` (infinite at 0 or 1)."""
     if not 0.0 <= auc <= 1.0:
         raise ValueError(f"auc must be in [0, 1], got {auc}")
-    return float(math.sqrt(2.0) * ndtri(auc))
+    special = require("scipy.special", "d-prime")
+    return float(math.sqrt(2.0) * special.ndtri(auc))
 
 
 @dataclass(frozen=True)

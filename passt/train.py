@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -30,17 +30,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from passt.atomic import atomic_path, write_text_atomic
 from passt.data import Augment, AugmentConfig, BalancedSampler, open_dataset
+from passt.device import synchronize
 from passt.evaluate import evaluate
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
 from passt.metrics import TaggingMetrics
 from passt.model import PaSST, grid_size
+from passt.optional import require
 from passt.precision import DTYPES, autocast, backward_and_step
 from passt.variants import get_variant, proportional_patchout
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -400,7 +404,7 @@ class Progress:
     step: int = 0
     epoch: int = 0
     batch: int = 0
-    train_seconds: float = 0.0
+    train_seconds: float = 0.0  # device time: synchronised at logs, checkpoints, epoch ends
 
 
 @dataclass(frozen=True)
@@ -460,6 +464,7 @@ class Trainer:
         self.state = Progress()
         self.last_metrics: dict[str, Any] | None = None
         self.lr = cfg.lr
+        self._tick = time.perf_counter()  # the last reading of the training clock
 
         self.steps_per_epoch, self.total_steps = plan_steps(cfg, train_set,
                                                             cluster.world_size)
@@ -604,32 +609,49 @@ class Trainer:
         self.log.append(row)
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{row['lr']:.2e}", refresh=False)
 
+    def _read_clock(self, sync: bool) -> None:
+        """Add the time since the last reading to ``train_seconds``; ``sync`` first waits for
+        the work queued on the device (the host runs ahead of it), as reported values must."""
+        if sync:
+            synchronize(self.device)
+        now = time.perf_counter()
+        self.state.train_seconds += now - self._tick
+        self._tick = now
+
     def _run_epoch(self, hooks: Sequence[StepHook], bar: tqdm) -> None:
         """Train on the epoch's remaining batches, checkpointing every ``checkpoint_every``."""
         cfg, s = self.cfg, self.state
         self.net.train()
         self.frontend.train()
         loss_sum, loss_steps = torch.zeros((), device=self.device), 0
-        tick = time.perf_counter()
+        self._tick = time.perf_counter()
         for waves, targets in self._batches():
             loss_sum += self._train_step(waves, targets)
             loss_steps += 1
             s.step += 1
             s.batch += 1
-            s.train_seconds += time.perf_counter() - tick
+            # unsynchronised, a lower bound of the device's time: the budget overshoots by
+            # the steps still queued at most, and the pipeline does not stall every step
+            self._read_clock(sync=False)
+            done = self._done()
+            log_due = s.step % cfg.log_every == 0
+            # the epoch's end has its own checkpoint
+            checkpoint_due = bool(cfg.checkpoint_every and s.step % cfg.checkpoint_every == 0
+                                  and not done and s.batch < self.steps_per_epoch)
+            if log_due or checkpoint_due or done or s.batch == self.steps_per_epoch:
+                self._read_clock(sync=True)
             bar.update()
-            if s.step % cfg.log_every == 0:
+            if log_due:
                 self._log_train(loss_sum, loss_steps, bar)
                 loss_sum, loss_steps = torch.zeros((), device=self.device), 0
-            done = self._done()
-            if (cfg.checkpoint_every and s.step % cfg.checkpoint_every == 0 and not done
-                    and s.batch < self.steps_per_epoch):
-                self.save()  # the epoch's end has its own checkpoint
+            if checkpoint_due:
+                self.save()
             for hook in hooks:
                 hook(s)
             if done:
                 break
-            tick = time.perf_counter()
+            if log_due or checkpoint_due:
+                self._tick = time.perf_counter()  # not training time, and the device is idle
 
     def _end_epoch(self) -> None:
         """Evaluate, log and checkpoint after a (possibly shortened) epoch."""
@@ -652,6 +674,7 @@ class Trainer:
 
     def fit(self, hooks: Sequence[StepHook] = ()) -> None:
         """Train until the step, epoch or time budget is spent."""
+        tqdm = require("tqdm", "showing progress").tqdm
         with tqdm(total=self.total_steps, initial=self.state.step, unit="step",
                   disable=not self.progress_bar, dynamic_ncols=True, file=sys.stderr) as bar:
             while not self._done():

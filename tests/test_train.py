@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import Dataset
 
+import passt.train
 from passt.factory import create_model
 from passt.sweep import run_sweep, variant_config
 from passt.train import (
@@ -29,6 +31,7 @@ from passt.train import (
 SAMPLE_RATE = 32000
 CLIP_SECONDS = 1.0
 TINY = {"embed_dim": 32, "depth": 1, "num_heads": 2}
+SYNC_SECONDS = 0.1
 
 
 class Tones(Dataset):
@@ -250,3 +253,38 @@ def test_start_from_a_passt_checkpoint(tmp_path):
     missing = tiny_config(tmp_path, init=f"imagenet:{tmp_path / 'deit.pt'}")
     with pytest.raises(FileNotFoundError, match="deit.pt"):
         build_model(missing, num_classes=4, frames=100)
+
+
+@pytest.fixture
+def slow_sync(monkeypatch):
+    """Replace the trainer's device synchronisation by a recorded 0.1 s wait, as for the work
+    a GPU still has queued; returns the devices it was called with."""
+    calls = []
+
+    def synchronize(device):
+        calls.append(torch.device(device))
+        time.sleep(SYNC_SECONDS)
+
+    monkeypatch.setattr(passt.train, "synchronize", synchronize)
+    return calls
+
+
+def test_reported_train_seconds_count_the_device_wait(tmp_path, tones, slow_sync):
+    cfg = tiny_config(tmp_path, epochs=1, log_every=2, checkpoint_every=None)
+    result = train(cfg, train_set=tones[0], eval_set=tones[1])
+    rows = read_rows(tmp_path)
+    assert [r["step"] for r in rows if r["kind"] == "train"] == [2, 4, 6]
+    assert slow_sync == [torch.device("cpu")] * 3  # at steps 2, 4 and 6 (the epoch's end)
+    for synced, row in enumerate(rows[:3], 1):
+        assert row["seconds"] >= synced * SYNC_SECONDS  # each wait counted before reporting
+    assert rows[-1]["seconds"] == round(result.train_seconds, 3)  # evaluation not counted
+    ckpt = load_training_checkpoint(tmp_path / LAST_CHECKPOINT)
+    assert ckpt["progress"]["train_seconds"] == result.train_seconds >= 3 * SYNC_SECONDS
+
+
+def test_time_budget_stop_counts_the_device_wait(tmp_path, tones, slow_sync):
+    cfg = tiny_config(tmp_path, epochs=None, max_minutes=1e-6, schedule="constant",
+                      log_every=100)
+    result = train(cfg, train_set=tones[0], eval_set=tones[1])
+    assert result.step == 1 and len(slow_sync) == 1
+    assert result.train_seconds >= SYNC_SECONDS

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from passt.audio import SAMPLE_RATE, decode, fit_length
 from passt.data.bad_files import BadFiles
 from passt.data.labels import LabelRow, LabelVocabulary, read_label_csv
 from passt.data.validate import check_file, check_level
+from passt.optional import require
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class FolderDataset(Dataset):
         self.files: list[Path] = []
         self.names: list[str] = []
         targets = []
+        tqdm = require("tqdm", "showing progress").tqdm
         for row in tqdm(rows, desc=f"checking {csv_path.name}", unit="file", disable=None):
             reason = self._row_problem(row, vocabulary, validate)
             if reason:

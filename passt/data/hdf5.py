@@ -12,17 +12,19 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import h5py
 import numpy as np
-import soundfile as sf
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from passt.atomic import atomic_path
 from passt.audio import SAMPLE_RATE, AudioError, decode, fit_length
 from passt.data.bad_files import BadFiles
 from passt.data.folder import FolderDataset
+from passt.optional import require
+
+if TYPE_CHECKING:
+    import h5py
 
 log = logging.getLogger(__name__)
 VALIDATE = ("none", "full")
@@ -30,6 +32,7 @@ VALIDATE = ("none", "full")
 
 def encode_mp3(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """MP3 bytes of a mono waveform, as a uint8 array."""
+    sf = require("soundfile", "encoding mp3")
     buffer = io.BytesIO()
     sf.write(buffer, waveform, sample_rate, format="MP3")
     return np.frombuffer(buffer.getvalue(), dtype=np.uint8)
@@ -53,6 +56,7 @@ class Hdf5Dataset(Dataset):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"HDF5 file {self.path} does not exist")
+        h5py = require("h5py", "reading HDF5 data")
         with h5py.File(self.path, "r") as f:
             missing = {"audio_name", "mp3", "target"} - set(f.keys())
             if missing:
@@ -76,6 +80,7 @@ class Hdf5Dataset(Dataset):
         bad = BadFiles(on_bad_file)
         self.rows = list(range(len(names)))
         if validate == "full":
+            tqdm = require("tqdm", "showing progress").tqdm
             try:
                 self.rows = [i for i in tqdm(self.rows, desc=f"checking {self.path.name}",
                                              unit="clip", disable=None)
@@ -114,7 +119,7 @@ class Hdf5Dataset(Dataset):
 
     def _mp3(self, row: int) -> np.ndarray:
         if self._handle is None or self._pid != os.getpid():
-            self._handle = h5py.File(self.path, "r")
+            self._handle = require("h5py", "reading HDF5 data").File(self.path, "r")
             self._pid = os.getpid()
         return self._handle["mp3"][row]
 
@@ -151,6 +156,8 @@ def pack_hdf5(folder: str | Path, csv: str | Path, out_path: str | Path,
     """Write every usable row of ``csv`` (all splits) as an official-layout HDF5 file: clips
     decoded to 32 kHz mono, fitted to ``clip_seconds``, re-encoded as mp3. Atomic: a temporary
     file in the same folder is renamed over ``out_path`` once complete."""
+    h5py = require("h5py", "writing HDF5 data")
+    tqdm = require("tqdm", "showing progress").tqdm
     dataset = FolderDataset(folder, csv=csv, clip_seconds=clip_seconds, split=None,
                             on_bad_file=on_bad_file, labels_file=labels_file)
     out_path = Path(out_path)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-import soundfile as sf
-
 from passt.audio import AudioError, decode
+from passt.optional import require
 
 LEVELS = ("full", "header")
 
@@ -50,6 +49,7 @@ def check_file(path: Path, validate: str = "full") -> str | None:
         return "file not found"
     if path.stat().st_size == 0:
         return "empty file (0 bytes)"
+    sf = require("soundfile", "reading audio files")
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, ValueError) as e:
