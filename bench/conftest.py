@@ -1,45 +1,73 @@
-"""pytest-benchmark suite options: preset, variants, batch size, clip length, peers."""
+"""pytest-benchmark suite options (preset, variants, settings, rounds, peers, ablation,
+journal) and the fixtures that hand passt's measurements to pytest-benchmark."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import itertools
+import json
 import platform
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
 
 from passt.measure.flops import matmul_ceiling_tflops
 from passt.measure.journal import Journal
-from passt.measure.presets import Preset, get_preset
+from passt.measure.presets import PRESETS, Preset, get_preset
+from passt.measure.suite import Measurement
 from passt.measure.telemetry import gpu_info
+from passt.model import ATTENTION_PATHS
 from passt.plugins import load_plugins
-from passt.variants import list_variants
+from passt.precision import DTYPES
+from passt.variants import get_variant, list_variants
 
 ON_OFF = {"on": True, "off": False}
+# the StepSettings fields a preset sets and the command line may override
+SETTINGS_KEYS = ("batch_size", "clip_seconds", "dtype", "attention", "compile", "device")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("passt-bench")
     group.addoption("--bench-preset", default="auto",
-                    help="auto (gpu with CUDA, else cpu-small), cpu-small, paper or gpu")
+                    help=f"auto (gpu with CUDA, else cpu-small), {', '.join(PRESETS)}")
     group.addoption("--bench-variants", default=None,
                     help="comma-separated variants (default: every registered variant)")
+    group.addoption("--bench-plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                    help="load a plugin (patchout strategies, variants) first; repeatable, "
+                         "like $PASST_PLUGINS")
     group.addoption("--bench-batch-size", type=int, default=None, help="override the preset's")
     group.addoption("--bench-clip-seconds", type=float, default=None,
                     help="override the preset's clip length")
-    group.addoption("--bench-dtype", choices=("fp32", "fp16", "bf16"), default=None)
-    group.addoption("--bench-attention", choices=("sdpa", "math"), default=None)
+    group.addoption("--bench-dtype", choices=DTYPES, default=None)
+    group.addoption("--bench-attention", choices=ATTENTION_PATHS, default=None)
     group.addoption("--bench-compile", choices=tuple(ON_OFF), default=None)
     group.addoption("--bench-device", default=None, help="e.g. cuda:1 (default: the preset's)")
+    group.addoption("--bench-warmup", type=int, default=None,
+                    help="untimed steps before the timed ones (default: the preset's)")
+    group.addoption("--bench-rounds", type=int, default=None,
+                    help="timed steps; the median is reported (default: the preset's)")
+    group.addoption("--bench-memory-batch-sizes", default=None, metavar="B1,B2,B3",
+                    help="batch sizes of the CUDA peak-memory fit (default: the preset's)")
     group.addoption("--bench-peers", action="store_true",
                     help="also measure the official code and HF AST (if installed)")
     group.addoption("--bench-ablation", action="store_true",
-                    help="also measure passt-s with each fast-path optimization switched off")
+                    help="also measure one variant with each fast-path optimization switched "
+                         "off in turn")
+    group.addoption("--bench-ablation-variant", default="passt-s",
+                    help="the variant the ablation measures (default: passt-s)")
     group.addoption("--bench-journal", default=".benchmarks/journal.jsonl",
                     help="every finished benchmark is appended here at once, so a crash "
                          "keeps what was measured ('' to disable)")
+    group.addoption("--bench-resume", action="store_true",
+                    help="take benchmarks already in the journal, with the same options, "
+                         "from it instead of measuring them again")
 
 
-def _overrides(config: pytest.Config) -> dict:
+def _overrides(config: pytest.Config) -> dict[str, Any]:
+    """The `StepSettings` fields set on the command line."""
     out = {
         "batch_size": config.getoption("--bench-batch-size"),
         "clip_seconds": config.getoption("--bench-clip-seconds"),
@@ -51,6 +79,21 @@ def _overrides(config: pytest.Config) -> dict:
     return {k: v for k, v in out.items() if v is not None}
 
 
+def _preset(config: pytest.Config) -> Preset:
+    """The chosen preset with the command line's warm-up, rounds and memory batch sizes."""
+    preset = get_preset(config.getoption("--bench-preset"))
+    plan: dict[str, Any] = {"warmup": config.getoption("--bench-warmup"),
+                            "rounds": config.getoption("--bench-rounds")}
+    sizes = config.getoption("--bench-memory-batch-sizes")
+    if sizes is not None:
+        try:
+            plan["memory_batch_sizes"] = tuple(int(b) for b in sizes.split(","))
+        except ValueError:
+            raise ValueError(f"--bench-memory-batch-sizes: expected integers like 16,32,64, "
+                             f"got {sizes!r}") from None
+    return dataclasses.replace(preset, **{k: v for k, v in plan.items() if v is not None})
+
+
 def _variants(config: pytest.Config) -> list[str]:
     chosen = config.getoption("--bench-variants")
     if not chosen:
@@ -58,9 +101,10 @@ def _variants(config: pytest.Config) -> list[str]:
     names = [v.strip() for v in chosen.split(",") if v.strip()]
     unknown = [n for n in names if n not in list_variants()]
     if unknown:
-        raise pytest.UsageError(
+        raise ValueError(
             f"--bench-variants: unknown variant(s) {', '.join(unknown)}; known: "
-            f"{', '.join(list_variants())}"
+            f"{', '.join(list_variants())} (a plugin's variants need --bench-plugin or "
+            "$PASST_PLUGINS)"
         )
     return names
 
@@ -68,19 +112,28 @@ def _variants(config: pytest.Config) -> list[str]:
 def pytest_configure(config: pytest.Config) -> None:
     """Load plugins and validate every option before anything is measured."""
     try:
-        load_plugins()
-        preset = get_preset(config.getoption("--bench-preset"))
+        load_plugins(config.getoption("--bench-plugin"))
+        preset = _preset(config)
         variants = _variants(config)
+        overrides = _overrides(config)
         for name in variants:
-            preset.settings(name, **_overrides(config))
+            preset.settings(name, **overrides)
+        ablation_variant = config.getoption("--bench-ablation-variant")
+        get_variant(ablation_variant)
     except (ValueError, TypeError, FileNotFoundError, ModuleNotFoundError) as e:
         raise pytest.UsageError(f"passt-bench: {e}") from None
     config.stash[PRESET] = preset
     config.stash[VARIANTS] = variants
+    # What makes a journal entry reusable by --bench-resume: the same preset and effective
+    # settings (as JSON gives them back, so that they compare equal to a journal entry's)
+    effective = {k: getattr(preset, k) for k in SETTINGS_KEYS} | overrides
+    config.stash[RUN_KEY] = json.loads(json.dumps({
+        **dataclasses.asdict(preset), **effective, "ablation_variant": ablation_variant}))
 
 
 PRESET = pytest.StashKey[Preset]()
 VARIANTS = pytest.StashKey[list]()
+RUN_KEY = pytest.StashKey[dict]()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -124,38 +177,71 @@ def ablation_enabled(pytestconfig: pytest.Config) -> bool:
 
 
 @pytest.fixture(scope="session")
+def ablation_variant(pytestconfig: pytest.Config) -> str:
+    return pytestconfig.getoption("--bench-ablation-variant")
+
+
+@pytest.fixture(scope="session")
 def journal(pytestconfig: pytest.Config) -> Journal | None:
     path = pytestconfig.getoption("--bench-journal")
     return Journal(path) if path else None
 
 
 @pytest.fixture(scope="session")
-def ceiling(preset: Preset, overrides: dict) -> float:
-    """The matmul ceiling (TFLOPS) of the run's device and dtype, measured once."""
-    return matmul_ceiling_tflops(overrides.get("device", preset.device),
-                                 overrides.get("dtype", preset.dtype))
+def finished(pytestconfig: pytest.Config, journal: Journal | None) -> dict[str, dict]:
+    """With --bench-resume, the journal's entries of this run's options, by benchmark."""
+    if journal is None or not pytestconfig.getoption("--bench-resume"):
+        return {}
+    key = pytestconfig.stash[RUN_KEY]
+    return {e["benchmark"]: e for e in journal.read()
+            if e.get("run") == key and "times_s" in e}
+
+
+@pytest.fixture(scope="session")
+def ceilings(preset: Preset, overrides: dict) -> Callable[[str], float]:
+    """The matmul ceiling (TFLOPS) of the run's device for a dtype, measured once per dtype."""
+    return functools.cache(functools.partial(
+        matmul_ceiling_tflops, overrides.get("device", preset.device)))
 
 
 @pytest.fixture
-def timer(benchmark, preset: Preset):
-    """pytest-benchmark's pedantic mode with the preset's warm-up; returns the median."""
+def measured(benchmark, pytestconfig: pytest.Config, journal: Journal | None,
+             finished: dict[str, dict]):
+    """Run a measurement (or, with --bench-resume, take it from the journal), journal it at
+    once, and hand its timed steps and fields to pytest-benchmark."""
 
-    def run(fn) -> float:
-        benchmark.pedantic(fn, rounds=preset.rounds, warmup_rounds=preset.warmup, iterations=1)
-        return benchmark.stats.stats.median
+    def run(measure: Callable[[], Measurement], **fields: Any) -> Measurement:
+        """``fields`` are added to the row (the ablation's name, say)."""
+        entry = finished.get(benchmark.fullname)
+        if entry is not None:
+            result = Measurement(entry["extra_info"], entry["times_s"])
+        else:
+            result = measure()
+            result.record.update(fields)
+            if journal is not None:
+                journal.append({"benchmark": benchmark.fullname,
+                                "run": pytestconfig.stash[RUN_KEY],
+                                "extra_info": result.record, "times_s": result.times_s})
+        _hand_over(benchmark, result)
+        return result
 
     return run
 
 
-@pytest.fixture
-def record(benchmark, journal: Journal | None):
-    """Store a result in the benchmark's ``extra_info`` and in the journal at once."""
+def _hand_over(benchmark, result: Measurement) -> None:
+    """Give pytest-benchmark the steps that passt timed, so its statistics, JSON and
+    comparisons work unchanged.
 
-    def store(result: dict) -> None:
-        if result["oom"]:  # keep an entry in the JSON: reports show the row as OOM
-            benchmark.pedantic(lambda: None, rounds=1, iterations=1)
-        benchmark.extra_info.update(result)
-        if journal is not None:
-            journal.append({"benchmark": benchmark.fullname, "extra_info": result})
+    pytest-benchmark has no API for rounds timed elsewhere, so its clock replays ours: each
+    round starts where the last ended and lasts one timed step. An OOM row gets one round of
+    0 s: a benchmark needs a round to stay in the JSON (its ``oom`` field says what happened).
+    """
+    times = result.times_s or [0.0]
+    ticks = itertools.accumulate(itertools.chain.from_iterable((0.0, t) for t in times))
 
-    return store
+    def replayed_clock() -> float:
+        return next(ticks)
+
+    benchmark._timer = replayed_clock
+    benchmark.pedantic(lambda: None, rounds=len(times), iterations=1, warmup_rounds=0)
+    benchmark.extra_info.update(result.record)

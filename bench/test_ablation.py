@@ -1,4 +1,5 @@
-"""Each fast-path optimization switched off in turn on passt-s (``--bench-ablation``)."""
+"""Each fast-path optimization switched off in turn on one variant (``--bench-ablation``,
+``--bench-ablation-variant``, default passt-s)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ from passt.measure.suite import measure
 
 
 @pytest.mark.parametrize("ablation", list(ABLATIONS))
-def test_ablation(benchmark, ablation, preset, overrides, ceiling, timer, record,
-                  ablation_enabled):
+def test_ablation(benchmark, ablation, preset, overrides, ceilings, measured,
+                  ablation_enabled, ablation_variant):
     if not ablation_enabled:
         pytest.skip("the ablation runs with --bench-ablation")
     benchmark.group = f"ablation {preset.name}"
-    settings = preset.settings("passt-s", **{**overrides, **ablation_settings(ablation)})
+    settings = preset.settings(ablation_variant, **{**overrides, **ablation_settings(ablation)})
     if settings.compile_mode == "reduce-overhead" and settings.torch_device.type != "cuda":
         pytest.skip("CUDA graphs need a CUDA device")
-    result = measure(settings, "train", preset, timer, ceiling)
-    record({**result, "ablation": ablation})
+    measured(lambda: measure(settings, "train", preset, ceilings), ablation=ablation)

@@ -11,7 +11,7 @@ from passt.measure.suite import measure
 
 
 @pytest.mark.parametrize("kind", ["train", "inference"])
-def test_step(benchmark, kind, variant, preset, overrides, ceiling, timer, record):
+def test_step(benchmark, kind, variant, preset, overrides, ceilings, measured):
     benchmark.group = f"{kind} {preset.name}"
     settings = preset.settings(variant, **overrides)
-    record(measure(settings, kind, preset, timer, ceiling))
+    measured(lambda: measure(settings, kind, preset, ceilings))

@@ -8,18 +8,20 @@ import functools
 
 import pytest
 
-from passt.measure.peers import PEERS, build_peer_step, peer_available, profile_peer
+from passt.measure.peers import PEERS, build_peer_step, peer_unavailable_reason, profile_peer
 from passt.measure.suite import measure
 
 
 @pytest.mark.parametrize("peer", PEERS)
-def test_peer_train_step(benchmark, peer, variant, preset, overrides, ceiling, timer, record,
+def test_peer_train_step(benchmark, peer, variant, preset, overrides, ceilings, measured,
                          peers_enabled):
     if not peers_enabled:
         pytest.skip("peers are measured with --bench-peers")
-    if not peer_available(peer):
-        pytest.skip(f"peer {peer!r} is not installed")
+    reason = peer_unavailable_reason(peer)
+    if reason is not None:
+        pytest.skip(f"peer {peer!r} is not available: {reason}")
     benchmark.group = f"train {preset.name}"
     settings = preset.settings(variant, **overrides)
-    record(measure(settings, "train", preset, timer, ceiling,
-                   build=functools.partial(build_peer_step, peer), profile=profile_peer))
+    measured(lambda: measure(settings, "train", preset, ceilings,
+                             build=functools.partial(build_peer_step, peer),
+                             profile=profile_peer))

@@ -18,14 +18,17 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from passt.ablation_table import ablation_rows, write_ablation_table
+from passt.ablation_table import format_markdown as ablation_markdown
 from passt.atomic import atomic_path, write_text_atomic
+from passt.optional import require
 from passt.regress import load_benchmarks
 from passt.variants import get_variant, list_variants
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+pd = require("pandas", "the benchmark report")
 
 PAPER_DEVICE = "Nvidia Titan RTX"
 REFERENCE = "passt-b"  # ratios are to this variant, the paper's PaSST-B
@@ -90,7 +93,7 @@ def load_train_benchmarks(path: str | Path) -> tuple[dict[str, dict[str, Any]], 
         raise ValueError(f"{name}: benchmark {key} lacks fields {', '.join(lacking)}{more} "
                          "(was it written by pytest bench/ of passt-bench?)")
     train = {k: b["extra_info"] for k, b in benchmarks.items()
-             if b["extra_info"]["kind"] == "train"}
+             if b["extra_info"]["kind"] == "train" and not b["extra_info"].get("ablation")}
     if not train:
         raise ValueError(f"{name} has no training benchmarks (extra_info kind 'train'); Table 1 "
                          "needs them: run pytest bench/ without deselecting the train steps")
@@ -484,6 +487,7 @@ def _declutter(fig: Figure, labels: list[Any], iterations: int = 100) -> None:
 def plot(table: pd.DataFrame, meta: dict[str, Any]) -> Figure:
     """The paper's Figure 1 for this run: training throughput (x) against mAP (y), circle
     area proportional to memory per sample; measured points filled, the paper's hollow."""
+    require("matplotlib", "plotting Figure 1")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
@@ -599,7 +603,12 @@ def _caption(table: pd.DataFrame, meta: dict[str, Any], log_x: bool, ours: pd.Da
 def write_report(bench_path: str | Path, out_dir: str | Path = "reports",
                  maps_path: str | Path | None = None) -> Report:
     """Write ``table1.md``, ``table1.csv``, ``table1.tex``, ``speed_vs_map.png`` and ``.svg``
-    of a benchmark run into ``out_dir``."""
+    of a benchmark run into ``out_dir``; with ablation benchmarks in the run, also
+    ``ablation.md`` and ``.csv`` (a run of the ablation alone writes only those)."""
+    ablation = ablation_rows(bench_path)
+    if ablation and len(ablation) == len(load_benchmarks(bench_path)):
+        paths = write_ablation_table(ablation, out_dir)
+        return Report(markdown=ablation_markdown(ablation), paths=paths)
     table, meta = build_table(bench_path, maps_path)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -613,4 +622,8 @@ def write_report(bench_path: str | Path, out_dir: str | Path = "reports",
         with atomic_path(out / f"speed_vs_map.{fmt}") as tmp:
             fig.savefig(tmp, format=fmt)
     names = [*texts, "speed_vs_map.png", "speed_vs_map.svg"]
-    return Report(markdown=markdown, paths=[out / n for n in names])
+    paths = [out / n for n in names]
+    if ablation:
+        paths += write_ablation_table(ablation, out)
+        markdown += "\n" + ablation_markdown(ablation)
+    return Report(markdown=markdown, paths=paths)

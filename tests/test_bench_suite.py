@@ -77,3 +77,59 @@ def test_bad_options_are_clear_errors(tmp_path, args, message):
     proc = run_bench(tmp_path, *variants, *args)
     assert proc.returncode == 4  # pytest's usage error: nothing was measured
     assert message in proc.stderr + proc.stdout
+
+
+OOM_PLUGIN = textwrap.dedent("""
+    import torch
+    import passt
+    from passt.patchout import StructuredPatchout
+
+    class OomAtThree(StructuredPatchout, name="oom-at-three"):
+        \"\"\"Structured patchout that runs out of memory on batches of three: the bench first
+        sees that batch size in the timed steps' warm-up.\"\"\"
+
+        def draw(self, grid, batch, device, generator):
+            if batch == 3:
+                raise torch.OutOfMemoryError("CUDA out of memory (injected)")
+            return super().draw(grid, batch, device, generator)
+
+    passt.register_variant(passt.Variant(
+        "tiny-oom", ("oom-at-three",), {"time": 10, "freq": 2},
+        settings={"embed_dim": 64, "depth": 1, "num_heads": 4}))
+""")
+
+
+def test_an_oom_while_timing_is_a_row_and_the_next_benchmark_runs(tmp_path):
+    plugin = tmp_path / "oom_variant.py"
+    plugin.write_text(OOM_PLUGIN)
+    out, journal = tmp_path / "out.json", tmp_path / "journal.jsonl"
+    proc = run_bench(tmp_path, f"--bench-plugin={plugin}", "--bench-variants", "tiny-oom",
+                     "--bench-clip-seconds", "1", "--bench-batch-size", "3",
+                     "--bench-rounds", "2", "--bench-warmup", "1",
+                     f"--benchmark-json={out}", f"--bench-journal={journal}", "-k", "test_step")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = {b["extra_info"]["kind"]: b["extra_info"] for b in json.loads(out.read_text())[
+        "benchmarks"]}
+    assert rows["train"]["oom"] is True and rows["train"]["batch_size"] == 3
+    assert rows["inference"]["oom"] is False and rows["inference"]["samples_per_s"] > 0
+    journaled = {e["extra_info"]["kind"]: e for e in Journal(journal).read()}
+    assert journaled["train"]["extra_info"]["oom"] is True
+    assert journaled["train"]["times_s"] == [] and len(journaled["inference"]["times_s"]) == 2
+
+
+def test_resume_takes_finished_benchmarks_from_the_journal(tmp_path):
+    journal = tmp_path / "journal.jsonl"
+    args = ["--bench-variants", "tiny-s", "--bench-clip-seconds", "1", "--bench-rounds", "2",
+            "--bench-warmup", "0", f"--bench-journal={journal}", "-k", "inference"]
+    first = run_bench(tmp_path, *args, f"--benchmark-json={tmp_path / 'a.json'}")
+    assert first.returncode == 0, first.stdout[-3000:]
+    again = run_bench(tmp_path, *args, "--bench-resume",
+                      f"--benchmark-json={tmp_path / 'b.json'}")
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert len(Journal(journal).read()) == 1  # nothing measured the second time
+    a, b = (json.loads((tmp_path / n).read_text())["benchmarks"][0] for n in ("a.json", "b.json"))
+    assert a["stats"]["data"] == b["stats"]["data"] and a["extra_info"] == b["extra_info"]
+    other = run_bench(tmp_path, *args, "--bench-resume", "--bench-rounds", "3",
+                      f"--benchmark-json={tmp_path / 'c.json'}")
+    assert other.returncode == 0, other.stdout[-3000:]
+    assert len(Journal(journal).read()) == 2  # other settings: measured again

@@ -74,13 +74,14 @@ def test_cuda_peaks_refuse_the_cpu():
     with pytest.raises(ValueError, match="On the CPU use activation_bytes_per_sample"):
         peak_step_bytes(build_step(tiny()))
     with pytest.raises(ValueError, match="On the CPU use activation_bytes_per_sample"):
-        memory_slope(tiny())
+        memory_slope(build_step(tiny()))
 
 
 def fake_peaks(monkeypatch, limit: int, error=torch.OutOfMemoryError):
     """Pretend to be CUDA: a step costs 1 MB plus 100 kB a sample, OOM above ``limit``."""
 
     def peak(step):
+        assert step.inputs.shape[0] == step.settings.batch_size  # the step was resized
         if step.settings.batch_size > limit:
             raise error("CUDA out of memory")
         return 1_000_000 + 100_000 * step.settings.batch_size
@@ -91,7 +92,7 @@ def fake_peaks(monkeypatch, limit: int, error=torch.OutOfMemoryError):
 
 def test_memory_slope_fits_and_records_oom(monkeypatch):
     fake_peaks(monkeypatch, limit=16)
-    fit = memory_slope(tiny(), batch_sizes=(4, 8, 16, 32))
+    fit = memory_slope(build_step(tiny()), batch_sizes=(4, 8, 16, 32))
     assert [p.peak_bytes for p in fit.points] == [1_400_000, 1_800_000, 2_600_000, None]
     assert [p.oom for p in fit.points] == [False, False, False, True]
     assert fit.slope_bytes_per_sample == pytest.approx(100_000)
@@ -100,7 +101,7 @@ def test_memory_slope_fits_and_records_oom(monkeypatch):
 
 def test_memory_slope_without_two_fits_has_no_line(monkeypatch):
     fake_peaks(monkeypatch, limit=2)
-    fit = memory_slope(tiny(), batch_sizes=(1, 4, 8))
+    fit = memory_slope(build_step(tiny()), batch_sizes=(1, 4, 8))
     assert [p.oom for p in fit.points] == [False, True, True]
     assert fit.slope_bytes_per_sample is None and fit.intercept_bytes is None
 
@@ -108,13 +109,13 @@ def test_memory_slope_without_two_fits_has_no_line(monkeypatch):
 def test_memory_slope_raises_other_errors(monkeypatch):
     fake_peaks(monkeypatch, limit=2, error=RuntimeError)
     with pytest.raises(RuntimeError, match="out of memory"):
-        memory_slope(tiny(), batch_sizes=(1, 2, 4))
+        memory_slope(build_step(tiny()), batch_sizes=(1, 2, 4))
 
 
 def test_memory_slope_needs_three_batch_sizes(monkeypatch):
     fake_peaks(monkeypatch, limit=64)
     with pytest.raises(ValueError, match="at least three distinct batch sizes"):
-        memory_slope(tiny(), batch_sizes=(8, 8, 16))
+        memory_slope(build_step(tiny()), batch_sizes=(8, 8, 16))
 
 
 def test_fit_line():

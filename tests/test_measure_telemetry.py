@@ -45,6 +45,7 @@ def fake_nvml(energy_mj=None) -> types.ModuleType:
     nvml.nvmlInit = lambda: None
     nvml.nvmlShutdown = lambda: None
     nvml.nvmlDeviceGetHandleByIndex = lambda index: f"gpu{index}"
+    nvml.nvmlDeviceGetHandleByPciBusId = lambda bus_id: "gpu0"  # where torch sees a GPU
     nvml.nvmlDeviceGetName = lambda handle: b"NVIDIA H100 80GB HBM3"
     nvml.nvmlSystemGetDriverVersion = lambda: "580.65.06"
     nvml.nvmlDeviceGetMemoryInfo = lambda handle: types.SimpleNamespace(total=80 * 2**30)
@@ -54,7 +55,6 @@ def fake_nvml(energy_mj=None) -> types.ModuleType:
     return nvml
 
 
-@no_gpu
 def test_gpu_info_reads_nvml(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml())
     info = gpu_info()
@@ -62,11 +62,10 @@ def test_gpu_info_reads_nvml(monkeypatch):
     assert info.memory_bytes == 80 * 2**30 and info.index == 0
 
 
-@no_gpu
 @pytest.mark.parametrize("energy_mj", [1_000_000, None])
 def test_energy_meter_with_nvml(monkeypatch, energy_mj):
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(energy_mj))
-    with EnergyMeter(interval_s=0.01) as meter:
+    with EnergyMeter(interval_s=0.01, min_window_s=0.05) as meter:
         time.sleep(0.1)
     assert meter.available and meter.seconds >= 0.1
     assert meter.mean_util_pct == 80
@@ -76,3 +75,12 @@ def test_energy_meter_with_nvml(monkeypatch, energy_mj):
     else:  # power from the energy counter
         assert meter.joules == 50 and meter.joules_per_sample(4) == 12.5
         assert meter.mean_power_w == 50 / meter.seconds
+
+
+def test_energy_of_a_window_too_short_to_resolve_is_not_reported(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(1_000_000))
+    with EnergyMeter(interval_s=0.01, min_window_s=0.5) as meter:
+        time.sleep(0.05)
+    assert meter.available and meter.seconds < 0.5
+    assert meter.joules is None and meter.joules_per_sample(4) is None
+    assert meter.mean_power_w is None

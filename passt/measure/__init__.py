@@ -1,5 +1,6 @@
 """Measurement library: build a step, then time it, count its FLOPs and memory, meter the GPU."""
 
+from passt.device import synchronize
 from passt.measure.flops import (
     PEAK_TFLOPS,
     FlopsReport,
@@ -21,7 +22,7 @@ from passt.measure.memory import (
 )
 from passt.measure.step import KINDS, Step, StepSettings, build_step
 from passt.measure.telemetry import EnergyMeter, GpuInfo, gpu_info
-from passt.measure.timing import Timing, synchronize, time_step
+from passt.measure.timing import Timing, time_step
 from passt.precision import DTYPES
 
 __all__ = [

@@ -2,7 +2,8 @@
 
 Every ablation is the preset's settings with one change, so the bench measures what each
 optimization buys: bf16 autocast, SDPA (FlashAttention on CUDA), torch.compile, fused AdamW,
-CUDA graphs (compile mode "reduce-overhead").
+CUDA graphs (compile mode "reduce-overhead"), and a static batch dimension instead of a
+dynamic one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "no-compile": {"compile": False},
     "unfused-adamw": {"fused_adamw": False},
     "cuda-graphs": {"compile": True, "compile_mode": "reduce-overhead"},
+    # what sharing one graph across batch sizes costs: a graph specialised to the batch
+    "static-batch": {"compile": True, "compile_dynamic_batch": False},
 }
 
 

@@ -22,9 +22,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from passt.device import synchronize
 from passt.measure.step import StepSettings, build_step
-from passt.measure.timing import synchronize
 from passt.model import PaSSTConfig, grid_size
+from passt.optional import require
 from passt.precision import AUTOCAST_DTYPES
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def fvcore_forward_flops(model: nn.Module, x: Tensor) -> float:
     """FLOPs of ``model(x)`` for the whole batch by fvcore, attention included, 2 per MAC."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # fvcore imports torch.jit.script
-        from fvcore.nn import FlopCountAnalysis
+        FlopCountAnalysis = require("fvcore.nn", "counting FLOPs with fvcore").FlopCountAnalysis
 
     analysis = FlopCountAnalysis(model, x)
     for op in FVCORE_SDPA_OPS:
@@ -126,11 +127,12 @@ class FlopsReport:
     variant: str
     kind: str  # "train": forward with patchout, step = forward + backward; "inference"
     seq_len: int
-    forward_fvcore: float
+    forward_fvcore: float | None  # None when fvcore is missing or failed: see ``notes``
     forward_torch: float
     forward_analytic: float
     step_torch: float  # the whole step by FlopCounterMode, frontend's mel matmul included
     step_analytic: float  # 3x forward for training, 1x for inference
+    notes: tuple[str, ...] = ()  # why a count is missing
 
     @property
     def step_over_forward(self) -> float:
@@ -144,18 +146,36 @@ def count_flops(settings: StepSettings, kind: str = "train") -> FlopsReport:
     with torch.no_grad():
         mel = step.frontend(step.inputs)
         forward_torch = torch_flops(lambda: step.model(mel))
-    forward_fvcore = fvcore_forward_flops(step.model, mel)
+    forward_fvcore, notes = _fvcore_or_note(step.model, mel, settings.variant)
     forward_analytic = analytic_flops(step.model.cfg, step.seq_len, step.frames)
     return FlopsReport(
         variant=settings.variant,
         kind=kind,
         seq_len=step.seq_len,
-        forward_fvcore=forward_fvcore / batch / 1e9,
+        forward_fvcore=None if forward_fvcore is None else forward_fvcore / batch / 1e9,
         forward_torch=forward_torch / batch / 1e9,
         forward_analytic=forward_analytic / 1e9,
         step_torch=torch_flops(step) / batch / 1e9,
         step_analytic=forward_analytic * (3 if kind == "train" else 1) / 1e9,
+        notes=notes,
     )
+
+
+def _fvcore_or_note(model: nn.Module, mel: Tensor,
+                    variant: str) -> tuple[float | None, tuple[str, ...]]:
+    """fvcore's count, or None and a note saying why: fvcore is optional, and it traces the
+    model with torch.jit, which a user's strategy may not survive."""
+    try:
+        return fvcore_forward_flops(model, mel), ()
+    except ImportError as e:
+        return None, (f"fvcore FLOPs not counted: {e}",)
+    except Exception as e:
+        strategy = getattr(getattr(model, "patchout", None), "name", "?")
+        first_line = next(iter(str(e).strip().splitlines()), "")[:300]
+        note = (f"fvcore FLOPs not counted: tracing {variant} (patchout {strategy!r}) failed: "
+                f"{type(e).__name__}: {first_line}")
+        log.warning(note)
+        return None, (note,)
 
 
 # Dense (no sparsity) peak TFLOPS from the vendors' datasheets: (name pattern, fp32, fp16,
@@ -192,24 +212,43 @@ def peak_tflops(device_name: str, dtype: str) -> float | None:
 
 def matmul_ceiling_tflops(
     device: torch.device | str = "cuda", dtype: str = "bf16", n: int | None = None,
-    iters: int = 20, repeats: int = 5,
+    iters: int | None = None, repeats: int = 5, window_s: float = 0.05,
 ) -> float:
     """Best achieved TFLOPS of ``n x n`` matmuls in ``dtype`` over ``repeats`` timed windows of
     ``iters`` each, after a warm-up (a ceiling: the fastest window, not the typical one).
 
-    ``n`` defaults to 8192 on CUDA and 1024 elsewhere.
+    ``n`` defaults to 8192 on CUDA; elsewhere to 1024, halved (down to 128) while one matmul
+    would take longer than ``window_s`` (a CPU without native half-precision kernels, say).
+    ``iters`` defaults to what fills ``window_s``.
     """
     device = torch.device(device)
     if dtype not in _DTYPE_COLUMN:
         raise ValueError(f"unknown dtype {dtype!r}; accepted: {', '.join(_DTYPE_COLUMN)}")
-    n = n or (8192 if device.type == "cuda" else 1024)
     torch_dtype = AUTOCAST_DTYPES.get(dtype, torch.float32)
     gen = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=gen).to(device, torch_dtype)
-    b = torch.randn(n, n, generator=gen).to(device, torch_dtype)
-    for _ in range(3):
+
+    def operands(size: int) -> tuple[Tensor, Tensor]:
+        return tuple(torch.randn(size, size, generator=gen).to(device, torch_dtype)
+                     for _ in range(2))
+
+    def seconds(a: Tensor, b: Tensor) -> float:
+        a @ b  # warm-up: kernel selection, allocation
+        synchronize(device)
+        start = time.perf_counter()
         a @ b
-    synchronize(device)
+        synchronize(device)
+        return time.perf_counter() - start
+
+    if n is None and device.type == "cuda":
+        n = 8192
+    elif n is None:
+        n = 1024
+        probe = seconds(*operands(128))  # on a CPU, time grows as n^3 from here
+        while n > 128 and probe * (n / 128) ** 3 > window_s:
+            n //= 2
+    a, b = operands(n)
+    one = seconds(a, b)
+    iters = iters or max(1, math.ceil(window_s / max(one, 1e-9)))
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()

@@ -11,19 +11,17 @@ from __future__ import annotations
 import dataclasses
 import gc
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from passt.device import synchronize
+from passt.measure.compiled import reset_compiler
 from passt.measure.step import Step, StepSettings, build_step
-from passt.measure.timing import synchronize
 
 log = logging.getLogger(__name__)
-
-StepBuilder = Callable[[StepSettings, str], Step]
-
 
 @dataclass(frozen=True)
 class MemoryPoint:
@@ -112,10 +110,16 @@ def _require_peak_support(device: torch.device, what: str) -> None:
         )
 
 
-def peak_step_bytes(step: Step) -> int:
-    """Peak allocated CUDA bytes of one step, after a first step has set up optimizer state."""
+# Steps run before each peak reading: optimizer state, compilation and CUDA graph capture
+# (cudagraph trees warm up, record, then replay) all happen in the first steps.
+FIT_WARMUP = 3
+
+
+def peak_step_bytes(step: Step, warmup: int = FIT_WARMUP) -> int:
+    """Peak allocated CUDA bytes of one step of ``step``, after ``warmup`` steps."""
     _require_peak_support(step.device, "peak_step_bytes")
-    step()
+    for _ in range(warmup):
+        step()
     synchronize(step.device)
     torch.cuda.reset_peak_memory_stats(step.device)
     step()
@@ -131,32 +135,50 @@ def is_oom(error: BaseException | None) -> bool:
     return False
 
 
-def _peak_or_oom(settings: StepSettings, build: StepBuilder) -> int | None:
+def free_device_memory() -> None:
+    """Collect garbage and hand the CUDA allocator's cached blocks back, so the next reading
+    starts from what is alive."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _peak_or_oom(step: Step, batch_size: int) -> int | None:
     try:
-        return peak_step_bytes(build(settings, "train"))
+        step.resize(batch_size)
+        return peak_step_bytes(step)
     except Exception as e:
         if not is_oom(e):
             raise
-        log.warning("out of memory at batch size %d", settings.batch_size)
-        return None
+    # outside the except block, so the traceback no longer holds the failed step's tensors
+    log.warning("out of memory at batch size %d", batch_size)
+    if step.optimizer is not None:
+        step.optimizer.zero_grad(set_to_none=True)
+    if step.settings.compile:
+        reset_compiler()  # CUDA graphs captured mid-OOM are not to be replayed
+    return None
 
 
-def memory_slope(settings: StepSettings, batch_sizes: Sequence[int] = (8, 16, 32),
-                 build: StepBuilder = build_step) -> MemoryFit:
-    """Peak bytes of a training step at each batch size (OOM recorded, not raised) and its fit.
+def memory_slope(step: Step, batch_sizes: Sequence[int] = (8, 16, 32)) -> MemoryFit:
+    """Peak bytes of training ``step`` resized to each batch size (OOM recorded, not raised)
+    and their line.
 
-    ``build`` makes the step (a peer's builder measures the peer)."""
-    _require_peak_support(settings.torch_device, "memory_slope")
+    The model, optimizer state and compiled graphs of ``step`` serve every batch size, so the
+    intercept is what does not grow with the batch: weights, gradients, optimizer state. Each
+    point starts from freed memory and reset peak statistics.
+    """
+    _require_peak_support(step.device, "memory_slope")
+    if step.kind != "train":
+        raise ValueError(f"memory_slope needs a training step, got {step.kind!r}")
     sizes = list(batch_sizes)
     if len(set(sizes)) < 3:
         raise ValueError(f"memory_slope needs at least three distinct batch sizes, got {sizes}")
     points = []
     for b in sizes:
-        peak = _peak_or_oom(dataclasses.replace(settings, batch_size=b), build)
+        free_device_memory()
+        peak = _peak_or_oom(step, b)
         points.append(MemoryPoint(b, peak, oom=peak is None))
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+    free_device_memory()
     fitted = [p for p in points if p.peak_bytes is not None]
     if len({p.batch_size for p in fitted}) < 2:
         return MemoryFit(points, None, None)

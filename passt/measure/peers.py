@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from passt.factory import create_model
 from passt.frontend import create_frontend
+from passt.measure.compiled import reset_compiler
 from passt.measure.flops import torch_flops
 from passt.measure.memory import fit_line, saved_activation_bytes
 from passt.measure.record import device_name
@@ -34,17 +35,18 @@ from passt.measure.step import (
     StepSettings,
     make_forward,
     make_optimizer,
-    synthetic_batch,
+    place_batch,
 )
 from passt.model import PaSST, PaSSTConfig, grid_size
 from passt.patchout import NoPatchout, StructuredPatchout, UnstructuredPatchout
 from passt.variants import get_variant
 
 PEERS = ("official", "official-sdpa", "hf-ast")
+# The modules a peer's model is built from: importing them proves its whole stack imports.
 _REQUIRES = {
-    "official": ("hear21passt", "torchaudio"),
-    "official-sdpa": ("hear21passt", "torchaudio"),
-    "hf-ast": ("transformers",),
+    "official": ("hear21passt.models.passt", "hear21passt.models.preprocess"),
+    "official-sdpa": ("hear21passt.models.passt", "hear21passt.models.preprocess"),
+    "hf-ast": ("transformers.models.audio_spectrogram_transformer",),
 }
 
 
@@ -53,15 +55,21 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown peer {name!r}; known: {', '.join(PEERS)}")
 
 
-def peer_available(name: str) -> bool:
-    """Whether the packages peer ``name`` needs can be imported."""
+def peer_unavailable_reason(name: str) -> str | None:
+    """Why peer ``name`` cannot be built here (a module that fails to import), or None."""
     _check_name(name)
-    try:
-        for module in _REQUIRES[name]:
-            importlib.import_module(module)
-    except ImportError:
-        return False
-    return True
+    for module in _REQUIRES[name]:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                importlib.import_module(module)
+        except Exception as e:  # a missing or broken dependency (timm, torchvision, ...)
+            return f"import {module} failed: {type(e).__name__}: {e}"
+    return None
+
+
+def peer_available(name: str) -> bool:
+    """Whether the modules peer ``name`` is built from import."""
+    return peer_unavailable_reason(name) is None
 
 
 @dataclass(eq=False)
@@ -204,11 +212,13 @@ def build_peer_step(name: str, settings: StepSettings, kind: str = "train") -> P
     _check_name(name)
     if kind not in KINDS:
         raise ValueError(f"unknown step kind {kind!r}; accepted: {', '.join(KINDS)}")
-    if not peer_available(name):
-        raise ModuleNotFoundError(
-            f"peer {name!r} needs {' and '.join(_REQUIRES[name])} installed")
+    reason = peer_unavailable_reason(name)
+    if reason is not None:
+        raise ModuleNotFoundError(f"peer {name!r} is not available: {reason}")
     device = settings.torch_device
     training = kind == "train"
+    if settings.compile:
+        reset_compiler()
     with torch.device("meta"):
         ours: PaSST = create_model(settings.variant, **settings.model_kwargs)
     cfg = ours.cfg
@@ -233,15 +243,16 @@ def build_peer_step(name: str, settings: StepSettings, kind: str = "train") -> P
             patchout_args = {names[k]: v for k, v in patchout.items()}
     model.to(device).train(training)
     frontend.to(device).train(training)
-    waves, targets = synthetic_batch(settings, num_samples)
-    inputs = waves.to(device)
+    inputs, targets = place_batch(settings, num_samples, device)
     with contextlib.redirect_stdout(io.StringIO()):  # hear21passt prints on its first forward
         seq_len = _seq_len(model, torch.zeros(1, cfg.n_mels, frames, device=device))
     optimizer, scaler = make_optimizer(model, settings) if training else (None, None)
     return PeerStep(
         settings=settings, kind=kind, frames=frames, seq_len=seq_len, model=model,
-        frontend=frontend, forward_fn=make_forward(model, frontend, kind, settings),
-        inputs=inputs, targets=targets.to(device), optimizer=optimizer, scaler=scaler,
+        frontend=frontend,
+        # the model alone: hear21passt's frontend draws its fmin/fmax on the host every call
+        forward_fn=make_forward(model, frontend, kind, settings, compile_scope="model"),
+        inputs=inputs, targets=targets, optimizer=optimizer, scaler=scaler,
         peer=name, implementation=implementation, attention_path=path,
         patchout_args=patchout_args,
     )

@@ -28,6 +28,17 @@ class Preset:
     memory_batch_sizes: tuple[int, ...]  # peak-memory fit (at least three)
     proportional_patchout: bool  # on short clips, keep the paper's fraction of patches
 
+    def __post_init__(self) -> None:
+        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+            raise ValueError(f"warmup must be an integer >= 0, got {self.warmup!r}")
+        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
+            raise ValueError(f"rounds must be an integer >= 1, got {self.rounds!r}")
+        sizes = self.memory_batch_sizes
+        if len(set(sizes)) < 3 or any(isinstance(b, bool) or not isinstance(b, int) or b < 1
+                                      for b in sizes):
+            raise ValueError("memory_batch_sizes must be at least three distinct positive "
+                             f"integers, got {','.join(map(str, sizes)) or 'none'}")
+
     def settings(self, variant: str, **overrides) -> StepSettings:
         """The `StepSettings` of ``variant`` under this preset (``overrides`` win)."""
         batch_size = overrides.pop("batch_size", self.batch_size)

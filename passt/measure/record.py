@@ -9,9 +9,10 @@ from typing import Any
 import torch
 
 from passt.measure.flops import count_flops, mfu, peak_tflops
-from passt.measure.memory import StepBuilder, activation_bytes_per_sample, memory_slope
-from passt.measure.step import Step, build_step
+from passt.measure.memory import activation_bytes_per_sample, memory_slope
+from passt.measure.step import Step
 from passt.measure.telemetry import EnergyMeter
+from passt.measure.timing import Timing
 from passt.variants import get_variant
 
 
@@ -53,6 +54,7 @@ def profile_step(step: Step) -> dict[str, Any]:
         "forward_gflops_per_sample_fvcore": flops.forward_fvcore,
         "forward_gflops_per_sample_analytic": flops.forward_analytic,
         "step_gflops_per_sample": flops.step_torch,
+        "notes": list(flops.notes),
     }
     if step.kind == "train":
         record["train_gflops_per_sample"] = flops.step_torch
@@ -61,10 +63,10 @@ def profile_step(step: Step) -> dict[str, Any]:
     return record
 
 
-def peak_memory(step: Step, batch_sizes: tuple[int, ...],
-                build: StepBuilder = build_step) -> dict[str, Any]:
-    """Peak CUDA memory per sample of training (slope over ``batch_sizes``), intercept, OOMs."""
-    fit = memory_slope(step.settings, batch_sizes, build)
+def peak_memory(step: Step, batch_sizes: tuple[int, ...]) -> dict[str, Any]:
+    """Peak CUDA memory per sample of training ``step`` (slope over ``batch_sizes``),
+    intercept, OOMs."""
+    fit = memory_slope(step, batch_sizes)
     return {
         "peak_memory_bytes_per_sample": fit.slope_bytes_per_sample,
         "peak_memory_intercept_bytes": fit.intercept_bytes,
@@ -73,16 +75,20 @@ def peak_memory(step: Step, batch_sizes: tuple[int, ...],
     }
 
 
-def timing_fields(record: dict[str, Any], median_s: float, energy: EnergyMeter | None,
-                  samples_metered: int, ceiling_tflops: float | None) -> dict[str, Any]:
-    """Throughput, MFU (over the datasheet peak and over the measured matmul ceiling) and
-    energy per sample, from the median step time and the energy meter of the timed run."""
-    samples_per_s = record["batch_size"] / median_s
+def timing_fields(record: dict[str, Any], timing: Timing, energy: EnergyMeter | None,
+                  ceiling_tflops: float | None) -> dict[str, Any]:
+    """Throughput, MFU (over the datasheet peak and over the measured matmul ceiling of the
+    row's dtype) and energy per sample, from the timed steps and the energy meter of exactly
+    those steps."""
+    samples_per_s = timing.samples_per_s
     flops = record.get("train_gflops_per_sample", record["step_gflops_per_sample"]) * 1e9
     peak = peak_tflops(record["device_name"], record["dtype"])
     energy_ok = energy is not None and energy.available
+    samples_metered = timing.iters * timing.batch_size
     return {
-        "median_step_s": median_s,
+        "median_step_s": timing.median_s,
+        "timed_rounds": timing.iters,
+        "warmup_rounds": timing.warmup,
         "samples_per_s": samples_per_s,
         "achieved_tflops": flops * samples_per_s / 1e12,
         "peak_tflops": peak,
@@ -92,4 +98,5 @@ def timing_fields(record: dict[str, Any], median_s: float, energy: EnergyMeter |
         "joules_per_sample": energy.joules_per_sample(samples_metered) if energy_ok else None,
         "mean_power_w": energy.mean_power_w if energy_ok else None,
         "mean_gpu_util_pct": energy.mean_util_pct if energy_ok else None,
+        "energy_window_s": energy.seconds if energy_ok else None,
     }

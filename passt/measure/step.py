@@ -8,6 +8,7 @@ precision (fp32, fp16 autocast with gradient scaling, bf16 autocast) and attenti
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -20,12 +21,14 @@ from torch import Tensor, nn
 
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
+from passt.measure.compiled import CUDA_GRAPH_MODES, compile_fn, reset_compiler
 from passt.model import ATTENTION_PATHS, grid_size
 from passt.precision import DTYPES, autocast, backward_and_step
 
 log = logging.getLogger(__name__)
 
 KINDS = ("train", "inference")
+COMPILE_SCOPES = ("step", "model")
 COMPILE_MODES = (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 LEARNING_RATE = 1e-5
 WEIGHT_DECAY = 1e-4
@@ -44,6 +47,9 @@ class StepSettings:
     attention: str = "sdpa"
     compile: bool = False
     compile_mode: str | None = None  # torch.compile mode, e.g. "reduce-overhead" (CUDA graphs)
+    # Compile once with a symbolic batch dimension, so every batch size of the memory fit and
+    # the timed batch share one graph; False compiles a static graph per batch size.
+    compile_dynamic_batch: bool = True
     model_overrides: dict[str, Any] = field(default_factory=dict)  # see passt.create_model
     num_classes: int = 527
     seed: int = 0
@@ -158,8 +164,18 @@ class Step:
                 return self.forward_fn(self.inputs, self.targets)
         return self.forward_fn(self.inputs, self.targets)
 
+    def resize(self, batch_size: int) -> None:
+        """Replace the fixed batch by one of ``batch_size`` (the same seed's data); the model,
+        optimizer state and compiled graphs are kept."""
+        num_samples, device = self.inputs.shape[-1], self.device
+        self.settings = dataclasses.replace(self.settings, batch_size=batch_size)
+        del self.inputs, self.targets  # free the old batch before making the new one
+        self.inputs, self.targets = place_batch(self.settings, num_samples, device)
+
     def __call__(self) -> None:
         """Run one step: forward (and backward and update, for training); returns nothing."""
+        if self.settings.compile and self.settings.compile_mode in CUDA_GRAPH_MODES:
+            torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs may be reused
         if self.optimizer is None:
             self.forward()
             return
@@ -176,11 +192,33 @@ def synthetic_batch(settings: StepSettings, num_samples: int) -> tuple[Tensor, T
     return waves, (targets < TARGET_DENSITY).float()
 
 
-def make_forward(model: nn.Module, frontend: nn.Module, kind: str,
-                 settings: StepSettings) -> Callable[[Tensor, Tensor], Tensor]:
-    """``(waveforms, targets) -> loss`` (train) or ``-> logits`` (inference): frontend, model
-    and loss as one function, so that ``compile`` captures all of them in one graph."""
+def place_batch(settings: StepSettings, num_samples: int,
+                device: torch.device) -> tuple[Tensor, Tensor]:
+    """`synthetic_batch` on ``device``, its batch dimension marked dynamic when the step
+    compiles with `StepSettings.compile_dynamic_batch` (sizes 0 and 1 cannot be marked)."""
+    waves, targets = synthetic_batch(settings, num_samples)
+    waves, targets = waves.to(device), targets.to(device)
+    if settings.compile and settings.compile_dynamic_batch and settings.batch_size > 1:
+        torch._dynamo.mark_dynamic(waves, 0)
+        torch._dynamo.mark_dynamic(targets, 0)
+    return waves, targets
+
+
+def make_forward(model: nn.Module, frontend: nn.Module, kind: str, settings: StepSettings,
+                 compile_scope: str = "step") -> Callable[[Tensor, Tensor], Tensor]:
+    """``(waveforms, targets) -> loss`` (train) or ``-> logits`` (inference).
+
+    With ``settings.compile``, ``compile_scope="step"`` compiles frontend, model and loss as
+    one graph, with no graph break allowed; ``"model"`` compiles the model alone (for peers
+    whose frontend does not compile).
+    """
+    if compile_scope not in COMPILE_SCOPES:
+        raise ValueError(f"unknown compile scope {compile_scope!r}; accepted: "
+                         f"{', '.join(COMPILE_SCOPES)}")
     device_type = settings.torch_device.type
+    if settings.compile and compile_scope == "model":
+        model = compile_fn(model, mode=settings.compile_mode, fullgraph=False,
+                           static=not settings.compile_dynamic_batch)
 
     def forward(waves: Tensor, targets: Tensor) -> Tensor:
         with autocast(settings.dtype, device_type):
@@ -189,7 +227,10 @@ def make_forward(model: nn.Module, frontend: nn.Module, kind: str,
             return logits
         return F.binary_cross_entropy_with_logits(logits.float(), targets)
 
-    return torch.compile(forward, mode=settings.compile_mode) if settings.compile else forward
+    if settings.compile and compile_scope == "step":
+        return compile_fn(forward, mode=settings.compile_mode, fullgraph=True,
+                          static=not settings.compile_dynamic_batch)
+    return forward
 
 
 def make_optimizer(
@@ -214,13 +255,15 @@ def build_step(settings: StepSettings, kind: str = "train") -> Step:
         raise ValueError(f"unknown step kind {kind!r}; accepted: {', '.join(KINDS)}")
     device = settings.torch_device
     training = kind == "train"
+    if settings.compile:
+        reset_compiler()  # a fresh recompile budget, and counters of this step alone
     torch.manual_seed(settings.seed)
     model = create_model(settings.variant, **settings.model_kwargs).to(device)
     frontend = create_frontend().to(device)
     model.train(training)
     frontend.train(training)
     num_samples = settings.num_samples(frontend)
-    waves, targets = synthetic_batch(settings, num_samples)
+    inputs, targets = place_batch(settings, num_samples, device)
     frames = frontend.frames(num_samples)
     optimizer, scaler = make_optimizer(model, settings) if training else (None, None)
     forward_fn = make_forward(model, frontend, kind, settings)
@@ -232,8 +275,8 @@ def build_step(settings: StepSettings, kind: str = "train") -> Step:
         model=model,
         frontend=frontend,
         forward_fn=forward_fn,
-        inputs=waves.to(device),
-        targets=targets.to(device),
+        inputs=inputs,
+        targets=targets,
         frames=frames,
         seq_len=seq_len,
         optimizer=optimizer,

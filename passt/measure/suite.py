@@ -1,30 +1,42 @@
-"""One benchmark of the suite, start to finish: build the step, measure what is not time,
-time it with the caller's timer under the energy meter, and derive the rest."""
+"""One benchmark of the suite, start to finish: build the step, measure what is not time
+(FLOPs, memory), time it with the energy meter on the timed steps only, derive the rest."""
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from passt.measure.memory import is_oom, peak_memory_available
+from passt.measure.compiled import check_compiled, compile_stats, reset_compiler
+from passt.measure.memory import free_device_memory, is_oom, peak_memory_available
 from passt.measure.presets import Preset
 from passt.measure.record import peak_memory, profile_step, timing_fields
 from passt.measure.step import Step, StepSettings, build_step
 from passt.measure.telemetry import EnergyMeter
-from passt.measure.timing import synchronize
+from passt.measure.timing import time_step
 
 log = logging.getLogger(__name__)
 
 # CPUs have no allocator peak; their memory figure is activation_bytes_per_sample.
 NO_PEAK_MEMORY = {"peak_memory_bytes_per_sample": None, "peak_memory_intercept_bytes": None,
                   "peak_memory_points": {}, "oom_batch_sizes": []}
+NOT_COMPILED = {"compile_graphs": None, "compile_graph_breaks": None,
+                "compile_recompiles": None, "compile_seconds": None,
+                "compile_cudagraph_skips": None, "compile_cudagraph_skip_reasons": None}
 
-# Runs a zero-argument step callable (warm-up, then timed rounds); returns the median seconds.
-Timer = Callable[[Callable[[], None]], float]
+# The matmul ceiling (TFLOPS) of the run's device for a dtype; None where none is measured.
+Ceilings = Callable[[str], "float | None"]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One benchmark: the fields of its row and its timed steps (none when it ran OOM)."""
+
+    record: dict[str, Any]
+    times_s: list[float] = field(default_factory=list)
 
 
 def settings_record(settings: StepSettings, kind: str) -> dict[str, Any]:
@@ -32,42 +44,51 @@ def settings_record(settings: StepSettings, kind: str) -> dict[str, Any]:
     return {"variant": settings.variant, "kind": kind, "batch_size": settings.batch_size,
             "clip_seconds": settings.clip_seconds, "dtype": settings.dtype,
             "attention": settings.attention, "compile": settings.compile,
-            "device": settings.device}
+            "compile_mode": settings.compile_mode, "device": settings.device}
 
 
-def measure(settings: StepSettings, kind: str, preset: Preset, timer: Timer,
-            ceiling_tflops: float | None = None,
+def measure(settings: StepSettings, kind: str, preset: Preset,
+            ceilings: Ceilings = lambda dtype: None,
             build: Callable[[StepSettings, str], Step] = build_step,
-            profile: Callable[[Step], dict[str, Any]] = profile_step) -> dict[str, Any]:
-    """Every number of one benchmark; an out-of-memory anywhere gives ``{"oom": True, ...}``."""
+            profile: Callable[[Step], dict[str, Any]] = profile_step) -> Measurement:
+    """Every number of one benchmark; an out-of-memory anywhere (build, memory fit, warm-up,
+    timed steps) gives the row ``{"oom": True, ...}`` and leaves the device clean for the next."""
     try:
-        step = build(settings, kind)
-        record = {**profile(step), "oom": False}
-        if kind == "train":
-            record.update(peak_memory(step, preset.memory_batch_sizes, build)
-                          if peak_memory_available(step.device) else NO_PEAK_MEMORY)
-
-        def run() -> None:
-            step()
-            synchronize(step.device)
-
-        with EnergyMeter(index=_gpu_index(step.device)) as energy:
-            median_s = timer(run)
-        samples = (preset.warmup + preset.rounds) * settings.batch_size
-        record.update(timing_fields(record, median_s, energy, samples, ceiling_tflops))
-        return record
+        return _measure(settings, kind, preset, ceilings, build, profile)
     except Exception as e:
         if not is_oom(e):
             raise
-        log.warning("%s %s: out of memory at batch size %d", settings.variant, kind,
-                    settings.batch_size)
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        return {**settings_record(settings, kind), "oom": True}
+    # Here, outside the except block, the traceback and with it the step are gone.
+    log.warning("%s %s: out of memory at batch size %d", settings.variant, kind,
+                settings.batch_size)
+    if settings.compile:
+        reset_compiler()  # compiled graphs and CUDA graph pools hold memory too
+    free_device_memory()
+    return Measurement({**settings_record(settings, kind), "oom": True})
+
+
+def _measure(settings: StepSettings, kind: str, preset: Preset, ceilings: Ceilings,
+             build: Callable[[StepSettings, str], Step],
+             profile: Callable[[Step], dict[str, Any]]) -> Measurement:
+    step = build(settings, kind)
+    record = {**settings_record(settings, kind), **profile(step), "oom": False}
+    if kind == "train":
+        record.update(peak_memory(step, preset.memory_batch_sizes)
+                      if peak_memory_available(step.device) else NO_PEAK_MEMORY)
+        # the timed batch, made after the fit so that it is not in the fit's intercept
+        step.resize(settings.batch_size)
+    free_device_memory()
+    meter = EnergyMeter(index=_gpu_index(step.device)) if step.device.type == "cuda" else None
+    timing = time_step(step, warmup=preset.warmup, iters=preset.rounds, during=meter)
+    record.update(timing_fields(record, timing, meter, ceilings(settings.dtype)))
+    if settings.compile:
+        stats = compile_stats()
+        check_compiled(stats, settings.compile_mode, f"{settings.variant} {kind} step")
+        record.update(stats.as_record())
+    else:
+        record.update(NOT_COMPILED)
+    return Measurement(record, timing.times_s)
 
 
 def _gpu_index(device: torch.device) -> int:
-    if device.type != "cuda":
-        return 0
     return device.index if device.index is not None else torch.cuda.current_device()

@@ -79,12 +79,15 @@ class EnergyMeter:
     """Context manager measuring a GPU over its window: energy from the total-energy counter,
     mean power and utilisation from samples taken every ``interval_s`` in a thread.
 
-    ``available`` is False (and every figure None) without a GPU or NVML.
+    ``available`` is False (and every figure None) without a GPU or NVML. Energy is None for a
+    window shorter than ``min_window_s``: NVML's counter and power readings update too rarely
+    to resolve it.
     """
 
-    def __init__(self, index: int = 0, interval_s: float = 0.1):
+    def __init__(self, index: int = 0, interval_s: float = 0.1, min_window_s: float = 1.0):
         self.index = index
         self.interval_s = interval_s
+        self.min_window_s = min_window_s
         self.available = False
         self.seconds: float | None = None
         self.joules: float | None = None
@@ -127,15 +130,19 @@ class EnergyMeter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        self._close()
+        if self.seconds < self.min_window_s:
+            log.info("energy window of %.2f s is under %.1f s: not reported", self.seconds,
+                     self.min_window_s)
+            return
         if self._start_mj is not None and end_mj is not None:
             self.joules = (end_mj - self._start_mj) / 1e3
-        if self.joules is not None and self.seconds > 0:
+        if self.joules is not None:
             self.mean_power_w = self.joules / self.seconds
         elif self._power_mw:
             self.mean_power_w = sum(self._power_mw) / len(self._power_mw) / 1e3
         if self._util_pct:
             self.mean_util_pct = sum(self._util_pct) / len(self._util_pct)
-        self._close()
 
     def joules_per_sample(self, samples: int) -> float | None:
         """Energy per sample over the window, when the GPU reports its energy counter."""

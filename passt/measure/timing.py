@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from dataclasses import dataclass
 
-import torch
-
+from passt.device import synchronize
 from passt.measure.step import Step
 
 
@@ -27,15 +27,13 @@ class Timing:
     iters: int
 
 
-def synchronize(device: torch.device | str) -> None:
-    """Wait for the work queued on ``device`` (a no-op on the CPU, which runs eagerly)."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def time_step(step: Step, warmup: int = 5, iters: int = 20,
+              during: contextlib.AbstractContextManager | None = None) -> Timing:
+    """Run ``warmup`` untimed steps, then time ``iters`` steps one by one.
 
-
-def time_step(step: Step, warmup: int = 5, iters: int = 20) -> Timing:
-    """Run ``warmup`` untimed steps, then time ``iters`` steps one by one."""
+    ``during`` is entered around the timed steps only (an `EnergyMeter`, say), so warm-up and
+    compilation stay out of what it measures.
+    """
     if warmup < 0:
         raise ValueError(f"warmup must be >= 0, got {warmup}")
     if iters < 1:
@@ -44,11 +42,12 @@ def time_step(step: Step, warmup: int = 5, iters: int = 20) -> Timing:
         step()
     times = []
     synchronize(step.device)
-    for _ in range(iters):
-        start = time.perf_counter()
-        step()
-        synchronize(step.device)
-        times.append(time.perf_counter() - start)
+    with during or contextlib.nullcontext():
+        for _ in range(iters):
+            start = time.perf_counter()
+            step()
+            synchronize(step.device)
+            times.append(time.perf_counter() - start)
     median = statistics.median(times)
     batch = step.settings.batch_size
     return Timing(
