@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from passt.measure import StepSettings, activation_bytes_per_sample, build_step, count_flops
-from passt.measure.peers import PEERS, build_peer_step, peer_available, profile_peer
+from passt.measure.compiled import compile_stats
+from passt.measure.peers import (
+    PEERS,
+    build_peer_step,
+    peer_available,
+    peer_unavailable_reason,
+    profile_peer,
+)
 
 pytest.importorskip("hear21passt")
 pytestmark = [  # hear21passt's frontend uses deprecated torch APIs
@@ -136,3 +143,31 @@ def test_hf_ast_train_step_runs_unpatched(attention):
     assert record["attention"] == attention and record["patchout_args"] == {}
     assert "unpatched equivalent of passt-s" in record["note"]
     assert record["forward_gflops_per_sample"] > 0
+
+
+def test_a_broken_dependency_makes_a_peer_unavailable(monkeypatch):
+    # e.g. a torchvision that does not match torch: hear21passt imports timm, which imports
+    # torchvision, which raises RuntimeError, not ImportError
+    real = importlib.import_module
+
+    def broken(name, *args):
+        if name.startswith("hear21passt"):
+            raise RuntimeError("operator torchvision::nms does not exist")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", broken)
+    assert not peer_available("official")
+    assert "RuntimeError: operator torchvision::nms" in peer_unavailable_reason("official-sdpa")
+    with pytest.raises(ModuleNotFoundError, match="peer 'official' is not available"):
+        build_peer_step("official", tiny())
+
+
+def test_compiled_official_peer_compiles_once():
+    # hear21passt's frontend draws fmin/fmax on the host each call: compiled with the model,
+    # every call would recompile (and, past the limit, run eager); the model alone compiles once
+    step = build_peer_step("official", tiny(compile=True, model_overrides={
+        **SMALL, **PATCHOUT["passt-s"], "depth": 1}))
+    for _ in range(3):
+        step()
+    stats = compile_stats()
+    assert stats.graphs >= 1 and stats.recompiles == 0

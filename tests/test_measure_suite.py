@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import sys
 
 import pytest
 import torch
@@ -161,3 +162,31 @@ def test_energy_window_covers_the_timed_steps_only():
 
     time_step(step, warmup=2, iters=3, during=meter())
     assert window == {"start": 2, "end": 5}
+
+
+def test_cpu_rows_are_not_metered_on_a_gpu(monkeypatch):
+    # NVML present (a fake GPU 0 drawing power): a CPU benchmark must not report its energy
+    from test_measure_telemetry import fake_nvml
+
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(1_000_000))
+    record = measure(tiny(), "inference", PLAN, profile=cheap_profile).record
+    assert record["joules_per_sample"] is None and record["mean_power_w"] is None
+
+
+def test_peak_reading_follows_warm_up_and_a_reset(monkeypatch):
+    events = []
+    step = build_step(tiny(), "inference")
+    forward = step.forward_fn
+
+    def counted(*args):
+        events.append("step")
+        return forward(*args)
+
+    step.forward_fn = counted
+    monkeypatch.setattr(memory, "_require_peak_support", lambda device, what: None)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda d: events.append("reset"))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda d: 123)
+    assert memory.peak_step_bytes(step) == 123
+    # at least three warm-up steps: CUDA graph trees warm up, record, then replay
+    assert memory.FIT_WARMUP >= 3
+    assert events == ["step"] * memory.FIT_WARMUP + ["reset", "step"]
