@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 
+from passt.errors import UsageError
 from passt.measure.flops import matmul_ceiling_tflops
 from passt.measure.journal import Journal
 from passt.measure.presets import PRESETS, Preset, get_preset
@@ -89,7 +90,7 @@ def _preset(config: pytest.Config) -> Preset:
         try:
             plan["memory_batch_sizes"] = tuple(int(b) for b in sizes.split(","))
         except ValueError:
-            raise ValueError(f"--bench-memory-batch-sizes: expected integers like 16,32,64, "
+            raise UsageError(f"--bench-memory-batch-sizes: expected integers like 16,32,64, "
                              f"got {sizes!r}") from None
     return dataclasses.replace(preset, **{k: v for k, v in plan.items() if v is not None})
 
@@ -101,7 +102,7 @@ def _variants(config: pytest.Config) -> list[str]:
     names = [v.strip() for v in chosen.split(",") if v.strip()]
     unknown = [n for n in names if n not in list_variants()]
     if unknown:
-        raise ValueError(
+        raise UsageError(
             f"--bench-variants: unknown variant(s) {', '.join(unknown)}; known: "
             f"{', '.join(list_variants())} (a plugin's variants need --bench-plugin or "
             "$PASST_PLUGINS)"
@@ -120,7 +121,7 @@ def pytest_configure(config: pytest.Config) -> None:
             preset.settings(name, **overrides)
         ablation_variant = config.getoption("--bench-ablation-variant")
         get_variant(ablation_variant)
-    except (ValueError, TypeError, FileNotFoundError, ModuleNotFoundError) as e:
+    except (UsageError, FileNotFoundError, ModuleNotFoundError) as e:
         raise pytest.UsageError(f"passt-bench: {e}") from None
     config.stash[PRESET] = preset
     config.stash[VARIANTS] = variants

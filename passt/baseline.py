@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from passt.errors import UsageError
 from passt.frontend import create_frontend
 from passt.metrics import TaggingMetrics, tagging_metrics
 from passt.optional import require
@@ -36,7 +37,7 @@ def mean_spectrum_baseline(train_set: Dataset, eval_set: Dataset,
     train_y = train_set.targets
     trainable = train_y.any(axis=0) & ~train_y.all(axis=0)
     if not trainable.any():
-        raise ValueError("no class has both positive and negative training clips")
+        raise UsageError("no class has both positive and negative training clips")
     model = make_pipeline(StandardScaler(),
                           OneVsRestClassifier(LogisticRegression(C=c, max_iter=2000)))
     model.fit(mean_spectra(train_set), train_y[:, trainable])

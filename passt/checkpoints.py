@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from passt.errors import UsageError
 from passt.model import PaSST
 from passt.variants import reduced_depth_blocks
 
@@ -37,27 +40,35 @@ class CheckpointMismatchError(ValueError):
         super().__init__("\n  ".join(parts))
 
 
+def load_torch_file(path: str | Path) -> Any:
+    """What a file written by ``torch.save`` holds, loaded with ``weights_only`` (tensors and
+    plain values, nothing executable); a clear error for a file that is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for files it cannot read
+        if zipfile.is_zipfile(path):  # torch's format, with objects weights_only refuses
+            reason = next(iter(str(e).strip().splitlines()), type(e).__name__)
+            raise UsageError(f"{path} is a PyTorch file, but holds more than tensors and plain "
+                             f"values, which are not loaded for safety: {reason}") from None
+        raise UsageError(f"{path} is not a PyTorch checkpoint (a file written by "
+                         "torch.save)") from None
+
+
 def read_state_dict(source: str | Path | StateDict) -> dict[str, Tensor]:
     """A plain ``state_dict`` from a file or mapping, unwrapped from common containers.
 
     Accepts a bare state_dict, ``{"state_dict"|"model"|...: state_dict}``, and keys prefixed by
     DDP (``module.``) or training wrappers (``net.``, ``model.``).
     """
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint file not found: {path}")
-        try:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises several types for non-checkpoint files
-            raise ValueError(f"{path} is not a PyTorch checkpoint: {e}") from None
-    else:
-        sd = source
+    sd = load_torch_file(source) if isinstance(source, (str, Path)) else source
     for key in _WRAPPER_KEYS:
         if isinstance(sd, Mapping) and isinstance(sd.get(key), Mapping):
             sd = sd[key]
     if not isinstance(sd, Mapping) or not all(isinstance(v, Tensor) for v in sd.values()):
-        raise ValueError(f"checkpoint {_name(source)} holds no state_dict of tensors")
+        raise UsageError(f"checkpoint {_name(source)} holds no state_dict of tensors")
     sd = dict(sd)
     for prefix in _PREFIXES:
         if sd and all(k.startswith(prefix) for k in sd):
@@ -109,7 +120,7 @@ def adapt_imagenet(sd: StateDict, model: PaSST) -> dict[str, Tensor]:
     The ImageNet classifier is dropped.
     """
     if "pos_embed" not in sd or "patch_embed.proj.weight" not in sd:
-        raise ValueError(
+        raise UsageError(
             "not an ImageNet ViT/DeiT state_dict: expected keys 'pos_embed' and "
             f"'patch_embed.proj.weight', got {', '.join(list(sd)[:8])}, ..."
         )
@@ -120,7 +131,7 @@ def adapt_imagenet(sd: StateDict, model: PaSST) -> dict[str, Tensor]:
     grid_pos = pos[0, tokens:]
     side = int(round(grid_pos.shape[0] ** 0.5))
     if side * side != grid_pos.shape[0]:
-        raise ValueError(f"pos_embed grid of {grid_pos.shape[0]} positions is not square")
+        raise UsageError(f"pos_embed grid of {grid_pos.shape[0]} positions is not square")
     grid_pos = grid_pos.reshape(1, side, side, -1).permute(0, 3, 1, 2)
     grid_pos = F.interpolate(grid_pos, size=cfg.grid, mode="bicubic", align_corners=False)
 
@@ -142,7 +153,7 @@ def adapt_imagenet(sd: StateDict, model: PaSST) -> dict[str, Tensor]:
     elif cfg.depth == len(reduced_depth_blocks(source_depth)):
         kept = reduced_depth_blocks(source_depth)
     else:
-        raise ValueError(
+        raise UsageError(
             f"cannot map an ImageNet model of depth {source_depth} onto depth {cfg.depth}; "
             f"accepted: {source_depth} or {len(reduced_depth_blocks(source_depth))} (reduced)"
         )

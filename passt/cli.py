@@ -13,6 +13,7 @@ from typing import Any
 
 from passt.baseline import mean_spectrum_baseline
 from passt.data import AugmentConfig, open_dataset, pack_hdf5
+from passt.errors import UsageError
 from passt.evaluate import evaluate
 from passt.inference import (
     AGGREGATES,
@@ -121,7 +122,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 def cmd_embed(args: argparse.Namespace) -> int:
     if Path(args.out).suffix not in EMBED_SUFFIXES:
-        raise ValueError(f"--out {args.out}: accepted suffixes {', '.join(EMBED_SUFFIXES)}")
+        raise UsageError(f"--out {args.out}: accepted suffixes {', '.join(EMBED_SUFFIXES)}")
     report = embed(args.paths, **_windowed_run(args))
     if report.results:
         written = save_embeddings(report, args.out)
@@ -183,7 +184,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         dataset = open_dataset(args.data, clip_seconds=cfg.clip_seconds, split=args.split,
                                **parse_overrides(args.data_options))
     if dataset.num_classes != model.cfg.num_classes:
-        raise ValueError(f"the data has {dataset.num_classes} classes, the checkpoint "
+        raise UsageError(f"the data has {dataset.num_classes} classes, the checkpoint "
                          f"{model.cfg.num_classes}")
     device = resolve_device(args.device, model)
     metrics = evaluate(model.to(device), frontend.to(device), dataset, device=device,
@@ -436,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         load_plugins(args.plugin)
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, ModuleNotFoundError) as e:
+    except (UsageError, FileNotFoundError, ModuleNotFoundError) as e:  # else a bug: traceback
         print(f"passt {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from passt.checkpoints import load_checkpoint, load_imagenet
+from passt.errors import UsageError
 from passt.model import PaSST
 from passt.variants import compose, variant_config
 
@@ -29,9 +30,9 @@ def create_model(
     re-initialised when the class count differs), ``create_model("passt-s", imagenet=deit_sd)``.
     """
     if (name is None) == (reductions is None):
-        raise ValueError("create_model takes a variant name or reductions=..., exactly one")
+        raise UsageError("create_model takes a variant name or reductions=..., exactly one")
     if checkpoint is not None and imagenet is not None:
-        raise ValueError("create_model takes checkpoint= or imagenet=, not both")
+        raise UsageError("create_model takes checkpoint= or imagenet=, not both")
     if name is not None:
         cfg = variant_config(name, **overrides)
     else:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from passt.errors import UsageError
 from passt.rng import DeviceGenerators, rand, randint
 
 
@@ -35,33 +36,33 @@ class FrontendConfig:
     def __post_init__(self) -> None:
         for name in ("sample_rate", "n_mels", "n_fft", "win_length", "hop_length"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be positive, got {getattr(self, name)}")
         if self.win_length > self.n_fft:
-            raise ValueError(
+            raise UsageError(
                 f"win_length ({self.win_length}) must not exceed n_fft ({self.n_fft})"
             )
         nyquist = self.sample_rate / 2
         if not 0.0 <= self.fmin < self.fmax <= nyquist:
-            raise ValueError(
+            raise UsageError(
                 f"need 0 <= fmin < fmax <= sample_rate/2 = {nyquist}, "
                 f"got fmin={self.fmin}, fmax={self.fmax}"
             )
         if not 0.0 <= self.preemphasis <= 1.0:
-            raise ValueError(f"preemphasis must be in [0, 1], got {self.preemphasis}")
+            raise UsageError(f"preemphasis must be in [0, 1], got {self.preemphasis}")
         for name in ("fmin_aug_range", "fmax_aug_range"):
             if getattr(self, name) < 1:
-                raise ValueError(
+                raise UsageError(
                     f"{name} must be >= 1 (1 means no augmentation), got {getattr(self, name)}"
                 )
         for name in ("freq_mask", "time_mask"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise UsageError(f"{name} must be >= 0, got {getattr(self, name)}")
         # The jittered band must stay valid for every draw, as Kaldi's mel banks require.
         fmin_hi = self.fmin + self.fmin_aug_range - 1
         fmax_lo = self.fmax + self.fmax_aug_range // 2 - (self.fmax_aug_range - 1)
         fmax_hi = self.fmax + self.fmax_aug_range // 2
         if fmax_hi > nyquist or fmin_hi >= fmax_lo:
-            raise ValueError(
+            raise UsageError(
                 f"augmented band fmin in [{self.fmin}, {fmin_hi}], fmax in [{fmax_lo}, {fmax_hi}] "
                 f"must keep fmin < fmax <= sample_rate/2 = {nyquist}"
             )
@@ -133,14 +134,14 @@ class MelFrontend(nn.Module):
         # Reflect padding of n_fft // 2 needs more samples than that after pre-emphasis.
         min_samples = self.config.n_fft // 2 + 2
         if num_samples < min_samples:
-            raise ValueError(f"need at least {min_samples} samples, got {num_samples}")
+            raise UsageError(f"need at least {min_samples} samples, got {num_samples}")
 
     def forward(self, x: Tensor) -> Tensor:
         """Log-mel of `x`; in training mode with fmin/fmax jitter and SpecAugment masks."""
         if x.dim() == 3 and x.shape[1] == 1:
             x = x.squeeze(1)
         if x.dim() != 2:
-            raise ValueError(
+            raise UsageError(
                 f"expected waveform of shape [B, S] or [B, 1, S], got {list(x.shape)}"
             )
         self._check_length(x.shape[-1])
@@ -176,5 +177,5 @@ def create_frontend(seed: int | None = None, **overrides: float) -> MelFrontend:
     accepted = [f.name for f in fields(FrontendConfig)]
     unknown = sorted(set(overrides) - set(accepted))
     if unknown:
-        raise TypeError(f"unknown frontend option(s) {unknown}; accepted: {accepted}")
+        raise UsageError(f"unknown frontend option(s) {unknown}; accepted: {accepted}")
     return MelFrontend(FrontendConfig(**overrides), seed=seed)

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from passt.atomic import atomic_path
 from passt.audio import AudioError, decode, fit_length
 from passt.checkpoints import CheckpointMismatchError, read_state_dict
+from passt.errors import UsageError
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
 from passt.model import PaSST, grid_size
@@ -68,9 +69,9 @@ class Windowing:
 
     def __post_init__(self) -> None:
         if not self.window_seconds > 0:
-            raise ValueError(f"window_seconds must be positive, got {self.window_seconds}")
+            raise UsageError(f"window_seconds must be positive, got {self.window_seconds}")
         if not 0 < self.hop_seconds <= self.window_seconds:
-            raise ValueError(f"hop_seconds must be in (0, window_seconds={self.window_seconds}] "
+            raise UsageError(f"hop_seconds must be in (0, window_seconds={self.window_seconds}] "
                              f"so that windows cover the audio, got {self.hop_seconds}")
 
     @property
@@ -200,14 +201,14 @@ def load_labels(path: PathLike) -> list[str]:
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         if not {"index", "display_name"} <= set(reader.fieldnames or ()):
-            raise ValueError(f"{path}: expected columns index,mid,display_name; "
+            raise UsageError(f"{path}: expected columns index,mid,display_name; "
                              f"got {','.join(reader.fieldnames or ())}")
         try:
             names = {int(row["index"]): row["display_name"] for row in reader}
         except (TypeError, ValueError):
-            raise ValueError(f"{path}: line {reader.line_num}: index is not an integer") from None
+            raise UsageError(f"{path}: line {reader.line_num}: index is not an integer") from None
     if sorted(names) != list(range(len(names))):
-        raise ValueError(f"{path}: indices must be 0..{len(names) - 1}, each once")
+        raise UsageError(f"{path}: indices must be 0..{len(names) - 1}, each once")
     return [names[i] for i in range(len(names))]
 
 
@@ -217,7 +218,7 @@ def parse_overrides(text: str) -> dict[str, Any]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"model override {item!r} is not KEY=VALUE")
+            raise UsageError(f"model override {item!r} is not KEY=VALUE")
         out[key.strip()] = _parse_value(value.strip())
     return out
 
@@ -252,7 +253,7 @@ def load_model(checkpoint: PathLike | Mapping[str, Any], variant: str | None = N
     if isinstance(raw, Mapping) and "model" in raw and isinstance(raw.get("config"), Mapping):
         config = raw["config"]
         if variant is None and "variant" not in config:
-            raise ValueError("the checkpoint's config names no 'variant'; pass one")
+            raise UsageError("the checkpoint's config names no 'variant'; pass one")
         variant = variant or config["variant"]
         overrides = {**(config.get("model_overrides") or {}), **overrides}
         extras = {"label_names": list(raw.get("label_names") or ()) or None,
@@ -260,10 +261,10 @@ def load_model(checkpoint: PathLike | Mapping[str, Any], variant: str | None = N
         raw = raw["model"]
     sd = read_state_dict(raw)
     if "head.1.weight" not in sd:
-        raise ValueError("checkpoint has no classifier (head.1.weight): not a tagging model")
+        raise UsageError("checkpoint has no classifier (head.1.weight): not a tagging model")
     classes = sd["head.1.weight"].shape[0]
     if overrides.setdefault("num_classes", classes) != classes:
-        raise ValueError(f"num_classes={overrides['num_classes']} contradicts the checkpoint's "
+        raise UsageError(f"num_classes={overrides['num_classes']} contradicts the checkpoint's "
                          f"classifier of {classes} classes")
     variant = variant or "passt-s"
     try:
@@ -291,7 +292,7 @@ def _read_checkpoint(path: PathLike) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for non-checkpoint files
-        raise ValueError(f"{path} is not a PyTorch checkpoint: {e}") from None
+        raise UsageError(f"{path} is not a PyTorch checkpoint: {e}") from None
 
 
 def resolve_device(device: str | torch.device | None, model: nn.Module) -> torch.device:
@@ -307,11 +308,11 @@ def _check_fits(model: PaSST, frontend: MelFrontend, windowing: Windowing) -> No
     """Raise if the frontend's windows are not inputs the model accepts."""
     cfg = model.cfg
     if frontend.config.n_mels != cfg.n_mels:
-        raise ValueError(f"the frontend makes {frontend.config.n_mels} mel bands, the model "
+        raise UsageError(f"the frontend makes {frontend.config.n_mels} mel bands, the model "
                          f"takes {cfg.n_mels}")
     frames = frontend.frames(windowing.window)
     if grid_size(frames, cfg.patch_size, cfg.stride) > cfg.grid[1]:
-        raise ValueError(f"a {windowing.window_seconds} s window is {frames} frames, more than "
+        raise UsageError(f"a {windowing.window_seconds} s window is {frames} frames, more than "
                          f"the model's time embedding covers ({cfg.frames}): shorten the window")
 
 
@@ -368,7 +369,7 @@ def _run(paths: PathLike | Iterable[PathLike], loaded: LoadedModel,
          features: bool) -> tuple[list[_FileWindows], list[Failure], Windowing]:
     """Window outputs of every usable file: sigmoid scores, or embeddings with ``features``."""
     if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+        raise UsageError(f"batch_size must be positive, got {batch_size}")
     model = loaded.model
     frontend = frontend if frontend is not None else create_frontend()
     if window_seconds is None:
@@ -421,16 +422,16 @@ def tag(paths: PathLike | Iterable[PathLike], model: PaSST | LoadedModel | PathL
     ``progress=None`` shows a bar on a terminal only.
     """
     if aggregate not in AGGREGATES:
-        raise ValueError(f"unknown aggregate {aggregate!r}; accepted: {', '.join(AGGREGATES)}")
+        raise UsageError(f"unknown aggregate {aggregate!r}; accepted: {', '.join(AGGREGATES)}")
     if top_k < 1:
-        raise ValueError(f"top_k must be positive, got {top_k}")
+        raise UsageError(f"top_k must be positive, got {top_k}")
     loaded = _as_loaded(model)
     classes = loaded.model.cfg.num_classes
     if label_names is None:
         label_names = loaded.label_names or [str(i) for i in range(classes)]
     names = list(label_names)
     if len(names) != classes:
-        raise ValueError(f"{len(names)} label names for a model of {classes} classes")
+        raise UsageError(f"{len(names)} label names for a model of {classes} classes")
     done, failures, windowing = _run(paths, loaded, frontend, window_seconds, hop_seconds,
                                      batch_size, device, progress, features=False)
     results = []
@@ -476,7 +477,7 @@ def format_tags(results: Sequence[TagResult], fmt: str = "table") -> str:
         return _tags_csv(results)
     if fmt == "table":
         return _tags_table(results)
-    raise ValueError(f"unknown format {fmt!r}; accepted: {', '.join(FORMATS)}")
+    raise UsageError(f"unknown format {fmt!r}; accepted: {', '.join(FORMATS)}")
 
 
 def _ranked(top: list[Label]) -> str:
@@ -520,7 +521,7 @@ def save_embeddings(report: Report[EmbedResult], path: PathLike) -> list[Path]:
     path = Path(path)
     results = report.results
     if not results:
-        raise ValueError(f"no embeddings to write to {path}: every input failed")
+        raise UsageError(f"no embeddings to write to {path}: every input failed")
     arrays = {
         "embeddings": np.stack([r.embedding for r in results]),
         "window_embeddings": np.concatenate([r.window_embeddings for r in results]),
@@ -554,5 +555,5 @@ def save_embeddings(report: Report[EmbedResult], path: PathLike) -> list[Path]:
         with atomic_path(index) as tmp:
             tmp.write_text(json.dumps({**settings, **meta}, indent=1))
         return [*targets.values(), index]
-    raise ValueError(f"unknown embedding output {path.name!r}; accepted: "
+    raise UsageError(f"unknown embedding output {path.name!r}; accepted: "
                      f"{', '.join(EMBED_SUFFIXES)}")

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from passt.errors import UsageError
 from passt.optional import require
 
 
@@ -23,15 +24,15 @@ def _check(scores: Any, targets: Any, ndim: int) -> tuple[np.ndarray, np.ndarray
     t = np.asarray(targets, dtype=np.float64)
     if s.shape != t.shape or s.ndim != ndim:
         kind = "[samples]" if ndim == 1 else "[samples, classes]"
-        raise ValueError(
+        raise UsageError(
             f"scores and targets must both be {kind}, got shapes {s.shape} and {t.shape}"
         )
     if s.shape[0] == 0:
-        raise ValueError("scores and targets hold no samples")
+        raise UsageError("scores and targets hold no samples")
     if not np.isfinite(s).all():
-        raise ValueError("scores contain NaN or infinite values")
+        raise UsageError("scores contain NaN or infinite values")
     if not np.isin(t, (0.0, 1.0)).all():
-        raise ValueError("targets must be 0 or 1 (mixed-up soft targets cannot be scored)")
+        raise UsageError("targets must be 0 or 1 (mixed-up soft targets cannot be scored)")
     return s, t
 
 
@@ -89,7 +90,7 @@ def roc_auc(scores: Any, targets: Any) -> np.ndarray:
 def _macro(values: np.ndarray, what: str) -> float:
     defined = values[~np.isnan(values)]
     if defined.size == 0:
-        raise ValueError(f"no class has {what}: the macro average is undefined")
+        raise UsageError(f"no class has {what}: the macro average is undefined")
     return float(defined.mean())
 
 
@@ -106,7 +107,7 @@ def mean_roc_auc(scores: Any, targets: Any) -> float:
 def d_prime(auc: float) -> float:
     """Sensitivity index of an ROC-AUC: ``sqrt(2) * Phi^-1(auc)`` (infinite at 0 or 1)."""
     if not 0.0 <= auc <= 1.0:
-        raise ValueError(f"auc must be in [0, 1], got {auc}")
+        raise UsageError(f"auc must be in [0, 1], got {auc}")
     special = require("scipy.special", "d-prime")
     return float(math.sqrt(2.0) * special.ndtri(auc))
 

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from passt.errors import UsageError, check_choice
 from passt.patchout import Patchout, create_patchout
 from passt.rng import DeviceGenerators, randint
 
-ATTENTION_PATHS = ("sdpa", "math")
+AttentionPath = Literal["sdpa", "math"]  # F.scaled_dot_product_attention, or matmul-softmax
+ATTENTION_PATHS: tuple[str, ...] = get_args(AttentionPath)
 
 
 def grid_size(length: int, patch: int, stride: int) -> int:
@@ -43,7 +45,7 @@ class PaSSTConfig:
     drop_path_rate: float = 0.0
     patchout: str = "none"
     patchout_args: dict[str, Any] = field(default_factory=dict)
-    attention: str = "sdpa"
+    attention: AttentionPath = "sdpa"
     seed: int | None = None  # patchout and time-crop draws; None uses torch's default RNG
 
     def __post_init__(self) -> None:
@@ -52,20 +54,17 @@ class PaSSTConfig:
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise UsageError(f"{name} must be a positive integer, got {value!r}")
         if self.embed_dim % self.num_heads:
-            raise ValueError(
+            raise UsageError(
                 f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}"
             )
         if self.patch_size > self.n_mels or self.patch_size > self.frames:
-            raise ValueError(
+            raise UsageError(
                 f"patch_size={self.patch_size} is larger than the input "
                 f"({self.n_mels} mel bands x {self.frames} frames)"
             )
-        if self.attention not in ATTENTION_PATHS:
-            raise ValueError(
-                f"unknown attention path {self.attention!r}; accepted: {', '.join(ATTENTION_PATHS)}"
-            )
+        check_choice("attention path", self.attention, ATTENTION_PATHS)
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -210,10 +209,7 @@ class PaSST(nn.Module):
 
     def set_attention(self, path: str) -> None:
         """Switch every block between ``"sdpa"`` and the explicit ``"math"`` attention."""
-        if path not in ATTENTION_PATHS:
-            raise ValueError(
-                f"unknown attention path {path!r}; accepted: {', '.join(ATTENTION_PATHS)}"
-            )
+        check_choice("attention path", path, ATTENTION_PATHS)
         self.cfg.attention = path
         for block in self.blocks:
             block.attn.path = path
@@ -229,27 +225,46 @@ class PaSST(nn.Module):
         if x.dim() == 3:
             x = x.unsqueeze(1)
         if x.dim() != 4 or x.shape[1] != 1:
-            raise ValueError(
+            raise UsageError(
                 f"expected a log-mel batch [B, 1, {self.cfg.n_mels}, T] or "
                 f"[B, {self.cfg.n_mels}, T], got shape {list(x.shape)}"
             )
         if x.shape[2] != self.cfg.n_mels:
-            raise ValueError(
+            raise UsageError(
                 f"expected {self.cfg.n_mels} mel bands, got {x.shape[2]} (input shape "
                 f"{list(x.shape)})"
             )
-        frames = x.shape[3]
-        if frames < self.cfg.patch_size:
-            raise ValueError(
-                f"input has {frames} frames, shorter than one patch ({self.cfg.patch_size})"
-            )
-        if grid_size(frames, self.cfg.patch_size, self.cfg.stride) > self.cfg.grid[1]:
-            raise ValueError(
-                f"input has {frames} frames but the time embedding covers at most "
-                f"{self.cfg.frames}; accepted: {self.cfg.patch_size} to {self.cfg.frames} frames "
-                "(split longer audio into windows)"
-            )
+        self.check_frames(x.shape[3])
         return x
+
+    def check_frames(self, frames: int, training: bool = False, source: str = "the input",
+                     frame_seconds: float | None = None) -> None:
+        """Raise `UsageError` unless ``frames`` log-mel frames fit this model: at least one
+        patch, at most its time embedding, and (``training``) enough for its patchout.
+
+        ``source`` names the input in the message (``"a clip of 12.0 s"``); with
+        ``frame_seconds`` (the frontend's hop in seconds) the accepted range is also given in
+        seconds.
+        """
+        cfg = self.cfg
+        accepted = f"{cfg.patch_size} to {cfg.frames} frames"
+        if frame_seconds is not None:  # frames = samples // hop + 1, rounded inwards
+            shortest = math.ceil(1000 * (cfg.patch_size - 1) * frame_seconds + 1e-6) / 1000
+            longest = math.floor(1000 * cfg.frames * frame_seconds) / 1000
+            accepted += f" (clips of {shortest} to {longest} s)"
+        if frames < cfg.patch_size:
+            raise UsageError(f"{source} gives {frames} frames, shorter than one patch "
+                             f"({cfg.patch_size} frames); accepted: {accepted}")
+        if grid_size(frames, cfg.patch_size, cfg.stride) > cfg.grid[1]:
+            raise UsageError(f"{source} gives {frames} frames, longer than the model's time "
+                             f"embedding ({cfg.frames} frames); accepted: {accepted}; split "
+                             "longer audio into windows")
+        if training:
+            try:
+                self.seq_len(frames, training=True)
+            except UsageError as e:
+                raise UsageError(f"{source} gives {frames} frames, too few for the model's "
+                                 f"patchout: {e}") from None
 
     def _time_pos_embed(self, t: int, device: torch.device) -> Tensor:
         """The time embedding cropped to ``t`` columns: random offset in training, 0 in eval."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from passt.errors import UsageError
 from passt.rng import rand
 
 Grid = tuple[int, int]
@@ -43,10 +44,10 @@ def register_patchout(name: str):
 
 def _register(name: str, cls: type[Patchout]) -> None:
     if not name or not isinstance(name, str):
-        raise ValueError(f"a patchout strategy needs a non-empty string name, got {name!r}")
+        raise UsageError(f"a patchout strategy needs a non-empty string name, got {name!r}")
     known = _REGISTRY.get(name)
     if known is not None and known.__qualname__ != cls.__qualname__:
-        raise ValueError(f"patchout strategy {name!r} is already registered by {known!r}")
+        raise UsageError(f"patchout strategy {name!r} is already registered by {known!r}")
     cls.name = name
     _REGISTRY[name] = cls
 
@@ -61,7 +62,7 @@ def get_patchout(name: str) -> type[Patchout]:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(
+        raise UsageError(
             f"unknown patchout strategy {name!r}; known: {', '.join(list_patchouts())}"
         ) from None
 
@@ -72,7 +73,7 @@ def create_patchout(name: str, **kwargs) -> Patchout:
     try:
         return cls(**kwargs)
     except TypeError as e:
-        raise TypeError(f"patchout strategy {name!r}: {e}") from None
+        raise UsageError(f"patchout strategy {name!r}: {e}") from None
 
 
 class Patchout(nn.Module):
@@ -131,13 +132,13 @@ def _random_subset(
 def _count(amount: int | float, total: int, what: str, strategy: str) -> int:
     """Resolve a drop amount given as a count (int) or a fraction (float in [0, 1))."""
     if isinstance(amount, bool) or not isinstance(amount, (int, float)):
-        raise TypeError(f"{strategy} patchout: {what} must be an int count or a float fraction")
+        raise UsageError(f"{strategy} patchout: {what} must be an int count or a float fraction")
     if isinstance(amount, float):
         if not 0.0 <= amount < 1.0:
-            raise ValueError(f"{strategy} patchout: {what} fraction {amount} not in [0, 1)")
+            raise UsageError(f"{strategy} patchout: {what} fraction {amount} not in [0, 1)")
         return int(amount * total)
     if amount < 0:
-        raise ValueError(f"{strategy} patchout: {what}={amount} is negative")
+        raise UsageError(f"{strategy} patchout: {what}={amount} is negative")
     return amount
 
 
@@ -163,7 +164,7 @@ class UnstructuredPatchout(Patchout, name="unstructured"):
         n = grid[0] * grid[1]
         drop = _count(self.drop, n, "drop", self.name)
         if drop >= n:
-            raise ValueError(
+            raise UsageError(
                 f"unstructured patchout drops {drop} patches but the patch grid {grid[0]}x"
                 f"{grid[1]} has only {n}; accepted: fewer than {n} (or a fraction below 1)"
             )
@@ -200,7 +201,7 @@ class StructuredPatchout(Patchout, name="structured"):
         drop_t = _count(self.time, t, "time", self.name)
         for drop, size, what in ((drop_f, f, "frequency rows"), (drop_t, t, "time columns")):
             if drop >= size:
-                raise ValueError(
+                raise UsageError(
                     f"structured patchout drops {drop} {what} but the patch grid {f}x{t} has "
                     f"only {size}; accepted: fewer than {size} (or a fraction below 1)"
                 )

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Literal, get_args
 
 import torch
 
-DTYPES = ("fp32", "fp16", "bf16")
+from passt.errors import check_choice
+
+Dtype = Literal["fp32", "fp16", "bf16"]  # fp32, or autocast to fp16 (with loss scaling) or bf16
+DTYPES: tuple[str, ...] = get_args(Dtype)
 AUTOCAST_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def autocast(dtype: str, device_type: str) -> contextlib.AbstractContextManager:
     """Autocast to ``dtype`` ("fp16" or "bf16") on ``device_type``; a no-op for "fp32"."""
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; accepted: {', '.join(DTYPES)}")
+    check_choice("dtype", dtype, DTYPES)
     if dtype == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type, dtype=AUTOCAST_DTYPES[dtype])

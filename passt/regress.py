@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from passt.errors import UsageError
+
 MEMORY_FIELDS = ("peak_memory_bytes_per_sample", "activation_bytes_per_sample")
 FLOPS_FIELDS = ("train_gflops_per_sample", "forward_gflops_per_sample")
 
@@ -65,9 +67,9 @@ def parse_percent(text: str | float) -> float:
     try:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
-        raise ValueError(f"not a percentage: {text!r}; accepted: e.g. '2%' or '0.02'") from None
+        raise UsageError(f"not a percentage: {text!r}; accepted: e.g. '2%' or '0.02'") from None
     if value < 0:
-        raise ValueError(f"a growth limit cannot be negative, got {text!r}")
+        raise UsageError(f"a growth limit cannot be negative, got {text!r}")
     return value
 
 
@@ -79,13 +81,13 @@ def load_benchmarks(path: str | Path) -> dict[str, dict[str, Any]]:
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not JSON: {e}") from None
+        raise UsageError(f"{path} is not JSON: {e}") from None
     benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
     if not isinstance(benchmarks, list) or not all(
         isinstance(b, dict) and "stats" in b and ("fullname" in b or "name" in b)
         for b in benchmarks
     ):
-        raise ValueError(
+        raise UsageError(
             f"{path} is not pytest-benchmark JSON (expected a 'benchmarks' list whose entries "
             "have 'name' and 'stats'; write one with pytest --benchmark-json=FILE)"
         )

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from passt.ablation_table import ablation_rows, write_ablation_table
 from passt.ablation_table import format_markdown as ablation_markdown
 from passt.atomic import atomic_path, write_text_atomic
+from passt.errors import UsageError
 from passt.optional import require
 from passt.regress import load_benchmarks
 from passt.variants import get_variant, list_variants
@@ -90,12 +91,12 @@ def load_train_benchmarks(path: str | Path) -> tuple[dict[str, dict[str, Any]], 
     if missing:
         key, lacking = next(iter(missing.items()))
         more = f" (and {len(missing) - 1} more benchmark(s))" if len(missing) > 1 else ""
-        raise ValueError(f"{name}: benchmark {key} lacks fields {', '.join(lacking)}{more} "
+        raise UsageError(f"{name}: benchmark {key} lacks fields {', '.join(lacking)}{more} "
                          "(was it written by pytest bench/ of passt-bench?)")
     train = {k: b["extra_info"] for k, b in benchmarks.items()
              if b["extra_info"]["kind"] == "train" and not b["extra_info"].get("ablation")}
     if not train:
-        raise ValueError(f"{name} has no training benchmarks (extra_info kind 'train'); Table 1 "
+        raise UsageError(f"{name} has no training benchmarks (extra_info kind 'train'); Table 1 "
                          "needs them: run pytest bench/ without deselecting the train steps")
     machine_info = json.loads(Path(path).read_text()).get("machine_info") or {}
     return train, machine_info
@@ -110,22 +111,22 @@ def load_maps(path: str | Path, variants: list[str]) -> dict[str, tuple[float, s
     try:
         maps = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path.name} is not a CSV file: {e}") from None
+        raise UsageError(f"{path.name} is not a CSV file: {e}") from None
     absent = [c for c in ("variant", "map") if c not in maps.columns]
     if absent:
-        raise ValueError(f"{path.name} lacks column(s) {', '.join(absent)}; expected a CSV with "
+        raise UsageError(f"{path.name} lacks column(s) {', '.join(absent)}; expected a CSV with "
                          f"columns variant,map (optional: task, steps), got {list(maps.columns)}")
     maps["variant"] = maps["variant"].astype(str).str.strip()
     unknown = sorted(set(maps["variant"]) - set(variants))
     if unknown:
-        raise ValueError(f"{path.name} names variant(s) not in the benchmark run: "
+        raise UsageError(f"{path.name} names variant(s) not in the benchmark run: "
                          f"{', '.join(unknown)}; the run's: {', '.join(variants)}")
     dupes = sorted(set(maps["variant"][maps["variant"].duplicated()]))
     if dupes:
-        raise ValueError(f"{path.name} gives several mAPs for {', '.join(dupes)}")
+        raise UsageError(f"{path.name} gives several mAPs for {', '.join(dupes)}")
     values = pd.to_numeric(maps["map"], errors="coerce")
     if values.isna().any() or not values.between(0, 1).all():
-        raise ValueError(f"{path.name}: every map must be a number in [0, 1]")
+        raise UsageError(f"{path.name}: every map must be a number in [0, 1]")
     out = {}
     for row, value in zip(maps.to_dict("records"), values, strict=True):
         details = ["measured"]
@@ -246,7 +247,7 @@ def build_table(bench_path: str | Path,
     for key, extra in train.items():
         pair = (extra["variant"], extra.get("peer") or "")
         if pair in by_key:
-            raise ValueError(f"{Path(bench_path).name}: benchmarks {by_key[pair]} and {key} both "
+            raise UsageError(f"{Path(bench_path).name}: benchmarks {by_key[pair]} and {key} both "
                              f"measure training of {'/'.join(p for p in pair if p)}")
         by_key[pair] = key
     run_variants = list(dict.fromkeys(e["variant"] for e in train.values()))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from passt.atomic import write_text_atomic
+from passt.errors import UsageError
 from passt.train import TrainConfig, TrainResult, train
 from passt.variants import get_variant
 
@@ -75,14 +76,14 @@ def run_sweep(
     """Train each of ``variants`` from ``base`` with the same budget (``steps`` and/or
     ``minutes``), evaluate it, and write ``out_dir/maps.csv``; returns its rows."""
     if not variants:
-        raise ValueError("the sweep needs at least one variant")
+        raise UsageError("the sweep needs at least one variant")
     if steps is None and minutes is None:
-        raise ValueError("the sweep needs a budget: steps, minutes, or both")
+        raise UsageError("the sweep needs a budget: steps, minutes, or both")
     for name in variants:
         get_variant(name)
     dupes = sorted({v for v in variants if list(variants).count(v) > 1})
     if dupes:
-        raise ValueError(f"variant(s) named more than once: {', '.join(dupes)}")
+        raise UsageError(f"variant(s) named more than once: {', '.join(dupes)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []

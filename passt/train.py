@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset
 from passt.atomic import atomic_path, write_text_atomic
 from passt.data import Augment, AugmentConfig, BalancedSampler, open_dataset
 from passt.device import synchronize
+from passt.errors import UsageError
 from passt.evaluate import evaluate
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
@@ -115,23 +116,23 @@ class TrainConfig:
         for name in ("clip_seconds", "lr"):
             value = getattr(self, name)
             if not 0 < value < math.inf:
-                raise ValueError(f"{name} must be positive and finite, got {value}")
+                raise UsageError(f"{name} must be positive and finite, got {value}")
         if self.max_minutes is not None and not 0 < self.max_minutes < math.inf:
-            raise ValueError(f"max_minutes must be positive and finite, got {self.max_minutes}")
+            raise UsageError(f"max_minutes must be positive and finite, got {self.max_minutes}")
         if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+            raise UsageError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+            raise UsageError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {self.dtype!r}; accepted: {', '.join(DTYPES)}")
+            raise UsageError(f"unknown dtype {self.dtype!r}; accepted: {', '.join(DTYPES)}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(
+            raise UsageError(
                 f"unknown schedule {self.schedule!r}; accepted: {', '.join(SCHEDULES)}"
             )
         if self.epochs is None and self.max_steps is None and self.max_minutes is None:
-            raise ValueError("an unbounded run: set epochs, max_steps or max_minutes")
+            raise UsageError("an unbounded run: set epochs, max_steps or max_minutes")
         if "num_classes" in self.model_overrides:
-            raise ValueError("num_classes comes from the dataset; remove it from the model "
+            raise UsageError("num_classes comes from the dataset; remove it from the model "
                              "overrides")
         if self.init is not None:
             parse_init(self.init)
@@ -145,20 +146,20 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown training setting(s) {unknown}")
+            raise UsageError(f"unknown training setting(s) {unknown}")
         return cls(**values)
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise UsageError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def parse_init(init: str) -> tuple[str, str]:
     """``"imagenet:PATH"`` or ``"checkpoint:PATH"`` as ``(kind, path)``."""
     kind, sep, path = init.partition(":")
     if not sep or kind not in INIT_KINDS or not path:
-        raise ValueError(
+        raise UsageError(
             f"init must be 'imagenet:PATH' or 'checkpoint:PATH', got {init!r}"
         )
     return kind, path
@@ -192,7 +193,7 @@ class WarmupLinearDecay:
 def make_schedule(cfg: TrainConfig, total_steps: int | None) -> WarmupLinearDecay:
     """The schedule of ``cfg`` over ``total_steps`` (None: an unbounded, time-limited run)."""
     if cfg.schedule == "paper" and total_steps is None:
-        raise ValueError("the paper schedule decays over a known number of steps: set epochs or "
+        raise UsageError("the paper schedule decays over a known number of steps: set epochs or "
                          "max_steps, or use schedule 'constant' for a time budget")
     horizon = total_steps or 0
     warmup = cfg.warmup_steps if cfg.warmup_steps is not None else round(
@@ -201,7 +202,7 @@ def make_schedule(cfg: TrainConfig, total_steps: int | None) -> WarmupLinearDeca
         return WarmupLinearDecay(warmup, None, horizon, cfg.min_lr_ratio)
     start = cfg.decay_start if cfg.decay_start is not None else round(DECAY_FRACTION * horizon)
     if not warmup <= start <= horizon:
-        raise ValueError(f"need warmup_steps ({warmup}) <= decay_start ({start}) <= the run's "
+        raise UsageError(f"need warmup_steps ({warmup}) <= decay_start ({start}) <= the run's "
                          f"steps ({horizon})")
     return WarmupLinearDecay(warmup, start, horizon, cfg.min_lr_ratio)
 
@@ -242,12 +243,12 @@ def build_model(cfg: TrainConfig, num_classes: int, frames: int, init: bool = Tr
     model = create_model(cfg.variant, **kwargs)
     mc = model.cfg
     if frames < mc.patch_size or grid_size(frames, mc.patch_size, mc.stride) > mc.grid[1]:
-        raise ValueError(f"clips of {cfg.clip_seconds} s give {frames} frames; {cfg.variant} "
+        raise UsageError(f"clips of {cfg.clip_seconds} s give {frames} frames; {cfg.variant} "
                          f"takes {mc.patch_size} to {mc.frames} frames")
     try:
         model.seq_len(frames, training=True)
     except ValueError as e:
-        raise ValueError(f"clips of {cfg.clip_seconds} s are too short for the patchout of "
+        raise UsageError(f"clips of {cfg.clip_seconds} s are too short for the patchout of "
                          f"{cfg.variant}: {e}") from None
     return model
 
@@ -261,7 +262,7 @@ def plan_steps(cfg: TrainConfig, train_set: Dataset, world_size: int) -> tuple[i
     per_epoch = cfg.steps_per_epoch or full_batches
     if not 1 <= per_epoch <= full_batches:
         kind = "labelled " if cfg.balanced else ""
-        raise ValueError(f"an epoch draws without replacement: {drawable} {kind}training clips "
+        raise UsageError(f"an epoch draws without replacement: {drawable} {kind}training clips "
                          f"make {full_batches} batches of {cfg.batch_size} per rank on "
                          f"{world_size} rank(s), and steps_per_epoch is {per_epoch}")
     bounds = [cfg.max_steps, cfg.epochs * per_epoch if cfg.epochs is not None else None]
@@ -312,10 +313,10 @@ def join_cluster(device: str) -> tuple[Cluster, bool]:
     try:
         dev = torch.device(device)
     except RuntimeError as e:
-        raise ValueError(f"unknown device {device!r}: {e}") from None
+        raise UsageError(f"unknown device {device!r}: {e}") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} requested but CUDA is not available")
+            raise UsageError(f"device {device!r} requested but CUDA is not available")
         torch.cuda.set_device(dev)
     if world == 1:
         return Cluster(0, 1, dev), False
@@ -432,9 +433,9 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for files it cannot read
-        raise ValueError(f"{path} is not a PyTorch checkpoint: {e}") from None
+        raise UsageError(f"{path} is not a PyTorch checkpoint: {e}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a training checkpoint of `passt train` "
+        raise UsageError(f"{path} is not a training checkpoint of `passt train` "
                          f"(format {CHECKPOINT_FORMAT})")
     return ckpt
 
@@ -540,7 +541,7 @@ class Trainer:
         changed = sorted(k for k in ours if k not in RUNTIME_FIELDS and ours[k] != stored[k])
         if changed:
             diffs = ", ".join(f"{k}: {stored[k]!r} -> {ours[k]!r}" for k in changed)
-            raise ValueError(f"cannot resume with changed settings ({diffs}); only "
+            raise UsageError(f"cannot resume with changed settings ({diffs}); only "
                              f"{', '.join(RUNTIME_FIELDS)} may change")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -715,7 +716,7 @@ def train(
         out_dir = Path(cfg.out_dir)
         last = out_dir / LAST_CHECKPOINT
         if last.exists() and not resume:
-            raise ValueError(f"{out_dir} holds a run ({LAST_CHECKPOINT}); pass resume (--resume)"
+            raise UsageError(f"{out_dir} holds a run ({LAST_CHECKPOINT}); pass resume (--resume)"
                              " to continue it, or choose another output folder")
         if cluster.main:
             out_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from passt.errors import UsageError
 from passt.model import PaSST, PaSSTConfig, grid_size
 from passt.patchout import create_patchout, get_patchout, list_patchouts
 
@@ -40,10 +41,10 @@ def parse_reductions(reductions: str | Iterable[str]) -> tuple[str, ...]:
     known = list_reductions()
     for name in names:
         if name not in known:
-            raise ValueError(f"unknown reduction {name!r}; known: {', '.join(known)}")
+            raise UsageError(f"unknown reduction {name!r}; known: {', '.join(known)}")
     strategies = [n for n in names if n not in ARCH_REDUCTIONS]
     if len(strategies) > 1:
-        raise ValueError(
+        raise UsageError(
             f"a composition takes at most one token-dropping strategy, got {strategies}"
         )
     return tuple(dict.fromkeys(names))
@@ -75,8 +76,8 @@ def register_variant(variant: Variant) -> Variant:
     try:
         compose(variant.reductions, variant.patchout_args, frames=variant.frames,
                 **variant.settings)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"variant {variant.name!r}: {e}") from None
+    except ValueError as e:
+        raise UsageError(f"variant {variant.name!r}: {e}") from None
     _VARIANTS[variant.name] = variant
     return variant
 
@@ -92,7 +93,7 @@ def get_variant(name: str) -> Variant:
     try:
         return _VARIANTS[name]
     except KeyError:
-        raise ValueError(f"unknown variant {name!r}; known: {', '.join(_VARIANTS)}") from None
+        raise UsageError(f"unknown variant {name!r}; known: {', '.join(_VARIANTS)}") from None
 
 
 def _strategy_params(strategy: str) -> list[str]:
@@ -123,7 +124,7 @@ def compose(
         elif key in accepted:
             args[key] = value
         else:
-            raise ValueError(
+            raise UsageError(
                 f"unknown option {key!r}: not a model setting ({', '.join(_CONFIG_FIELDS)}) nor "
                 f"a parameter of patchout {strategy!r} ({', '.join(accepted) or 'none'})"
             )
@@ -131,7 +132,7 @@ def compose(
     reduced: dict[str, Any] = {}
     if "no-overlap" in names:
         if settings.get("stride", base.patch_size) != base.patch_size:
-            raise ValueError(
+            raise UsageError(
                 f"no-overlap sets stride to the patch size ({base.patch_size}); "
                 f"stride={settings['stride']} contradicts it"
             )

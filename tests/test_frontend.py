@@ -8,6 +8,7 @@ import torch
 from torchaudio.compliance.kaldi import get_mel_banks
 
 from passt import frontend
+from passt.errors import UsageError
 from passt.frontend import FrontendConfig, MelFrontend, create_frontend, kaldi_mel_banks
 from tests.conftest import NoHostSync
 
@@ -167,7 +168,7 @@ def test_bad_config(override, message):
 
 
 def test_unknown_override():
-    with pytest.raises(TypeError, match="unknown frontend option.*n_mel.*accepted.*n_mels"):
+    with pytest.raises(UsageError, match="unknown frontend option.*n_mel.*accepted.*n_mels"):
         create_frontend(n_mel=64)
 
 

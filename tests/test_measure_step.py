@@ -19,11 +19,13 @@ def tiny(**kwargs) -> StepSettings:
         (dict(variant="passt-xl"), r"unknown variant 'passt-xl'; known: passt-b, passt-u"),
         (dict(batch_size=0), r"batch_size must be at least 1, got 0"),
         (dict(batch_size=2.0), r"batch_size must be an integer"),
-        (dict(clip_seconds=0.15), r"gives 15 frames, shorter than one patch \(16 frames\); "
-                                  r"use a clip of at least 0.151 s"),
+        (dict(clip_seconds=0.15), r"a clip of 0.15 s gives 15 frames, shorter than one patch "
+                                  r"\(16 frames\); accepted: 16 to 998 frames \(clips of 0.151 "
+                                  r"to 9.98 s\)"),
         (dict(clip_seconds=0.001), r"gives 0 frames, shorter than one patch"),
         (dict(clip_seconds=0.0), r"clip_seconds must be positive"),
-        (dict(clip_seconds=11.0), r"longer than the time embedding of passt-s \(998 frames"),
+        (dict(clip_seconds=11.0), r"a clip of 11.0 s gives 1100 frames, longer than the "
+                                  r"model's time embedding \(998 frames\)"),
         (dict(dtype="fp8"), r"unknown dtype 'fp8'; accepted: fp32, fp16, bf16"),
         (dict(attention="flash"), r"unknown attention path 'flash'; accepted: sdpa, math"),
         (dict(device="gpu0"), r"unknown device 'gpu0'"),
@@ -45,7 +47,7 @@ def test_shortest_clip_is_one_patch():
 
 
 def test_clip_too_short_for_patchout_is_explained():
-    with pytest.raises(ValueError, match=r"too short for passt-s's patchout: .*40 time columns"):
+    with pytest.raises(ValueError, match=r"2.0 s gives 200 frames, too few for the model's patchout: .*40 time columns"):
         StepSettings(variant="passt-s", clip_seconds=2.0)
 
 

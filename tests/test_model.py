@@ -58,8 +58,9 @@ def test_training_crops_time_embedding_at_random_offsets(small_model):
     ((2, 2, 128, 100), r"\[B, 1, 128, T\] or \[B, 128, T\], got shape \[2, 2, 128, 100\]"),
     ((128, 100), r"got shape \[128, 100\]"),
     ((2, 64, 100), r"expected 128 mel bands, got 64"),
-    ((1, 128, 1200), r"1200 frames but the time embedding covers at most 998"),
-    ((1, 128, 8), r"8 frames, shorter than one patch \(16\)"),
+    ((1, 128, 1200), r"the input gives 1200 frames, longer than the model's time embedding "
+                     r"\(998 frames\); accepted: 16 to 998 frames"),
+    ((1, 128, 8), r"8 frames, shorter than one patch \(16 frames\)"),
 ])
 def test_bad_input_is_a_clear_error(small_model, shape, match):
     with pytest.raises(ValueError, match=match):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from passt.errors import UsageError
 from passt.rng import DeviceGenerators
 
 GAMMA_TRIES = 8
@@ -22,7 +23,7 @@ def sample_gamma(concentration: float, shape: tuple[int, ...], device: torch.dev
     takes the first of ``GAMMA_TRIES`` accepted proposals (all rejected: p < 1e-10, the mode).
     Concentrations below 1 use the boost ``Gamma(a) = Gamma(a + 1) * U^(1/a)``."""
     if concentration <= 0:
-        raise ValueError(f"concentration must be positive, got {concentration}")
+        raise UsageError(f"concentration must be positive, got {concentration}")
     d = concentration + 1.0 - 1.0 / 3.0
     c = 1.0 / (9.0 * d) ** 0.5
     normal = torch.randn((GAMMA_TRIES, *shape), device=device, generator=generator)
@@ -59,7 +60,7 @@ def waveform_mixup(x: Tensor, y: Tensor, rate: float = 0.5, alpha: float = 2.0,
     ``max(l, 1 - l)``, ``l ~ Beta(alpha, alpha)``; targets mix alike. As PaSST, mixed waveforms
     are the mix of the two with their means removed. ``x`` ``[B, S]``, ``y`` ``[B, C]``."""
     if not 0 <= rate <= 1:
-        raise ValueError(f"rate must be in [0, 1], got {rate}")
+        raise UsageError(f"rate must be in [0, 1], got {rate}")
     batch = x.shape[0]
     partner = torch.randperm(batch, device=x.device, generator=generator)
     lam = sample_mixing(alpha, batch, x.device, generator)
@@ -110,13 +111,13 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         if self.gain_db < 0:
-            raise ValueError(f"gain_db must be >= 0 (0 disables), got {self.gain_db}")
+            raise UsageError(f"gain_db must be >= 0 (0 disables), got {self.gain_db}")
         if not 0 <= self.waveform_mixup_rate <= 1:
-            raise ValueError(f"waveform_mixup_rate must be in [0, 1] (0 disables), got "
+            raise UsageError(f"waveform_mixup_rate must be in [0, 1] (0 disables), got "
                              f"{self.waveform_mixup_rate}")
         for name in ("waveform_mixup_alpha", "spectrogram_mixup_alpha"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 (0 disables), got {getattr(self, name)}")
+                raise UsageError(f"{name} must be >= 0 (0 disables), got {getattr(self, name)}")
 
     @classmethod
     def off(cls) -> AugmentConfig:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from passt.errors import UsageError
+
 POLICIES = ("skip", "error")
 
 log = logging.getLogger(__name__)
@@ -16,7 +18,7 @@ class BadFileError(ValueError):
 def check_policy(on_bad_file: str) -> str:
     """Return ``on_bad_file`` if it is a known policy, else raise a `ValueError`."""
     if on_bad_file not in POLICIES:
-        raise ValueError(f"on_bad_file must be one of {POLICIES}, got {on_bad_file!r}")
+        raise UsageError(f"on_bad_file must be one of {POLICIES}, got {on_bad_file!r}")
     return on_bad_file
 
 

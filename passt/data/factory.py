@@ -8,6 +8,7 @@ from passt.data.bad_files import check_policy
 from passt.data.folder import FolderDataset
 from passt.data.hdf5 import Hdf5Dataset
 from passt.data.synthetic import SyntheticConfig, SyntheticDataset
+from passt.errors import UsageError
 
 SPECS = ("synthetic", "folder:DIR", "hdf5:FILE")
 
@@ -35,4 +36,4 @@ def open_dataset(spec: str, clip_seconds: float = 10.0, split: str = "train",
     if kind == "hdf5" and location:
         return Hdf5Dataset(location, clip_seconds=clip_seconds, on_bad_file=on_bad_file,
                            **kwargs)
-    raise ValueError(f"unknown dataset spec {spec!r}; accepted forms: {', '.join(SPECS)}")
+    raise UsageError(f"unknown dataset spec {spec!r}; accepted forms: {', '.join(SPECS)}")

@@ -12,6 +12,7 @@ from passt.audio import SAMPLE_RATE, decode, fit_length
 from passt.data.bad_files import BadFiles
 from passt.data.labels import LabelRow, LabelVocabulary, read_label_csv
 from passt.data.validate import check_file, check_level
+from passt.errors import UsageError
 from passt.optional import require
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ class FolderDataset(Dataset):
                  on_bad_file: str = "skip", labels_file: str | Path | None = None,
                  validate: str = "full"):
         if clip_seconds <= 0:
-            raise ValueError(f"clip_seconds must be positive, got {clip_seconds}")
+            raise UsageError(f"clip_seconds must be positive, got {clip_seconds}")
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"audio folder {self.root} does not exist")
@@ -78,7 +79,7 @@ class FolderDataset(Dataset):
         chosen = [row for row in rows if row.split == split]
         if not chosen:
             found = sorted({row.split for row in rows})
-            raise ValueError(f"{csv_path}: no rows of split {split!r}; splits found: {found}")
+            raise UsageError(f"{csv_path}: no rows of split {split!r}; splits found: {found}")
         return chosen
 
     def _row_problem(self, row: LabelRow, vocabulary: LabelVocabulary,

@@ -21,6 +21,7 @@ from passt.atomic import atomic_path
 from passt.audio import SAMPLE_RATE, AudioError, decode, fit_length
 from passt.data.bad_files import BadFiles
 from passt.data.folder import FolderDataset
+from passt.errors import UsageError
 from passt.optional import require
 
 if TYPE_CHECKING:
@@ -50,9 +51,9 @@ class Hdf5Dataset(Dataset):
     def __init__(self, path: str | Path, clip_seconds: float = 10.0, on_bad_file: str = "skip",
                  num_classes: int | None = None, validate: str = "none"):
         if validate not in VALIDATE:
-            raise ValueError(f"validate must be one of {VALIDATE}, got {validate!r}")
+            raise UsageError(f"validate must be one of {VALIDATE}, got {validate!r}")
         if clip_seconds <= 0:
-            raise ValueError(f"clip_seconds must be positive, got {clip_seconds}")
+            raise UsageError(f"clip_seconds must be positive, got {clip_seconds}")
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"HDF5 file {self.path} does not exist")
@@ -60,13 +61,13 @@ class Hdf5Dataset(Dataset):
         with h5py.File(self.path, "r") as f:
             missing = {"audio_name", "mp3", "target"} - set(f.keys())
             if missing:
-                raise ValueError(f"{self.path}: missing dataset(s) {sorted(missing)}; "
+                raise UsageError(f"{self.path}: missing dataset(s) {sorted(missing)}; "
                                  "need audio_name, mp3, target")
             names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["audio_name"][:]]
             packed = f["target"][:]
             stored = f["label_names"][:] if "label_names" in f else f.attrs.get("label_names")
             if len(f["mp3"]) != len(names) or len(packed) != len(names):
-                raise ValueError(f"{self.path}: audio_name, mp3 and target differ in length "
+                raise UsageError(f"{self.path}: audio_name, mp3 and target differ in length "
                                  f"({len(names)}, {len(f['mp3'])}, {len(packed)})")
         label_names = ([n.decode() if isinstance(n, bytes) else str(n) for n in stored]
                        if stored is not None else None)
@@ -102,10 +103,10 @@ class Hdf5Dataset(Dataset):
                         "pass num_classes= (AudioSet: 527)", self.path, bits)
             num_classes = bits
         if not bits - 8 < num_classes <= bits:
-            raise ValueError(f"{self.path}: {num_classes} classes do not fit targets packed "
+            raise UsageError(f"{self.path}: {num_classes} classes do not fit targets packed "
                              f"in {packed.shape[-1]} bytes")
         if label_names is not None and len(label_names) != num_classes:
-            raise ValueError(f"{self.path}: {len(label_names)} label_names for {num_classes} "
+            raise UsageError(f"{self.path}: {len(label_names)} label_names for {num_classes} "
                              "classes")
         return num_classes
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from passt.errors import UsageError
+
 
 @dataclass(frozen=True)
 class LabelRow:
@@ -35,7 +37,7 @@ def read_label_csv(path: str | Path) -> list[LabelRow]:
         reader = csv.DictReader(f)
         missing = {"filename", "labels"} - set(reader.fieldnames or ())
         if missing:
-            raise ValueError(f"{path}: missing column(s) {sorted(missing)}; need filename,labels"
+            raise UsageError(f"{path}: missing column(s) {sorted(missing)}; need filename,labels"
                              f" and optionally split, found {reader.fieldnames}")
         has_split = "split" in reader.fieldnames
         return [
@@ -70,12 +72,12 @@ class LabelVocabulary:
             reader = csv.DictReader(f)
             missing = {"index", "mid", "display_name"} - set(reader.fieldnames or ())
             if missing:
-                raise ValueError(f"{path}: missing column(s) {sorted(missing)}; "
+                raise UsageError(f"{path}: missing column(s) {sorted(missing)}; "
                                  "need index,mid,display_name")
             rows = sorted((int(r["index"]), r["mid"].strip(), r["display_name"].strip())
                           for r in reader)
         if [r[0] for r in rows] != list(range(len(rows))):
-            raise ValueError(f"{path}: indices must be 0..{len(rows) - 1}, each once")
+            raise UsageError(f"{path}: indices must be 0..{len(rows) - 1}, each once")
         return cls([name for _, _, name in rows], {mid: i for i, mid, _ in rows})
 
     def __len__(self) -> int:

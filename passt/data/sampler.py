@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from passt.errors import UsageError
+
 
 def balanced_weights(targets: np.ndarray, offset: float = 100.0) -> np.ndarray:
     """Per-sample weights of the PaSST repository (``get_ft_cls_balanced_sample_weights`` with
@@ -17,9 +19,9 @@ def balanced_weights(targets: np.ndarray, offset: float = 100.0) -> np.ndarray:
     a sample without labels weighs 0."""
     targets = np.asarray(targets, dtype=np.float64)
     if targets.ndim != 2:
-        raise ValueError(f"targets must be [samples, classes], got shape {targets.shape}")
+        raise UsageError(f"targets must be [samples, classes], got shape {targets.shape}")
     if offset < 0:
-        raise ValueError(f"offset must be >= 0, got {offset}")
+        raise UsageError(f"offset must be >= 0, got {offset}")
     counts = (targets > 0).sum(axis=0)
     with np.errstate(divide="ignore"):
         per_class = np.where(counts + offset > 0, 1000.0 / (counts + offset), 0.0)
@@ -43,13 +45,13 @@ class BalancedSampler(Sampler[int]):
         drawable = int((self.weights > 0).sum())
         self.num_samples = drawable if num_samples is None else num_samples
         if not 0 < self.num_samples <= drawable:
-            raise ValueError(f"num_samples must be in [1, {drawable}] (the samples with at least "
+            raise UsageError(f"num_samples must be in [1, {drawable}] (the samples with at least "
                              f"one label), got {self.num_samples}")
         if num_replicas < 1 or not 0 <= rank < num_replicas:
-            raise ValueError(f"need num_replicas >= 1 and 0 <= rank < num_replicas, got "
+            raise UsageError(f"need num_replicas >= 1 and 0 <= rank < num_replicas, got "
                              f"num_replicas={num_replicas}, rank={rank}")
         if self.num_samples < num_replicas:
-            raise ValueError(f"num_samples ({self.num_samples}) is fewer than the "
+            raise UsageError(f"num_samples ({self.num_samples}) is fewer than the "
                              f"{num_replicas} replicas")
         self.seed = seed
         self.epoch = 0

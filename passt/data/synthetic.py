@@ -32,6 +32,7 @@ from passt.data.sounds import (
     shaped_noise,
     tone,
 )
+from passt.errors import UsageError
 
 SPLITS = {"train": 0, "eval": 1, "test": 2}
 DEFAULT_SIZES = {"train": 2000, "eval": 500, "test": 500}
@@ -121,14 +122,14 @@ class SyntheticConfig:
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_classes <= len(CATALOG):
-            raise ValueError(f"num_classes must be in [1, {len(CATALOG)}], got {self.num_classes}")
+            raise UsageError(f"num_classes must be in [1, {len(CATALOG)}], got {self.num_classes}")
         if self.clip_seconds <= 0 or self.sample_rate <= 0:
-            raise ValueError(f"clip_seconds and sample_rate must be positive, got "
+            raise UsageError(f"clip_seconds and sample_rate must be positive, got "
                              f"{self.clip_seconds} and {self.sample_rate}")
         if not 1 <= self.events[0] <= self.events[1]:
-            raise ValueError(f"events must be (low, high) with 1 <= low <= high, got {self.events}")
+            raise UsageError(f"events must be (low, high) with 1 <= low <= high, got {self.events}")
         if self.tail_ratio < 1:
-            raise ValueError(f"tail_ratio must be >= 1, got {self.tail_ratio}")
+            raise UsageError(f"tail_ratio must be >= 1, got {self.tail_ratio}")
 
     @property
     def classes(self) -> tuple[EventClass, ...]:
@@ -186,7 +187,7 @@ class SyntheticClips:
 
     def __init__(self, config: SyntheticConfig, seed: int = 0, split: str = "train"):
         if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; accepted: {sorted(SPLITS)}")
+            raise UsageError(f"unknown split {split!r}; accepted: {sorted(SPLITS)}")
         self.config = config
         self.seed = seed
         self.split = split
@@ -229,7 +230,7 @@ class SyntheticDataset(Dataset):
         self.clips = SyntheticClips(config or SyntheticConfig(), seed, split)
         self.size = DEFAULT_SIZES[split] if size is None else size
         if self.size < 0:
-            raise ValueError(f"size must be >= 0, got {self.size}")
+            raise UsageError(f"size must be >= 0, got {self.size}")
         config = self.clips.config
         self.num_classes = config.num_classes
         self.label_names = [c.name for c in config.classes]

@@ -6,6 +6,7 @@ import struct
 from pathlib import Path
 
 from passt.audio import AudioError, decode
+from passt.errors import UsageError
 from passt.optional import require
 
 LEVELS = ("full", "header")
@@ -14,7 +15,7 @@ LEVELS = ("full", "header")
 def check_level(validate: str) -> str:
     """Return ``validate`` if it is a known level, else raise a `ValueError`."""
     if validate not in LEVELS:
-        raise ValueError(f"validate must be one of {LEVELS}, got {validate!r}")
+        raise UsageError(f"validate must be one of {LEVELS}, got {validate!r}")
     return validate
 
 

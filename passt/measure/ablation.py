@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from passt.errors import UsageError
+
 # name -> the StepSettings fields that differ from the preset ("all-on": none)
 ABLATIONS: dict[str, dict[str, Any]] = {
     "all-on": {},
@@ -29,4 +31,4 @@ def ablation_settings(name: str) -> dict[str, Any]:
     try:
         return dict(ABLATIONS[name])
     except KeyError:
-        raise ValueError(f"unknown ablation {name!r}; known: {', '.join(ABLATIONS)}") from None
+        raise UsageError(f"unknown ablation {name!r}; known: {', '.join(ABLATIONS)}") from None

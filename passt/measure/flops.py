@@ -23,10 +23,11 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from passt.device import synchronize
+from passt.errors import UsageError, check_choice
 from passt.measure.step import StepSettings, build_step
 from passt.model import PaSSTConfig, grid_size
 from passt.optional import require
-from passt.precision import AUTOCAST_DTYPES
+from passt.precision import AUTOCAST_DTYPES, DTYPES
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +203,7 @@ _DTYPE_COLUMN = {"fp32": 0, "fp16": 1, "bf16": 2}
 
 def peak_tflops(device_name: str, dtype: str) -> float | None:
     """The datasheet's dense peak for ``dtype`` on the GPU named ``device_name``, if known."""
-    if dtype not in _DTYPE_COLUMN:
-        raise ValueError(f"unknown dtype {dtype!r}; accepted: {', '.join(_DTYPE_COLUMN)}")
+    check_choice("dtype", dtype, DTYPES)
     for pattern, *peaks in PEAK_TFLOPS:
         if re.search(pattern, device_name, flags=re.IGNORECASE):
             return peaks[_DTYPE_COLUMN[dtype]]
@@ -222,8 +222,7 @@ def matmul_ceiling_tflops(
     ``iters`` defaults to what fills ``window_s``.
     """
     device = torch.device(device)
-    if dtype not in _DTYPE_COLUMN:
-        raise ValueError(f"unknown dtype {dtype!r}; accepted: {', '.join(_DTYPE_COLUMN)}")
+    check_choice("dtype", dtype, DTYPES)
     torch_dtype = AUTOCAST_DTYPES.get(dtype, torch.float32)
     gen = torch.Generator().manual_seed(0)
 
@@ -262,6 +261,6 @@ def matmul_ceiling_tflops(
 def mfu(flops_per_sample: float, samples_per_s: float, peak_tflops: float) -> float:
     """Model FLOPs utilisation: achieved FLOPs per second over a peak given in TFLOPS."""
     if not peak_tflops > 0:
-        raise ValueError(f"peak_tflops must be positive, got {peak_tflops}")
+        raise UsageError(f"peak_tflops must be positive, got {peak_tflops}")
     return flops_per_sample * samples_per_s / (peak_tflops * 1e12)
 

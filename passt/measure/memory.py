@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from passt.device import synchronize
+from passt.errors import UsageError
 from passt.measure.compiled import reset_compiler
 from passt.measure.step import Step, StepSettings, build_step
 
@@ -44,7 +45,7 @@ class MemoryFit:
 def fit_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
     """``(slope, intercept)`` of the least-squares line through at least two distinct xs."""
     if len(set(xs)) < 2:
-        raise ValueError(f"a line needs at least two distinct x values, got {list(xs)}")
+        raise UsageError(f"a line needs at least two distinct x values, got {list(xs)}")
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum(
         (x - mx) ** 2 for x in xs
@@ -59,9 +60,9 @@ def saved_activation_bytes(step: Step) -> int:
     without a backward, so nothing is updated.
     """
     if step.kind != "train":
-        raise ValueError(f"saved_activation_bytes needs a training step, got {step.kind!r}")
+        raise UsageError(f"saved_activation_bytes needs a training step, got {step.kind!r}")
     if step.settings.compile:
-        raise ValueError("saved_activation_bytes counts an eager step; build it with compile=False")
+        raise UsageError("saved_activation_bytes counts an eager step; build it with compile=False")
     params = {(p.device, p.untyped_storage().data_ptr()) for p in step.model.parameters()}
     saved: dict[tuple[torch.device, int], int] = {}
 
@@ -104,7 +105,7 @@ def peak_memory_available(device: torch.device) -> bool:
 
 def _require_peak_support(device: torch.device, what: str) -> None:
     if not peak_memory_available(device):
-        raise ValueError(
+        raise UsageError(
             f"{what} measures CUDA allocator peaks; device is {device}. "
             "On the CPU use activation_bytes_per_sample."
         )
@@ -169,10 +170,10 @@ def memory_slope(step: Step, batch_sizes: Sequence[int] = (8, 16, 32)) -> Memory
     """
     _require_peak_support(step.device, "memory_slope")
     if step.kind != "train":
-        raise ValueError(f"memory_slope needs a training step, got {step.kind!r}")
+        raise UsageError(f"memory_slope needs a training step, got {step.kind!r}")
     sizes = list(batch_sizes)
     if len(set(sizes)) < 3:
-        raise ValueError(f"memory_slope needs at least three distinct batch sizes, got {sizes}")
+        raise UsageError(f"memory_slope needs at least three distinct batch sizes, got {sizes}")
     points = []
     for b in sizes:
         free_device_memory()

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from passt.errors import UsageError, check_choice
 from passt.factory import create_model
 from passt.frontend import create_frontend
 from passt.measure.compiled import reset_compiler
@@ -52,7 +53,7 @@ _REQUIRES = {
 
 def _check_name(name: str) -> None:
     if name not in PEERS:
-        raise ValueError(f"unknown peer {name!r}; known: {', '.join(PEERS)}")
+        raise UsageError(f"unknown peer {name!r}; known: {', '.join(PEERS)}")
 
 
 def peer_unavailable_reason(name: str) -> str | None:
@@ -130,7 +131,7 @@ def use_sdpa(net: nn.Module) -> None:
 
     modules = [m for m in net.modules() if isinstance(m, Attention)]
     if not modules:
-        raise ValueError(f"no hear21passt Attention module in {type(net).__name__}")
+        raise UsageError(f"no hear21passt Attention module in {type(net).__name__}")
     for m in modules:
         m.forward = types.MethodType(_sdpa_attention_forward, m)
 
@@ -140,14 +141,14 @@ def official_patchout(patchout: nn.Module, grid: tuple[int, int]) -> dict[str, i
     if isinstance(patchout, NoPatchout):
         return {}
     if patchout.per_sample:
-        raise ValueError("the official code draws one patchout for the whole batch; "
+        raise UsageError("the official code draws one patchout for the whole batch; "
                          "per_sample=True has no official equivalent")
     if isinstance(patchout, StructuredPatchout):
         rows, cols = patchout.kept_shape(grid)
         return {"s_patchout_f": grid[0] - rows, "s_patchout_t": grid[1] - cols}
     if isinstance(patchout, UnstructuredPatchout):
         return {"u_patchout": grid[0] * grid[1] - patchout.num_kept(grid)}
-    raise ValueError(f"patchout strategy {patchout.name!r} has no equivalent in the official "
+    raise UsageError(f"patchout strategy {patchout.name!r} has no equivalent in the official "
                      "code (it has none, structured and unstructured)")
 
 
@@ -210,8 +211,7 @@ def build_peer_step(name: str, settings: StepSettings, kind: str = "train") -> P
     (depth, width, stride, input frames) with our patchout counts resolved for the clip.
     """
     _check_name(name)
-    if kind not in KINDS:
-        raise ValueError(f"unknown step kind {kind!r}; accepted: {', '.join(KINDS)}")
+    check_choice("step kind", kind, KINDS)
     reason = peer_unavailable_reason(name)
     if reason is not None:
         raise ModuleNotFoundError(f"peer {name!r} is not available: {reason}")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from passt.errors import UsageError
 from passt.frontend import create_frontend
 from passt.measure.step import StepSettings
 from passt.variants import proportional_patchout
@@ -30,13 +31,13 @@ class Preset:
 
     def __post_init__(self) -> None:
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
-            raise ValueError(f"warmup must be an integer >= 0, got {self.warmup!r}")
+            raise UsageError(f"warmup must be an integer >= 0, got {self.warmup!r}")
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
-            raise ValueError(f"rounds must be an integer >= 1, got {self.rounds!r}")
+            raise UsageError(f"rounds must be an integer >= 1, got {self.rounds!r}")
         sizes = self.memory_batch_sizes
         if len(set(sizes)) < 3 or any(isinstance(b, bool) or not isinstance(b, int) or b < 1
                                       for b in sizes):
-            raise ValueError("memory_batch_sizes must be at least three distinct positive "
+            raise UsageError("memory_batch_sizes must be at least three distinct positive "
                              f"integers, got {','.join(map(str, sizes)) or 'none'}")
 
     def settings(self, variant: str, **overrides) -> StepSettings:
@@ -86,6 +87,6 @@ def get_preset(name: str = "auto", cuda: bool | None = None) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(
+        raise UsageError(
             f"unknown preset {name!r}; accepted: auto, {', '.join(PRESETS)}"
         ) from None

@@ -19,10 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from passt.errors import UsageError, check_choice
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
 from passt.measure.compiled import CUDA_GRAPH_MODES, compile_fn, reset_compiler
-from passt.model import ATTENTION_PATHS, grid_size
+from passt.model import ATTENTION_PATHS
 from passt.precision import DTYPES, autocast, backward_and_step
 
 log = logging.getLogger(__name__)
@@ -58,28 +59,24 @@ class StepSettings:
 
     def __post_init__(self) -> None:
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
-            raise ValueError(f"batch_size must be an integer, got {self.batch_size!r}")
+            raise UsageError(f"batch_size must be an integer, got {self.batch_size!r}")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+            raise UsageError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.compile_mode not in COMPILE_MODES:
-            raise ValueError(
+            raise UsageError(
                 f"unknown compile mode {self.compile_mode!r}; accepted: "
                 f"{', '.join(str(m) for m in COMPILE_MODES)}"
             )
-        if self.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {self.dtype!r}; accepted: {', '.join(DTYPES)}")
-        if self.attention not in ATTENTION_PATHS:
-            raise ValueError(
-                f"unknown attention path {self.attention!r}; accepted: {', '.join(ATTENTION_PATHS)}"
-            )
+        check_choice("dtype", self.dtype, DTYPES)
+        check_choice("attention path", self.attention, ATTENTION_PATHS)
         for key in ("attention", "num_classes"):
             if key in self.model_overrides:
-                raise ValueError(f"set {key} on StepSettings, not in model_overrides")
+                raise UsageError(f"set {key} on StepSettings, not in model_overrides")
         if not 0 < self.clip_seconds < math.inf:
-            raise ValueError(f"clip_seconds must be positive and finite, got {self.clip_seconds}")
+            raise UsageError(f"clip_seconds must be positive and finite, got {self.clip_seconds}")
         device = self.torch_device
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {self.device!r} requested but CUDA is not available")
+            raise UsageError(f"device {self.device!r} requested but CUDA is not available")
         self._check_clip()
 
     @property
@@ -87,7 +84,7 @@ class StepSettings:
         try:
             return torch.device(self.device)
         except RuntimeError as e:
-            raise ValueError(f"unknown device {self.device!r}: {e}") from None
+            raise UsageError(f"unknown device {self.device!r}: {e}") from None
 
     def num_samples(self, frontend: MelFrontend) -> int:
         """Waveform samples in one clip at the frontend's sample rate."""
@@ -101,31 +98,13 @@ class StepSettings:
     def _check_clip(self) -> None:
         with torch.device("meta"):  # the architecture without memory
             model = create_model(self.variant, **self.model_kwargs)
-        cfg = model.cfg
         frontend = create_frontend()
-        rate, hop = frontend.config.sample_rate, frontend.config.hop_length
-        min_ms = math.ceil(1000 * ((cfg.patch_size - 1) * hop + 1) / rate)  # one patch of frames
         try:
             frames = frontend.frames(self.num_samples(frontend))
-        except ValueError:
+        except UsageError:  # shorter than the STFT's padding
             frames = 0
-        if frames < cfg.patch_size:
-            raise ValueError(
-                f"clip of {self.clip_seconds} s gives {frames} frames, shorter than one patch "
-                f"({cfg.patch_size} frames); use a clip of at least {min_ms / 1000} s"
-            )
-        if grid_size(frames, cfg.patch_size, cfg.stride) > cfg.grid[1]:
-            raise ValueError(
-                f"clip of {self.clip_seconds} s gives {frames} frames, longer than the time "
-                f"embedding of {self.variant} ({cfg.frames} frames, about "
-                f"{cfg.frames * hop / rate:.2f} s); use a shorter clip"
-            )
-        try:
-            model.seq_len(frames, training=True)
-        except ValueError as e:
-            raise ValueError(
-                f"clip of {self.clip_seconds} s is too short for {self.variant}'s patchout: {e}"
-            ) from None
+        model.check_frames(frames, training=True, source=f"a clip of {self.clip_seconds} s",
+                           frame_seconds=frontend.config.hop_length / frontend.config.sample_rate)
 
 
 @dataclass(eq=False)
@@ -213,7 +192,7 @@ def make_forward(model: nn.Module, frontend: nn.Module, kind: str, settings: Ste
     whose frontend does not compile).
     """
     if compile_scope not in COMPILE_SCOPES:
-        raise ValueError(f"unknown compile scope {compile_scope!r}; accepted: "
+        raise UsageError(f"unknown compile scope {compile_scope!r}; accepted: "
                          f"{', '.join(COMPILE_SCOPES)}")
     device_type = settings.torch_device.type
     if settings.compile and compile_scope == "model":
@@ -251,8 +230,7 @@ def build_step(settings: StepSettings, kind: str = "train") -> Step:
 
     Seeds torch's global RNG with ``settings.seed`` so initialisation and draws repeat.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown step kind {kind!r}; accepted: {', '.join(KINDS)}")
+    check_choice("step kind", kind, KINDS)
     device = settings.torch_device
     training = kind == "train"
     if settings.compile:

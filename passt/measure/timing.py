@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 from passt.device import synchronize
+from passt.errors import UsageError
 from passt.measure.step import Step
 
 
@@ -35,9 +36,9 @@ def time_step(step: Step, warmup: int = 5, iters: int = 20,
     compilation stay out of what it measures.
     """
     if warmup < 0:
-        raise ValueError(f"warmup must be >= 0, got {warmup}")
+        raise UsageError(f"warmup must be >= 0, got {warmup}")
     if iters < 1:
-        raise ValueError(f"iters must be >= 1, got {iters}")
+        raise UsageError(f"iters must be >= 1, got {iters}")
     for _ in range(warmup):
         step()
     times = []
