@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from passt.errors import UsageError
 from passt.optional import require
 
 SAMPLE_RATE = 32000
 
 
-class AudioError(ValueError):
+class AudioError(UsageError):
     """An audio file that cannot be used, with the file named and the reason."""
 
 

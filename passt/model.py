@@ -283,7 +283,9 @@ class PaSST(nn.Module):
         B, _, F_, T = x.shape
         x = x + self._time_pos_embed(T, x.device) + self.freq_new_pos_embed
         x = x.flatten(2).transpose(1, 2)
-        x = self.patchout(x, (F_, T), self.draws.get(x.device))
+        # plain ints: under a jit trace (fvcore) shapes are 0-d tensors, which strategies need not
+        # expect
+        x = self.patchout(x, (int(F_), int(T)), self.draws.get(x.device))
         cls = self.cls_token.expand(B, -1, -1) + self.new_pos_embed[:, :1]
         dist = self.dist_token.expand(B, -1, -1) + self.new_pos_embed[:, 1:]
         return self.pos_drop(torch.cat((cls, dist, x), dim=1))

@@ -13,6 +13,7 @@ from passt.audio import AudioError
 from passt.cli import main
 from passt.data import BadFileError, Hdf5Dataset, open_dataset, pack_hdf5
 from passt.data.hdf5 import encode_mp3
+from passt.errors import UsageError
 
 SR = 32000
 ROWS = {"a.wav": "dog;bark", "b.flac": "music", "c.ogg": "dog", "d.wav": "speech,music"}
@@ -102,10 +103,11 @@ def test_reads_the_official_layout_and_handles_bad_clips(tmp_path):
     with pytest.raises(AudioError, match="Y00000000001.mp3: not readable"):
         ds[1]
 
-    checked = Hdf5Dataset(path, clip_seconds=1.0, num_classes=527, validate="full")
-    assert checked.names == ["Y00000000000.mp3", "Y00000000002.mp3"]
-    assert [name for name, _ in checked.bad_files] == ["Y00000000001.mp3"]
-    np.testing.assert_array_equal(checked.targets, targets[[0, 2]])
+    for level in ("header", "full"):
+        checked = Hdf5Dataset(path, clip_seconds=1.0, num_classes=527, validate=level)
+        assert checked.names == ["Y00000000000.mp3", "Y00000000002.mp3"]
+        assert [name for name, _ in checked.bad_files] == ["Y00000000001.mp3"]
+        np.testing.assert_array_equal(checked.targets, targets[[0, 2]])
     with pytest.raises(BadFileError, match="Y00000000001.mp3"):
         Hdf5Dataset(path, num_classes=527, validate="full", on_bad_file="error")
     assert Hdf5Dataset(path).num_classes == 528  # no names, no count: 8 per byte, warned
@@ -115,3 +117,19 @@ def test_reads_the_official_layout_and_handles_bad_clips(tmp_path):
     with h5py.File(path, "a") as f:
         f.attrs["label_names"] = [f"class {i}" for i in range(527)]
     assert Hdf5Dataset(path).label_names[526] == "class 526"
+
+
+@pytest.mark.parametrize("kind", ["not HDF5", "the validation level"])
+def test_bad_inputs_name_what_is_accepted(tmp_path, kind):
+    if kind == "not HDF5":
+        readme = tmp_path / "README.md"
+        readme.write_text("# not an HDF5 file\n")
+        with pytest.raises(UsageError, match=r"README.md is not an HDF5 file .*hdf5:FILE takes "
+                                             r"a file in the official AudioSet layout"):
+            Hdf5Dataset(readme)
+    else:
+        path = tmp_path / "x.h5"
+        write_official(path, [], np.zeros((0, 527), np.float32))
+        with pytest.raises(UsageError, match=r"unknown validation level 'quick'; accepted: "
+                                             r"none, header, full"):
+            Hdf5Dataset(path, validate="quick")

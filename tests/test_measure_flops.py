@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+import passt
 from passt import variant_config
 from passt.measure import (
     StepSettings,
@@ -124,3 +125,23 @@ def test_mfu_by_hand():
 
 def test_matmul_ceiling_on_cpu():
     assert 0 < matmul_ceiling_tflops("cpu", "fp32", n=256, iters=3) < 100
+
+
+class HalfTheColumns(passt.Patchout, name="test-half-columns"):
+    """A user's strategy that does arithmetic on the grid as the type hint promises: ints."""
+
+    def num_kept(self, grid):
+        return grid[0] * round(grid[1] / 2)
+
+    def draw(self, grid, batch, device, generator):
+        cols = round(grid[1] / 2)
+        return (torch.arange(grid[0], device=device)[:, None] * grid[1]
+                + torch.arange(cols, device=device)).flatten()
+
+
+def test_a_users_strategy_gets_plain_ints_under_fvcores_trace():
+    passt.register_variant(passt.Variant("test-half", ("test-half-columns",), settings=dict(
+        embed_dim=64, depth=1, num_heads=4)))
+    settings = StepSettings(variant="test-half", clip_seconds=1.0)
+    report = count_flops(settings, "train")
+    assert report.notes == () and report.forward_fvcore == pytest.approx(report.forward_torch)

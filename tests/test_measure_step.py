@@ -47,7 +47,8 @@ def test_shortest_clip_is_one_patch():
 
 
 def test_clip_too_short_for_patchout_is_explained():
-    with pytest.raises(ValueError, match=r"2.0 s gives 200 frames, too few for the model's patchout: .*40 time columns"):
+    with pytest.raises(ValueError, match=r"2.0 s gives 200 frames, too few for the model's "
+                                         r"patchout: .*40 time columns"):
         StepSettings(variant="passt-s", clip_seconds=2.0)
 
 

@@ -3,6 +3,7 @@
 import statistics
 
 import pytest
+import torch
 
 from passt.measure import StepSettings, build_step, synchronize, time_step
 
@@ -37,5 +38,10 @@ def test_bad_iteration_counts(step, warmup, iters, match):
         time_step(step, warmup=warmup, iters=iters)
 
 
-def test_synchronize_on_cpu_is_a_no_op():
+def test_synchronize_waits_for_cuda_only(monkeypatch):
+    waited = []
+    monkeypatch.setattr(torch.cuda, "synchronize", waited.append)
     synchronize("cpu")
+    assert waited == []  # the CPU runs eagerly: nothing to wait for
+    synchronize("cuda:1")
+    assert waited == [torch.device("cuda:1")]

@@ -11,7 +11,7 @@ POLICIES = ("skip", "error")
 log = logging.getLogger(__name__)
 
 
-class BadFileError(ValueError):
+class BadFileError(UsageError):
     """A file or row that cannot be used, under ``on_bad_file="error"``; names it and why."""
 
 

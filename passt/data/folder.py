@@ -11,7 +11,7 @@ from torch.utils.data import Dataset
 from passt.audio import SAMPLE_RATE, decode, fit_length
 from passt.data.bad_files import BadFiles
 from passt.data.labels import LabelRow, LabelVocabulary, read_label_csv
-from passt.data.validate import check_file, check_level
+from passt.data.validate import Validation, check_file, check_level
 from passt.errors import UsageError
 from passt.optional import require
 
@@ -23,16 +23,17 @@ class FolderDataset(Dataset):
 
     Files are decoded (wav, flac, ogg, mp3, ... through soundfile), mixed to mono, resampled to
     32 kHz and zero-padded or cropped (from the start) to ``clip_seconds``. Every file of the
-    split is checked at open time (``validate="full"`` decodes it, ``"header"`` reads its header
-    only); bad files and rows (missing file, unknown label) follow ``on_bad_file``. With a
-    ``split`` column only the rows of ``split`` are used (``split=None``: all rows); without one,
-    all rows are. The vocabulary is every label of the CSV, sorted, or ``labels_file``.
+    split is checked at open time (``validate="full"`` decodes it, ``"header"`` reads its
+    header only, ``"none"`` checks that it exists); bad files and rows (missing file, unknown
+    label) follow ``on_bad_file``. With a ``split`` column only the rows of ``split`` are used
+    (``split=None``: all rows); without one, all rows are. The vocabulary is every label of
+    the CSV, sorted, or ``labels_file``.
     """
 
     def __init__(self, root: str | Path, csv: str | Path | None = None,
                  clip_seconds: float = 10.0, split: str | None = "train",
                  on_bad_file: str = "skip", labels_file: str | Path | None = None,
-                 validate: str = "full"):
+                 validate: Validation = "full"):
         if clip_seconds <= 0:
             raise UsageError(f"clip_seconds must be positive, got {clip_seconds}")
         self.root = Path(root)
@@ -83,7 +84,7 @@ class FolderDataset(Dataset):
         return chosen
 
     def _row_problem(self, row: LabelRow, vocabulary: LabelVocabulary,
-                     validate: str) -> str | None:
+                     validate: Validation) -> str | None:
         unknown = vocabulary.unknown(row.labels)
         if unknown:
             return f"unknown label(s) {unknown} (CSV line {row.line})"

@@ -18,9 +18,10 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from passt.atomic import atomic_path
-from passt.audio import SAMPLE_RATE, AudioError, decode, fit_length
+from passt.audio import SAMPLE_RATE, decode, fit_length
 from passt.data.bad_files import BadFiles
 from passt.data.folder import FolderDataset
+from passt.data.validate import Validation, check_encoded, check_level
 from passt.errors import UsageError
 from passt.optional import require
 
@@ -28,7 +29,16 @@ if TYPE_CHECKING:
     import h5py
 
 log = logging.getLogger(__name__)
-VALIDATE = ("none", "full")
+
+
+def _open(path: Path) -> h5py.File:
+    """``path`` opened for reading; `UsageError` naming it when it is not an HDF5 file."""
+    h5py = require("h5py", "reading HDF5 data")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise UsageError(f"{path} is not an HDF5 file ({e}); hdf5:FILE takes a file in the "
+                         "official AudioSet layout (audio_name, mp3, target)") from None
 
 
 def encode_mp3(waveform: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -44,21 +54,20 @@ class Hdf5Dataset(Dataset):
 
     Names and targets are read at open time; the mp3 bytes on access, through a handle opened
     lazily in each process (so DataLoader workers each get their own). ``validate="full"``
-    decodes every clip at open time and applies ``on_bad_file``; with ``"none"`` (for large
-    files) a clip that fails to decode raises `AudioError` naming it.
+    decodes every clip at open time and ``"header"`` reads each clip's header, applying
+    ``on_bad_file``; with ``"none"`` (the default, for large files) a clip that fails to
+    decode raises `AudioError` naming it when read.
     """
 
     def __init__(self, path: str | Path, clip_seconds: float = 10.0, on_bad_file: str = "skip",
-                 num_classes: int | None = None, validate: str = "none"):
-        if validate not in VALIDATE:
-            raise UsageError(f"validate must be one of {VALIDATE}, got {validate!r}")
+                 num_classes: int | None = None, validate: Validation = "none"):
+        check_level(validate)
         if clip_seconds <= 0:
             raise UsageError(f"clip_seconds must be positive, got {clip_seconds}")
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"HDF5 file {self.path} does not exist")
-        h5py = require("h5py", "reading HDF5 data")
-        with h5py.File(self.path, "r") as f:
+        with _open(self.path) as f:
             missing = {"audio_name", "mp3", "target"} - set(f.keys())
             if missing:
                 raise UsageError(f"{self.path}: missing dataset(s) {sorted(missing)}; "
@@ -80,12 +89,12 @@ class Hdf5Dataset(Dataset):
         self._pid: int | None = None
         bad = BadFiles(on_bad_file)
         self.rows = list(range(len(names)))
-        if validate == "full":
+        if validate != "none":
             tqdm = require("tqdm", "showing progress").tqdm
             try:
                 self.rows = [i for i in tqdm(self.rows, desc=f"checking {self.path.name}",
                                              unit="clip", disable=None)
-                             if self._decodes(i, names[i], bad)]
+                             if self._usable(i, names[i], validate, bad)]
             finally:
                 self.close()
             bad.summarise(str(self.path), len(names))
@@ -110,17 +119,15 @@ class Hdf5Dataset(Dataset):
                              "classes")
         return num_classes
 
-    def _decodes(self, row: int, name: str, bad: BadFiles) -> bool:
-        try:
-            decode(self._mp3(row).tobytes(), name=name)
-        except AudioError as e:
-            bad.report(name, str(e).removeprefix(f"{name}: "))
-            return False
-        return True
+    def _usable(self, row: int, name: str, validate: Validation, bad: BadFiles) -> bool:
+        reason = check_encoded(self._mp3(row).tobytes(), name, validate)
+        if reason:
+            bad.report(name, reason)
+        return reason is None
 
     def _mp3(self, row: int) -> np.ndarray:
         if self._handle is None or self._pid != os.getpid():
-            self._handle = require("h5py", "reading HDF5 data").File(self.path, "r")
+            self._handle = _open(self.path)
             self._pid = os.getpid()
         return self._handle["mp3"][row]
 

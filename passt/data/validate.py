@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import io
 import struct
 from pathlib import Path
+from typing import Literal, get_args
 
 from passt.audio import AudioError, decode
-from passt.errors import UsageError
+from passt.errors import check_choice
 from passt.optional import require
 
-LEVELS = ("full", "header")
+# How much of each clip a dataset checks when it is opened: "none" (a bad clip fails when it
+# is read), "header" (the audio header: format, length) or "full" (decodes it).
+Validation = Literal["none", "header", "full"]
+VALIDATION_LEVELS: tuple[str, ...] = get_args(Validation)
 
 
 def check_level(validate: str) -> str:
-    """Return ``validate`` if it is a known level, else raise a `ValueError`."""
-    if validate not in LEVELS:
-        raise UsageError(f"validate must be one of {LEVELS}, got {validate!r}")
+    """Return ``validate`` if it is a known validation level, else raise `UsageError`."""
+    check_choice("validation level", validate, VALIDATION_LEVELS)
     return validate
 
 
@@ -41,13 +45,15 @@ def wav_truncation(path: Path) -> str | None:
     return None
 
 
-def check_file(path: Path, validate: str = "full") -> str | None:
-    """Why ``path`` is not usable audio, or None if it is. ``"header"`` reads the header only
-    (missing, empty, unreadable, no samples, truncated wav); ``"full"`` also decodes it
-    (corrupt streams, NaN or infinite samples)."""
+def check_file(path: Path, validate: Validation = "full") -> str | None:
+    """Why ``path`` is not usable audio, or None if it is. ``"none"`` checks that the file
+    exists; ``"header"`` reads the header only (empty, unreadable, no samples, truncated wav);
+    ``"full"`` also decodes it (corrupt streams, NaN or infinite samples)."""
     check_level(validate)
     if not path.is_file():
         return "file not found"
+    if validate == "none":
+        return None
     if path.stat().st_size == 0:
         return "empty file (0 bytes)"
     sf = require("soundfile", "reading audio files")
@@ -65,4 +71,24 @@ def check_file(path: Path, validate: str = "full") -> str | None:
             decode(path)
         except AudioError as e:
             return str(e).removeprefix(f"{path}: ")
+    return None
+
+
+def check_encoded(data: bytes, name: str, validate: Validation) -> str | None:
+    """Why the encoded clip ``data`` (an mp3 in an HDF5 file, say) is not usable audio, or None
+    if it is, checked to the level ``validate``."""
+    check_level(validate)
+    if validate == "none":
+        return None
+    if validate == "header":
+        sf = require("soundfile", "reading audio")
+        try:
+            info = sf.info(io.BytesIO(data))
+        except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+            return f"not readable audio ({e})"
+        return "empty audio (0 samples)" if info.frames == 0 else None
+    try:
+        decode(data, name=name)
+    except AudioError as e:
+        return str(e).removeprefix(f"{name}: ")
     return None
