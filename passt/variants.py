@@ -93,7 +93,8 @@ def get_variant(name: str) -> Variant:
     try:
         return _VARIANTS[name]
     except KeyError:
-        raise UsageError(f"unknown variant {name!r}; known: {', '.join(_VARIANTS)}") from None
+        raise UsageError(f"unknown variant {name!r}; known: {', '.join(_VARIANTS)} (a plugin's "
+                         "variants need --plugin FILE, or $PASST_PLUGINS)") from None
 
 
 def _strategy_params(strategy: str) -> list[str]:

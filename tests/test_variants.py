@@ -67,7 +67,9 @@ def test_variant_compositions():
 
 
 def test_composition_errors():
-    with pytest.raises(ValueError, match=r"unknown variant 'passt-x'; known: passt-b, passt-u"):
+    with pytest.raises(ValueError, match=r"unknown variant 'passt-x'; known: passt-b, passt-u.*"
+                                         r"ast-n \(a plugin's variants need --plugin FILE, or "
+                                         r"\$PASST_PLUGINS\)"):
         passt.create_model("passt-x")
     with pytest.raises(ValueError, match="at most one token-dropping strategy"):
         passt.compose("structured+unstructured")
