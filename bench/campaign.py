@@ -32,14 +32,14 @@ import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from the tree, as on the GPU machine
 
 from passt.atomic import atomic_path  # noqa: E402
+from passt.measure.bench_file import load_bench_file  # noqa: E402
+from passt.measure.bench_record import BenchRecord  # noqa: E402
 from passt.measure.journal import Journal  # noqa: E402
-from passt.regress import load_benchmarks  # noqa: E402
 
 TINY = "campaign-tiny"
 TINY_PLUGIN = f'''"""The campaign's smoke-test variant: passt-s, narrow and shallow."""
@@ -96,16 +96,19 @@ def passt(*args: str) -> list[str]:
 # --- checks of a step's output ----------------------------------------------------------------
 
 
-def rows(path: Path) -> list[dict[str, Any]]:
-    return [b.get("extra_info") or {} for b in load_benchmarks(path).values()]
+def rows(path: Path) -> list[BenchRecord]:
+    return load_bench_file(path).records
+
+
+def who(r: BenchRecord) -> str:
+    """The row's variant and what it measured: a peer, an ablation or our step's kind."""
+    return f"{r.variant} {r.peer or r.ablation or r.kind}"
 
 
 def compiled_rows_ran_compiled(json_name: str) -> Callable[[Path], list[str]]:
     def check(out: Path) -> list[str]:
-        bad = [f"{r['variant']} {r.get('peer') or r.get('ablation') or r['kind']}: "
-               f"compile_graphs={r.get('compile_graphs')}"
-               for r in rows(out / json_name)
-               if r.get("compile") and not r.get("oom") and not r.get("compile_graphs")]
+        bad = [f"{who(r)}: compile_graphs={r.compile_graphs}" for r in rows(out / json_name)
+               if r.compile and not r.oom and not r.compile_graphs]
         return [f"compiled rows that ran no compiled graph: {'; '.join(bad)}"] if bad else []
 
     return check
@@ -113,8 +116,7 @@ def compiled_rows_ran_compiled(json_name: str) -> Callable[[Path], list[str]]:
 
 def no_oom(json_name: str) -> Callable[[Path], list[str]]:
     def check(out: Path) -> list[str]:
-        oom = [f"{r['variant']} {r.get('peer') or r.get('ablation') or r['kind']}"
-               for r in rows(out / json_name) if r.get("oom")]
+        oom = [who(r) for r in rows(out / json_name) if r.oom]
         return [f"out of memory: {', '.join(oom)}"] if oom else []
 
     return check
@@ -126,12 +128,12 @@ def cuda_fields_filled(json_name: str) -> Callable[[Path], list[str]]:
     def check(out: Path) -> list[str]:
         failures = []
         for r in rows(out / json_name):
-            if r.get("oom") or r.get("kind") != "train" or not r.get("device", "").startswith(
-                    "cuda"):
+            if r.oom or r.kind != "train" or not r.device.startswith("cuda"):
                 continue
-            for f in ("peak_memory_bytes_per_sample", "mfu", "joules_per_sample"):
-                if r.get(f) is None:
-                    failures.append(f"{r['variant']} {r.get('peer') or ''} {f} is null")
+            filled = {"peak_memory_bytes_per_sample": r.peak_memory_bytes_per_sample,
+                      "mfu": r.mfu, "joules_per_sample": r.joules_per_sample}
+            failures += [f"{r.variant} {r.peer or ''} {name} is null"
+                         for name, value in filled.items() if value is None]
         return failures
 
     return check
@@ -139,7 +141,7 @@ def cuda_fields_filled(json_name: str) -> Callable[[Path], list[str]]:
 
 def peers_present(json_name: str, peers: tuple[str, ...]) -> Callable[[Path], list[str]]:
     def check(out: Path) -> list[str]:
-        found = {r.get("peer") for r in rows(out / json_name)}
+        found = {r.peer for r in rows(out / json_name)}
         return [f"peer {p} was not measured (see the log)" for p in peers if p not in found]
 
     return check
@@ -147,11 +149,11 @@ def peers_present(json_name: str, peers: tuple[str, ...]) -> Callable[[Path], li
 
 def cuda_graphs_replayed(json_name: str) -> Callable[[Path], list[str]]:
     def check(out: Path) -> list[str]:
-        found = [r for r in rows(out / json_name) if r.get("ablation") == "cuda-graphs"]
+        found = [r for r in rows(out / json_name) if r.ablation == "cuda-graphs"]
         if not found:
             return ["no cuda-graphs row"]
-        return [f"CUDA graphs skipped: {r.get('compile_cudagraph_skip_reasons')}"
-                for r in found if r.get("compile_cudagraph_skips")]
+        return [f"CUDA graphs skipped: {r.compile_cudagraph_skip_reasons}"
+                for r in found if r.compile_cudagraph_skips]
 
     return check
 
@@ -306,20 +308,20 @@ def key_numbers(out: Path) -> list[str]:
         path = out / f"{preset}.json"
         if not path.is_file():
             continue
-        train = [r for r in rows(path) if r.get("kind") == "train" and not r.get("ablation")]
+        train = [r for r in rows(path) if r.kind == "train" and not r.ablation]
         for r in train:
-            if r["variant"] not in KEY_VARIANTS and r["variant"] != TINY:
+            if r.variant not in KEY_VARIANTS and r.variant != TINY:
                 continue
-            who = r["variant"] + (f" [{r['peer']}]" if r.get("peer") else "")
-            if r.get("oom"):
-                lines.append(f"{preset:6} {who:28} OOM at batch {r['batch_size']}")
+            name = r.variant + (f" [{r.peer}]" if r.peer else "")
+            if r.oom:
+                lines.append(f"{preset:6} {name:28} OOM at batch {r.batch_size}")
                 continue
-            peak = r.get("peak_memory_bytes_per_sample")
+            peak = r.peak_memory_bytes_per_sample
             lines.append(
-                f"{preset:6} {who:28} {r['samples_per_s']:9.1f} spec/s  batch "
-                f"{r['batch_size']:3}  MFU {_fmt(r.get('mfu'), '.1%')}  "
+                f"{preset:6} {name:28} {r.samples_per_s:9.1f} spec/s  batch "
+                f"{r.batch_size:3}  MFU {_fmt(r.mfu, '.1%')}  "
                 f"{_fmt(peak and peak / 1e9, '.3f')} GB/sample  "
-                f"{_fmt(r.get('joules_per_sample'), '.2f')} J/sample")
+                f"{_fmt(r.joules_per_sample, '.2f')} J/sample")
     return lines
 
 

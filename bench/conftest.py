@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from passt.errors import UsageError
+from passt.measure.bench_record import BenchRecord
 from passt.measure.flops import matmul_ceiling_tflops
 from passt.measure.journal import Journal
 from passt.measure.presets import PRESETS, Preset, get_preset
@@ -209,20 +210,22 @@ def ceilings(preset: Preset, overrides: dict) -> Callable[[str], float]:
 def measured(benchmark, pytestconfig: pytest.Config, journal: Journal | None,
              finished: dict[str, dict]):
     """Run a measurement (or, with --bench-resume, take it from the journal), journal it at
-    once, and hand its timed steps and fields to pytest-benchmark."""
+    once, and hand its timed steps and row to pytest-benchmark."""
 
-    def run(measure: Callable[[], Measurement], **fields: Any) -> Measurement:
-        """``fields`` are added to the row (the ablation's name, say)."""
+    def run(measure: Callable[[], Measurement], **labels: str) -> Measurement:
+        """``labels`` are set on the row, OOM rows included (``ablation=``, ``peer=``)."""
         entry = finished.get(benchmark.fullname)
         if entry is not None:
-            result = Measurement(entry["extra_info"], entry["times_s"])
+            result = Measurement(BenchRecord.from_json(entry["extra_info"]), entry["times_s"])
         else:
             result = measure()
-            result.record.update(fields)
+            result = dataclasses.replace(
+                result, record=dataclasses.replace(result.record, **labels))
             if journal is not None:
                 journal.append({"benchmark": benchmark.fullname,
                                 "run": pytestconfig.stash[RUN_KEY],
-                                "extra_info": result.record, "times_s": result.times_s})
+                                "extra_info": result.record.to_json(),
+                                "times_s": result.times_s})
         _hand_over(benchmark, result)
         return result
 
@@ -245,4 +248,4 @@ def _hand_over(benchmark, result: Measurement) -> None:
 
     benchmark._timer = replayed_clock
     benchmark.pedantic(lambda: None, rounds=len(times), iterations=1, warmup_rounds=0)
-    benchmark.extra_info.update(result.record)
+    benchmark.extra_info.update(result.record.to_json())

@@ -3,40 +3,67 @@ fast-path optimization buys, as the speed, memory and MFU lost when it alone is 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from passt.atomic import write_text_atomic
 from passt.measure.ablation import ABLATIONS
-from passt.regress import load_benchmarks
+from passt.measure.bench_record import BenchRecord
 
 REFERENCE = "all-on"
-COLUMNS = ("ablation", "variant", "status", "dtype", "attention", "compile", "compile_mode",
-           "samples_per_s", "speed_vs_all_on", "median_step_s", "mfu", "mfu_of_ceiling",
-           "peak_memory_gb_per_sample", "compile_graphs", "compile_recompiles",
-           "compile_seconds")
 
 
-def ablation_rows(path: str | Path) -> list[dict[str, Any]]:
-    """The ablation benchmarks of a passt-bench JSON, in `ABLATIONS` order, with the speed
-    ratio to the ``all-on`` row; empty when the run has none."""
-    rows = [b["extra_info"] for b in load_benchmarks(path).values()
-            if isinstance(b.get("extra_info"), dict) and b["extra_info"].get("ablation")]
+@dataclass(frozen=True)
+class AblationRow:
+    """One row of the table; its fields are the columns."""
+
+    ablation: str
+    variant: str
+    status: str  # "ok" or "OOM"
+    dtype: str
+    attention: str
+    compile: bool
+    compile_mode: str | None
+    samples_per_s: float | None
+    speed_vs_all_on: float | None
+    median_step_s: float | None
+    mfu: float | None
+    mfu_of_ceiling: float | None
+    peak_memory_gb_per_sample: float | None
+    compile_graphs: int | None
+    compile_recompiles: int | None
+    compile_seconds: float | None
+
+
+COLUMNS = tuple(f.name for f in fields(AblationRow))
+
+
+def ablation_rows(records: Iterable[BenchRecord]) -> list[AblationRow]:
+    """The ablation rows of a run, in `ABLATIONS` order, with the speed ratio to the
+    ``all-on`` row; empty when the run has none."""
     order = list(ABLATIONS)
-    rows.sort(key=lambda e: order.index(e["ablation"]) if e["ablation"] in order else len(order))
-    reference = next((r for r in rows if r["ablation"] == REFERENCE and not r.get("oom")), None)
-    out = []
-    for r in rows:
-        speed = r.get("samples_per_s")
-        peak = r.get("peak_memory_bytes_per_sample")
-        out.append({
-            **{c: r.get(c) for c in COLUMNS},
-            "status": "OOM" if r.get("oom") else "ok",
-            "speed_vs_all_on": (speed / reference["samples_per_s"]
-                                if speed and reference is not None else None),
-            "peak_memory_gb_per_sample": peak / 1e9 if peak is not None else None,
-        })
-    return out
+    rows = sorted((r for r in records if r.ablation),
+                  key=lambda r: order.index(r.ablation) if r.ablation in order else len(order))
+    reference = next((r for r in rows if r.ablation == REFERENCE and not r.oom), None)
+    return [_row(r, reference) for r in rows]
+
+
+def _row(r: BenchRecord, reference: BenchRecord | None) -> AblationRow:
+    speed, peak = r.samples_per_s, r.peak_memory_bytes_per_sample
+    return AblationRow(
+        ablation=r.ablation or "", variant=r.variant, status="OOM" if r.oom else "ok",
+        dtype=r.dtype, attention=r.attention, compile=r.compile, compile_mode=r.compile_mode,
+        samples_per_s=speed,
+        speed_vs_all_on=(speed / reference.samples_per_s
+                         if speed and reference is not None and reference.samples_per_s
+                         else None),
+        median_step_s=r.median_step_s, mfu=r.mfu, mfu_of_ceiling=r.mfu_of_ceiling,
+        peak_memory_gb_per_sample=peak / 1e9 if peak is not None else None,
+        compile_graphs=r.compile_graphs, compile_recompiles=r.compile_recompiles,
+        compile_seconds=r.compile_seconds,
+    )
 
 
 def _cell(value: Any) -> str:
@@ -47,21 +74,21 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def format_markdown(rows: list[dict[str, Any]]) -> str:
+def format_markdown(rows: list[AblationRow]) -> str:
     """The table as markdown, with a line saying what the ratio means."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cell(r[c]) for c in COLUMNS) + " |" for r in rows]
+    lines += ["| " + " | ".join(_cell(v) for v in astuple(r)) + " |" for r in rows]
     return ("\n".join(lines) + "\n\n- speed_vs_all_on: training throughput over the row with "
             "every optimization on; below 1 means the switched-off optimization was helping.\n")
 
 
-def format_csv(rows: list[dict[str, Any]]) -> str:
+def format_csv(rows: list[AblationRow]) -> str:
     lines = [",".join(COLUMNS)]
-    lines += [",".join("" if r[c] is None else str(r[c]) for c in COLUMNS) for r in rows]
+    lines += [",".join("" if v is None else str(v) for v in astuple(r)) for r in rows]
     return "\n".join(lines) + "\n"
 
 
-def write_ablation_table(rows: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
+def write_ablation_table(rows: list[AblationRow], out_dir: str | Path) -> list[Path]:
     """Write ``ablation.md`` and ``ablation.csv`` into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

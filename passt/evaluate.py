@@ -1,22 +1,25 @@
 """Scoring a tagging dataset with a model: sigmoid scores, then mAP, ROC-AUC and d-prime.
 
-Under `torch.distributed` every rank scores its share of the clips and rank 0 gathers them;
-the metrics do not depend on the order of the clips.
+In a distributed run (a `Cluster` of several ranks) every rank scores its share of the clips
+and rank 0 gathers them; the metrics do not depend on the order of the clips.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from passt.metrics import TaggingMetrics, tagging_metrics
 from passt.precision import autocast
+
+if TYPE_CHECKING:
+    from passt.train.distributed import Cluster
 
 log = logging.getLogger(__name__)
 
@@ -65,26 +68,22 @@ def evaluate(
     model: nn.Module,
     frontend: nn.Module,
     dataset: Dataset,
+    cluster: Cluster,
     *,
-    device: torch.device,
     batch_size: int,
     dtype: str = "fp32",
     num_workers: int = 0,
 ) -> TaggingMetrics | None:
-    """The tagging metrics of ``model`` on ``dataset``.
+    """The tagging metrics of ``model`` on ``dataset``, on ``cluster.device``.
 
-    In a distributed run every rank must call it; rank 0 gets the metrics, the others None.
+    Every rank of ``cluster`` must call it; rank 0 gets the metrics, the others None.
     """
-    distributed = dist.is_available() and dist.is_initialized()
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    share = range(rank, len(dataset), world)
-    scores, targets = predict(model, frontend, dataset, device=device, batch_size=batch_size,
-                              dtype=dtype, num_workers=num_workers, indices=share)
-    if distributed:
-        parts: list[tuple[np.ndarray, np.ndarray] | None] = [None] * world
-        dist.gather_object((scores, targets), parts if rank == 0 else None, dst=0)
-        if rank != 0:
-            return None
-        scores = np.concatenate([p[0] for p in parts if p is not None])
-        targets = np.concatenate([p[1] for p in parts if p is not None])
-    return tagging_metrics(scores, targets)
+    share = range(cluster.rank, len(dataset), cluster.world_size)
+    scores, targets = predict(model, frontend, dataset, device=cluster.device,
+                              batch_size=batch_size, dtype=dtype, num_workers=num_workers,
+                              indices=share)
+    parts = cluster.gather((scores, targets))
+    if parts is None:
+        return None
+    return tagging_metrics(np.concatenate([p[0] for p in parts]),
+                           np.concatenate([p[1] for p in parts]))

@@ -67,6 +67,11 @@ class FrontendConfig:
                 f"must keep fmin < fmax <= sample_rate/2 = {nyquist}"
             )
 
+    @property
+    def frame_seconds(self) -> float:
+        """Seconds from one frame to the next (the hop)."""
+        return self.hop_length / self.sample_rate
+
 
 def _mel_scale(freq: Tensor) -> Tensor:
     return 1127.0 * torch.log(1.0 + freq / 700.0)

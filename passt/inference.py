@@ -3,7 +3,8 @@
 Each file is decoded to mono at the frontend's rate (32 kHz), cut into windows of
 ``window_seconds`` every ``hop_seconds`` (the last one aligned to the end of the file, a file
 shorter than a window zero-padded to one), and the windows of consecutive files are batched
-together through the frontend and the model. Files that cannot be used are reported, not fatal.
+together through the frontend and the model (`passt.windows`). Files that cannot be used are
+reported, not fatal.
 """
 
 from __future__ import annotations
@@ -14,82 +15,36 @@ import json
 import logging
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from passt.atomic import atomic_path
-from passt.audio import AudioError, decode, fit_length
-from passt.checkpoints import CheckpointMismatchError, read_state_dict
-from passt.errors import UsageError
+from passt.checkpoints import CheckpointMismatchError, load_torch_file, read_state_dict
+from passt.device import resolve_device
+from passt.errors import UsageError, check_choice
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
-from passt.model import PaSST, grid_size
+from passt.model import PaSST
 from passt.optional import require
+from passt.train.run_files import is_training_checkpoint, load_trained_model
+from passt.windows import Failure, FileWindows, PathLike, Windowing, collect_files, stream_windows
 
 log = logging.getLogger(__name__)
 
-PathLike = str | os.PathLike[str]
-AUDIO_EXTENSIONS = frozenset({
-    ".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".snd",
-    ".caf", ".w64", ".rf64",
-})
-AGGREGATES = ("mean", "max")
-FORMATS = ("table", "json", "csv")
+Aggregate = Literal["mean", "max"]  # a clip's score from its windows' scores
+AGGREGATES: tuple[str, ...] = get_args(Aggregate)
+Format = Literal["table", "json", "csv"]
+FORMATS: tuple[str, ...] = get_args(Format)
 EMBED_SUFFIXES = (".npy", ".h5")
 DEFAULT_WINDOW_SECONDS = 10.0
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class Failure:
-    """An input that could not be processed, and why."""
-
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class Windowing:
-    """Windows of ``window_seconds`` every ``hop_seconds`` over audio at ``sample_rate``."""
-
-    window_seconds: float = 10.0
-    hop_seconds: float = 5.0
-    sample_rate: int = 32000
-
-    def __post_init__(self) -> None:
-        if not self.window_seconds > 0:
-            raise UsageError(f"window_seconds must be positive, got {self.window_seconds}")
-        if not 0 < self.hop_seconds <= self.window_seconds:
-            raise UsageError(f"hop_seconds must be in (0, window_seconds={self.window_seconds}] "
-                             f"so that windows cover the audio, got {self.hop_seconds}")
-
-    @property
-    def window(self) -> int:
-        return round(self.window_seconds * self.sample_rate)
-
-    @property
-    def hop(self) -> int:
-        return max(1, round(self.hop_seconds * self.sample_rate))
-
-    def starts(self, num_samples: int) -> list[int]:
-        """Start samples: 0, hop, 2 hop, ... and a last window ending with the audio."""
-        if num_samples <= self.window:
-            return [0]
-        starts = list(range(0, num_samples - self.window + 1, self.hop))
-        if starts[-1] + self.window < num_samples:
-            starts.append(num_samples - self.window)
-        return starts
 
 
 @dataclass(frozen=True)
@@ -157,81 +112,6 @@ class Report(Generic[R]):
         return not self.failures
 
 
-@dataclass
-class _FileWindows:
-    """A decoded file's windows and the model outputs gathered for them so far."""
-
-    path: str
-    num_samples: int
-    starts: list[int]
-    outputs: list[np.ndarray] = field(default_factory=list)
-
-    @property
-    def done(self) -> bool:
-        return len(self.outputs) == len(self.starts)
-
-    def times(self, w: Windowing) -> tuple[np.ndarray, np.ndarray]:
-        starts = np.asarray(self.starts, dtype=np.int64)
-        ends = np.minimum(starts + w.window, self.num_samples)
-        return starts / w.sample_rate, ends / w.sample_rate
-
-
-def collect_files(paths: Iterable[PathLike]) -> tuple[list[Path], list[Failure]]:
-    """Files to process, in order: files as given, directories searched recursively for
-    audio extensions (sorted). Missing paths and directories without audio are failures."""
-    files: list[Path] = []
-    failures: list[Failure] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*")
-                           if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file())
-            if not found:
-                failures.append(Failure(str(path), "directory holds no audio files ("
-                                        + " ".join(sorted(AUDIO_EXTENSIONS)) + ")"))
-            files.extend(found)
-        elif path.exists():
-            files.append(path)
-        else:
-            failures.append(Failure(str(path), "no such file or directory"))
-    return list(dict.fromkeys(files)), failures
-
-
-def load_labels(path: PathLike) -> list[str]:
-    """Class names from an AudioSet-style ``class_labels_indices.csv`` (index,mid,display_name)."""
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not {"index", "display_name"} <= set(reader.fieldnames or ()):
-            raise UsageError(f"{path}: expected columns index,mid,display_name; "
-                             f"got {','.join(reader.fieldnames or ())}")
-        try:
-            names = {int(row["index"]): row["display_name"] for row in reader}
-        except (TypeError, ValueError):
-            raise UsageError(f"{path}: line {reader.line_num}: index is not an integer") from None
-    if sorted(names) != list(range(len(names))):
-        raise UsageError(f"{path}: indices must be 0..{len(names) - 1}, each once")
-    return [names[i] for i in range(len(names))]
-
-
-def parse_overrides(text: str) -> dict[str, Any]:
-    """``"embed_dim=64,depth=1,attention=math"`` to a dict of ints, floats, bools and strings."""
-    out: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"model override {item!r} is not KEY=VALUE")
-        out[key.strip()] = _parse_value(value.strip())
-    return out
-
-
-def _parse_value(value: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    return {"true": True, "false": False}.get(value.lower(), value)
-
-
 @dataclass(frozen=True)
 class LoadedModel:
     """A model and what a ``passt train`` checkpoint records beside it."""
@@ -239,40 +119,41 @@ class LoadedModel:
     model: PaSST
     label_names: list[str] | None = None
     clip_seconds: float | None = None  # the training clips' length
+    frontend: MelFrontend | None = None  # the training's, in eval mode
 
 
 def load_model(checkpoint: PathLike | Mapping[str, Any], variant: str | None = None,
                **overrides: Any) -> LoadedModel:
     """A PaSST (eval mode) from an official state_dict (architecture ``variant``, default
-    passt-s) or a ``passt train`` checkpoint ``{"model": state_dict, "config": {"variant",
-    "model_overrides", ...}, "label_names": ...}``. The class count comes from the
-    classifier; ``variant`` and ``overrides`` win over the checkpoint's config."""
-    raw = _read_checkpoint(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) \
+    passt-s) or a ``passt train`` checkpoint, which names its own architecture, clip length
+    and label names. The class count comes from the classifier; ``variant`` and
+    ``overrides`` win over the checkpoint's."""
+    raw = load_torch_file(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) \
         else checkpoint
-    extras: dict[str, Any] = {}
-    if isinstance(raw, Mapping) and "model" in raw and isinstance(raw.get("config"), Mapping):
-        config = raw["config"]
-        if variant is None and "variant" not in config:
-            raise UsageError("the checkpoint's config names no 'variant'; pass one")
-        variant = variant or config["variant"]
-        overrides = {**(config.get("model_overrides") or {}), **overrides}
-        extras = {"label_names": list(raw.get("label_names") or ()) or None,
-                  "clip_seconds": config.get("clip_seconds")}
-        raw = raw["model"]
+    if is_training_checkpoint(raw):
+        _check_classes(overrides.pop("num_classes", None), raw["num_classes"])
+        model, frontend, cfg = load_trained_model(raw, variant, **overrides)
+        return LoadedModel(model, list(raw.get("label_names") or ()) or None, cfg.clip_seconds,
+                           frontend)
     sd = read_state_dict(raw)
     if "head.1.weight" not in sd:
         raise UsageError("checkpoint has no classifier (head.1.weight): not a tagging model")
-    classes = sd["head.1.weight"].shape[0]
-    if overrides.setdefault("num_classes", classes) != classes:
-        raise UsageError(f"num_classes={overrides['num_classes']} contradicts the checkpoint's "
-                         f"classifier of {classes} classes")
+    overrides["num_classes"] = _check_classes(overrides.get("num_classes"),
+                                              sd["head.1.weight"].shape[0])
     variant = variant or "passt-s"
     try:
         model = create_model(variant, checkpoint=sd, **overrides)
     except CheckpointMismatchError as e:
         source = f"{_source(checkpoint)} (as {variant} with {overrides})"
         raise CheckpointMismatchError(source, e.missing, e.unexpected, e.wrong_shape) from None
-    return LoadedModel(model.eval(), **extras)
+    return LoadedModel(model.eval())
+
+
+def _check_classes(asked: int | None, classes: int) -> int:
+    if asked is not None and asked != classes:
+        raise UsageError(f"num_classes={asked} contradicts the checkpoint's classifier of "
+                         f"{classes} classes")
+    return classes
 
 
 def _source(checkpoint: PathLike | Mapping[str, Any]) -> str:
@@ -285,35 +166,14 @@ def _as_loaded(model: PaSST | LoadedModel | PathLike) -> LoadedModel:
     return LoadedModel(model) if isinstance(model, PaSST) else load_model(model)
 
 
-def _read_checkpoint(path: PathLike) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for non-checkpoint files
-        raise UsageError(f"{path} is not a PyTorch checkpoint: {e}") from None
-
-
-def resolve_device(device: str | torch.device | None, model: nn.Module) -> torch.device:
-    """``None``: the model's device; ``"auto"``: CUDA when available, else CPU."""
-    if device is None:
-        return next(model.parameters()).device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _check_fits(model: PaSST, frontend: MelFrontend, windowing: Windowing) -> None:
     """Raise if the frontend's windows are not inputs the model accepts."""
-    cfg = model.cfg
-    if frontend.config.n_mels != cfg.n_mels:
+    if frontend.config.n_mels != model.cfg.n_mels:
         raise UsageError(f"the frontend makes {frontend.config.n_mels} mel bands, the model "
-                         f"takes {cfg.n_mels}")
-    frames = frontend.frames(windowing.window)
-    if grid_size(frames, cfg.patch_size, cfg.stride) > cfg.grid[1]:
-        raise UsageError(f"a {windowing.window_seconds} s window is {frames} frames, more than "
-                         f"the model's time embedding covers ({cfg.frames}): shorten the window")
+                         f"takes {model.cfg.n_mels}")
+    model.check_frames(frontend.frames(windowing.window),
+                       source=f"a window of {windowing.window_seconds} s",
+                       frame_seconds=frontend.config.frame_seconds)
 
 
 @contextmanager
@@ -328,56 +188,22 @@ def _eval_mode(*modules: nn.Module) -> Iterator[None]:
             m.train(mode)
 
 
-def _forward(batch: list[tuple[_FileWindows, np.ndarray]],
-             compute: Callable[[Tensor], Tensor], device: torch.device) -> None:
-    waves = torch.from_numpy(np.stack([wave for _, wave in batch])).to(device)
-    with torch.inference_mode():
-        values = compute(waves).float().cpu().numpy()
-    for (item, _), value in zip(batch, values, strict=True):
-        item.outputs.append(value)
-
-
-def _stream(files: list[Path], compute: Callable[[Tensor], Tensor], windowing: Windowing,
-            batch_size: int, device: torch.device) -> Iterator[_FileWindows | Failure]:
-    """Per file in order, its windows' outputs (or its failure); ``batch_size`` windows per
-    forward, across file boundaries, holding one decoded file at a time."""
-    waiting: deque[_FileWindows] = deque()
-    batch: list[tuple[_FileWindows, np.ndarray]] = []
-    for path in files:
-        try:
-            audio = decode(path, sample_rate=windowing.sample_rate)
-        except AudioError as e:
-            yield Failure(str(path), str(e).removeprefix(f"{path}: "))
-            continue
-        item = _FileWindows(str(path), len(audio), windowing.starts(len(audio)))
-        waiting.append(item)
-        for start in item.starts:
-            batch.append((item, fit_length(audio, windowing.window, start)))
-            if len(batch) == batch_size:
-                _forward(batch, compute, device)
-                batch.clear()
-                while waiting and waiting[0].done:
-                    yield waiting.popleft()
-    if batch:
-        _forward(batch, compute, device)
-    yield from waiting
-
-
 def _run(paths: PathLike | Iterable[PathLike], loaded: LoadedModel,
          frontend: MelFrontend | None, window_seconds: float | None, hop_seconds: float | None,
          batch_size: int, device: str | torch.device | None, progress: bool | None,
-         features: bool) -> tuple[list[_FileWindows], list[Failure], Windowing]:
+         features: bool) -> tuple[list[FileWindows], list[Failure], Windowing]:
     """Window outputs of every usable file: sigmoid scores, or embeddings with ``features``."""
     if batch_size < 1:
         raise UsageError(f"batch_size must be positive, got {batch_size}")
     model = loaded.model
-    frontend = frontend if frontend is not None else create_frontend()
+    if frontend is None:
+        frontend = loaded.frontend if loaded.frontend is not None else create_frontend()
     if window_seconds is None:
         window_seconds = loaded.clip_seconds or DEFAULT_WINDOW_SECONDS
     hop_seconds = window_seconds / 2 if hop_seconds is None else hop_seconds
     windowing = Windowing(window_seconds, hop_seconds, frontend.config.sample_rate)
     _check_fits(model, frontend, windowing)
-    target = resolve_device(device, model)
+    target = next(model.parameters()).device if device is None else resolve_device(device)
     model.to(target)
     frontend.to(target)
 
@@ -388,11 +214,11 @@ def _run(paths: PathLike | Iterable[PathLike], loaded: LoadedModel,
     tqdm = require("tqdm", "showing progress").tqdm
     single = isinstance(paths, (str, os.PathLike))
     files, failures = collect_files([paths] if single else paths)
-    done: list[_FileWindows] = []
+    done: list[FileWindows] = []
     started = time.perf_counter()
     with _eval_mode(model, frontend), tqdm(total=len(files), unit="file", disable=(
             None if progress is None else not progress)) as bar:
-        for item in _stream(files, compute, windowing, batch_size, target):
+        for item in stream_windows(files, compute, windowing, batch_size, target):
             (failures if isinstance(item, Failure) else done).append(item)
             bar.update()
     log.info("%d files (%d windows) in %.1f s on %s, %d failed", len(done),
@@ -409,9 +235,9 @@ def _ranking(scores: np.ndarray, k: int, names: Sequence[str]) -> list[Label]:
 def tag(paths: PathLike | Iterable[PathLike], model: PaSST | LoadedModel | PathLike, *,
         frontend: MelFrontend | None = None, top_k: int = 5,
         window_seconds: float | None = None, hop_seconds: float | None = None,
-        aggregate: str = "mean", batch_size: int = 8, device: str | torch.device | None = None,
-        label_names: Sequence[str] | None = None, frame_scores: bool = False,
-        progress: bool | None = None) -> Report[TagResult]:
+        aggregate: Aggregate = "mean", batch_size: int = 8,
+        device: str | torch.device | None = None, label_names: Sequence[str] | None = None,
+        frame_scores: bool = False, progress: bool | None = None) -> Report[TagResult]:
     """Tag files (and directories of them) with ``model`` (a PaSST or a checkpoint).
 
     Windows last ``window_seconds`` (default: a ``passt train`` checkpoint's clip length, else
@@ -421,8 +247,7 @@ def tag(paths: PathLike | Iterable[PathLike], model: PaSST | LoadedModel | PathL
     model's device (``"auto"``: CUDA when available); model and frontend are moved there.
     ``progress=None`` shows a bar on a terminal only.
     """
-    if aggregate not in AGGREGATES:
-        raise UsageError(f"unknown aggregate {aggregate!r}; accepted: {', '.join(AGGREGATES)}")
+    check_choice("aggregate", aggregate, AGGREGATES)
     if top_k < 1:
         raise UsageError(f"top_k must be positive, got {top_k}")
     loaded = _as_loaded(model)
@@ -468,16 +293,15 @@ def embed(paths: PathLike | Iterable[PathLike], model: PaSST | LoadedModel | Pat
     return Report(results, failures, windowing)
 
 
-def format_tags(results: Sequence[TagResult], fmt: str = "table") -> str:
+def format_tags(results: Sequence[TagResult], fmt: Format = "table") -> str:
     """``table`` (aligned text), ``json`` (a list of `TagResult.to_dict`) or ``csv`` (one row
     per ranked label, ``window`` = ``clip`` or the window number)."""
     if fmt == "json":
         return json.dumps([r.to_dict() for r in results], indent=2)
     if fmt == "csv":
         return _tags_csv(results)
-    if fmt == "table":
-        return _tags_table(results)
-    raise UsageError(f"unknown format {fmt!r}; accepted: {', '.join(FORMATS)}")
+    check_choice("format", fmt, FORMATS)
+    return _tags_table(results)
 
 
 def _ranked(top: list[Label]) -> str:

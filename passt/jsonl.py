@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from passt.atomic import write_text_atomic
+
 log = logging.getLogger(__name__)
 
 
@@ -16,11 +18,19 @@ def append_jsonl(path: str | Path, entry: dict[str, Any]) -> None:
     """Append ``entry`` as one line, flushed and synced (non-JSON values as ``str``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(entry, default=str) + "\n"
     with open(path, "a", encoding="utf-8") as f:
-        f.write(line)
+        f.write(_line(entry))
         f.flush()
         os.fsync(f.fileno())
+
+
+def write_jsonl(path: str | Path, entries: list[dict[str, Any]]) -> None:
+    """Replace ``path`` with ``entries``, one a line, in one step."""
+    write_text_atomic(path, "".join(map(_line, entries)))
+
+
+def _line(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, default=str) + "\n"
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

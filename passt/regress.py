@@ -1,20 +1,17 @@
 """Regression check between two pytest-benchmark JSON files: speed, memory and FLOPs.
 
 pytest-benchmark's ``--benchmark-compare-fail`` checks time statistics only; the memory and
-FLOPs this project records in each benchmark's ``extra_info`` are checked here.
+FLOPs of each benchmark's `BenchRecord` (its ``extra_info``) are checked here.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from passt.errors import UsageError
-
-MEMORY_FIELDS = ("peak_memory_bytes_per_sample", "activation_bytes_per_sample")
-FLOPS_FIELDS = ("train_gflops_per_sample", "forward_gflops_per_sample")
+from passt.measure.bench_file import Benchmark, load_bench_file
+from passt.measure.bench_record import FLOPS_FIELDS, MEMORY_FIELDS
 
 
 @dataclass(frozen=True)
@@ -73,52 +70,26 @@ def parse_percent(text: str | float) -> float:
     return value
 
 
-def load_benchmarks(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Benchmarks of a pytest-benchmark JSON file keyed by ``fullname``; clear errors otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"benchmark file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path} is not JSON: {e}") from None
-    benchmarks = data.get("benchmarks") if isinstance(data, dict) else None
-    if not isinstance(benchmarks, list) or not all(
-        isinstance(b, dict) and "stats" in b and ("fullname" in b or "name" in b)
-        for b in benchmarks
-    ):
-        raise UsageError(
-            f"{path} is not pytest-benchmark JSON (expected a 'benchmarks' list whose entries "
-            "have 'name' and 'stats'; write one with pytest --benchmark-json=FILE)"
-        )
-    return {b.get("fullname") or b["name"]: b for b in benchmarks}
-
-
-def _metrics(bench: dict[str, Any], limits: Thresholds) -> dict[str, tuple[float, float]]:
+def _metrics(bench: Benchmark, limits: Thresholds) -> dict[str, tuple[float, float]]:
     """``metric -> (value, limit)`` for the numbers present in one benchmark."""
+    if bench.record.oom:  # its timing is a placeholder
+        return {}
     out: dict[str, tuple[float, float]] = {}
-    if _oom(bench):  # its timing is a placeholder
-        return out
-    median = bench.get("stats", {}).get("median")
-    if isinstance(median, (int, float)):
-        out["median_s"] = (float(median), limits.slowdown)
-    extra = bench.get("extra_info") or {}
+    if bench.median_s is not None:
+        out["median_s"] = (bench.median_s, limits.slowdown)
     for fields, limit in ((MEMORY_FIELDS, limits.memory), (FLOPS_FIELDS, limits.flops)):
         for name in fields:
-            value = extra.get(name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = getattr(bench.record, name)
+            if value is not None:
                 out[name] = (float(value), limit)
     return out
-
-
-def _oom(bench: dict[str, Any]) -> bool:
-    return bool((bench.get("extra_info") or {}).get("oom"))
 
 
 def compare(baseline: str | Path, current: str | Path,
             limits: Thresholds = Thresholds()) -> CheckResult:
     """Match benchmarks by name and compare every metric both files hold."""
-    base, cur = load_benchmarks(baseline), load_benchmarks(current)
+    base = load_bench_file(baseline).benchmarks
+    cur = load_bench_file(current).benchmarks
     comparisons = []
     for name in base.keys() & cur.keys():
         base_metrics, cur_metrics = _metrics(base[name], limits), _metrics(cur[name], limits)
@@ -126,7 +97,8 @@ def compare(baseline: str | Path, current: str | Path,
             (b, limit), (c, _) = base_metrics[metric], cur_metrics[metric]
             comparisons.append(Comparison(name, metric, b, c, limit))
     comparisons.sort(key=lambda c: (c.benchmark, c.metric))
-    new_oom = sorted(n for n in base.keys() & cur.keys() if _oom(cur[n]) and not _oom(base[n]))
+    new_oom = sorted(n for n in base.keys() & cur.keys()
+                     if cur[n].record.oom and not base[n].record.oom)
     return CheckResult(comparisons, sorted(base.keys() - cur.keys()),
                        sorted(cur.keys() - base.keys()), new_oom)
 

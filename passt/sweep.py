@@ -12,14 +12,13 @@ import csv
 import dataclasses
 import io
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from passt.atomic import write_text_atomic
 from passt.errors import UsageError
-from passt.train import TrainConfig, TrainResult, train
+from passt.train import Cluster, TrainConfig, TrainResult, train
 from passt.variants import get_variant
 
 log = logging.getLogger(__name__)
@@ -27,6 +26,8 @@ log = logging.getLogger(__name__)
 MAPS_FILE = "maps.csv"
 MAPS_COLUMNS = ("variant", "map", "roc_auc", "d_prime", "steps", "train_seconds", "task",
                 "embed_dim", "depth", "num_heads", "clip_seconds")
+# the settings `variant_config` replaces for each variant: `passt sweep` offers no flag for them
+SWEPT = ("variant", "out_dir", "epochs", "max_steps", "max_minutes")
 
 
 def variant_config(base: TrainConfig, variant: str, out_dir: Path, steps: int | None,
@@ -87,12 +88,13 @@ def run_sweep(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    for name in variants:
-        cfg = variant_config(base, name, out_dir, steps, minutes)
-        log.info("sweep: training %s", name)
-        result = train(cfg, resume=resume, progress=progress)
-        rows.append(maps_row(name, result, cfg))
-        if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 has the metrics
-            write_maps(out_dir / MAPS_FILE, rows)
-        log.info("sweep: %s mAP %s after %d steps", name, rows[-1]["map"], result.step)
+    with Cluster.join(base.device) as cluster:  # one process group for every variant's run
+        for name in variants:
+            cfg = variant_config(base, name, out_dir, steps, minutes)
+            log.info("sweep: training %s", name)
+            result = train(cfg, resume=resume, progress=progress)
+            rows.append(maps_row(name, result, cfg))
+            if cluster.main:  # it has the metrics
+                write_maps(out_dir / MAPS_FILE, rows)
+            log.info("sweep: %s mAP %s after %d steps", name, rows[-1]["map"], result.step)
     return rows

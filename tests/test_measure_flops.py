@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import passt
-from passt import variant_config
+from passt import patchout, variant_config, variants
 from passt.measure import (
     StepSettings,
     analytic_flops,
@@ -127,19 +127,22 @@ def test_matmul_ceiling_on_cpu():
     assert 0 < matmul_ceiling_tflops("cpu", "fp32", n=256, iters=3) < 100
 
 
-class HalfTheColumns(passt.Patchout, name="test-half-columns"):
-    """A user's strategy that does arithmetic on the grid as the type hint promises: ints."""
+def test_a_users_strategy_gets_plain_ints_under_fvcores_trace(monkeypatch):
+    # registries restored after the test: other tests list the known strategies
+    monkeypatch.setattr(patchout, "_REGISTRY", dict(patchout._REGISTRY))
+    monkeypatch.setattr(variants, "_VARIANTS", dict(variants._VARIANTS))
 
-    def num_kept(self, grid):
-        return grid[0] * round(grid[1] / 2)
+    class HalfTheColumns(passt.Patchout, name="test-half-columns"):
+        """A user's strategy that does arithmetic on the grid as the type hint promises: ints."""
 
-    def draw(self, grid, batch, device, generator):
-        cols = round(grid[1] / 2)
-        return (torch.arange(grid[0], device=device)[:, None] * grid[1]
-                + torch.arange(cols, device=device)).flatten()
+        def num_kept(self, grid):
+            return grid[0] * round(grid[1] / 2)
 
+        def draw(self, grid, batch, device, generator):
+            cols = round(grid[1] / 2)
+            return (torch.arange(grid[0], device=device)[:, None] * grid[1]
+                    + torch.arange(cols, device=device)).flatten()
 
-def test_a_users_strategy_gets_plain_ints_under_fvcores_trace():
     passt.register_variant(passt.Variant("test-half", ("test-half-columns",), settings=dict(
         embed_dim=64, depth=1, num_heads=4)))
     settings = StepSettings(variant="test-half", clip_seconds=1.0)

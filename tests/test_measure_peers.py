@@ -74,28 +74,29 @@ def test_peer_train_step_runs_and_is_profiled(dtype):
     assert any(not torch.equal(a, p) for a, p in zip(before, step.model.parameters(),
                                                      strict=True))
     record = profile_peer(step)
-    numbers = ["seq_len", "frames", "batch_size", "clip_seconds", "params",
-               "forward_gflops_per_sample", "step_gflops_per_sample",
-               "train_gflops_per_sample", "activation_bytes_per_sample"]
-    for key in numbers:
-        assert isinstance(record[key], int | float) and math.isfinite(record[key]), key
-        assert record[key] > 0, key
-    assert record["peer"] == "official-sdpa" and record["implementation"].startswith("hear21p")
-    assert record["attention"] == "sdpa" and record["dtype"] == dtype
-    assert record["patchout_args"] == {"time": 5, "freq": 2}
+    numbers = {"seq_len": record.seq_len, "frames": record.frames,
+               "batch_size": record.batch_size, "clip_seconds": record.clip_seconds,
+               "params": record.params, "forward": record.forward_gflops_per_sample,
+               "step": record.step_gflops_per_sample, "train": record.train_gflops_per_sample,
+               "activation": record.activation_bytes_per_sample}
+    for name, value in numbers.items():
+        assert isinstance(value, int | float) and math.isfinite(value) and value > 0, name
+    assert record.peer == "official-sdpa" and record.implementation.startswith("hear21p")
+    assert record.attention == "sdpa" and record.dtype == dtype
+    assert record.patchout_args == {"time": 5, "freq": 2}
 
 
 def test_official_costs_what_ours_costs_with_math_attention():
     settings = tiny(batch_size=1, attention="math")
     ours = count_flops(settings, "train")
     official = profile_peer(build_peer_step("official", settings))
-    assert official["forward_gflops_per_sample"] == pytest.approx(ours.forward_torch, rel=1e-2)
+    assert official.forward_gflops_per_sample == pytest.approx(ours.forward_torch, rel=1e-2)
     # The step differs only by the official frontend's pre-emphasis, a 2-tap conv1d that
     # the counter sees (ours is a subtraction): 2 * 2 * (samples - 1) FLOPs.
     extra = 2 * 2 * (64000 - 1) / 1e9
-    assert official["step_gflops_per_sample"] == pytest.approx(ours.step_torch + extra, rel=1e-9)
+    assert official.step_gflops_per_sample == pytest.approx(ours.step_torch + extra, rel=1e-9)
     # Both explicit attentions save the same tensors for backward.
-    assert official["activation_bytes_per_sample"] == pytest.approx(
+    assert official.activation_bytes_per_sample == pytest.approx(
         activation_bytes_per_sample(settings), rel=1e-2)
 
 
@@ -103,8 +104,8 @@ def test_official_sdpa_costs_what_ours_costs_with_sdpa():
     settings = tiny(batch_size=1)
     ours = count_flops(settings, "train")
     peer = profile_peer(build_peer_step("official-sdpa", settings))
-    assert peer["forward_gflops_per_sample"] == pytest.approx(ours.forward_torch, rel=1e-2)
-    assert peer["step_gflops_per_sample"] == pytest.approx(ours.step_torch, rel=2e-2)
+    assert peer.forward_gflops_per_sample == pytest.approx(ours.forward_torch, rel=1e-2)
+    assert peer.step_gflops_per_sample == pytest.approx(ours.step_torch, rel=2e-2)
 
 
 def test_official_code_prints_nothing(capsys):
@@ -140,9 +141,9 @@ def test_hf_ast_train_step_runs_unpatched(attention):
     assert step.seq_len == build_step(settings, "inference").seq_len  # AST has no patchout
     step()
     record = profile_peer(step)
-    assert record["attention"] == attention and record["patchout_args"] == {}
-    assert "unpatched equivalent of passt-s" in record["note"]
-    assert record["forward_gflops_per_sample"] > 0
+    assert record.attention == attention and record.patchout_args == {}
+    assert "unpatched equivalent of passt-s" in record.note
+    assert record.forward_gflops_per_sample > 0
 
 
 def test_a_broken_dependency_makes_a_peer_unavailable(monkeypatch):

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from passt.measure import StepSettings, build_step, memory, memory_slope, time_step
+from passt.measure.bench_record import BenchRecord
 from passt.measure.compiled import compile_stats
 from passt.measure.presets import get_preset
+from passt.measure.record import settings_record
 from passt.measure.step import make_forward
 from passt.measure.suite import measure
 
@@ -25,10 +27,10 @@ def tiny(**kwargs) -> StepSettings:
                            **kwargs})
 
 
-def cheap_profile(step) -> dict:
+def cheap_profile(step) -> BenchRecord:
     """The fields timing needs, without the FLOPs and activation counts (tested elsewhere)."""
-    return {"device_name": "CPU", "step_gflops_per_sample": 1.0,
-            "train_gflops_per_sample": 1.0}
+    return dataclasses.replace(settings_record(step.settings, step.kind), device_name="CPU",
+                               step_gflops_per_sample=1.0, train_gflops_per_sample=1.0)
 
 
 def oom_on_call(n: int):
@@ -53,10 +55,10 @@ def oom_on_call(n: int):
 @pytest.mark.parametrize("call", [1, 3])  # in the warm-up, in the timed steps
 def test_oom_during_timing_gives_an_oom_row_and_the_next_benchmark_runs(call):
     result = measure(tiny(), "train", PLAN, build=oom_on_call(call), profile=cheap_profile)
-    assert result.record["oom"] is True and result.times_s == []
-    assert result.record["variant"] == "passt-s" and result.record["batch_size"] == 2
+    assert result.record.oom is True and result.times_s == []
+    assert result.record.variant == "passt-s" and result.record.batch_size == 2
     after = measure(tiny(), "train", PLAN, profile=cheap_profile)
-    assert after.record["oom"] is False and len(after.times_s) == PLAN.rounds
+    assert after.record.oom is False and len(after.times_s) == PLAN.rounds
 
 
 def test_other_errors_are_raised():
@@ -72,9 +74,9 @@ def test_rows_use_the_ceiling_of_their_own_dtype():
     for dtype in ("fp32", "bf16"):
         record = measure(tiny(dtype=dtype), "inference", PLAN, ceilings,
                          profile=cheap_profile).record
-        assert record["matmul_ceiling_tflops"] == ceilings(dtype)
-        assert record["mfu_of_ceiling"] == pytest.approx(
-            record["achieved_tflops"] / ceilings(dtype))
+        assert record.matmul_ceiling_tflops == ceilings(dtype)
+        assert record.mfu_of_ceiling == pytest.approx(
+            record.achieved_tflops / ceilings(dtype))
 
 
 def test_compiled_rows_count_their_graphs_past_the_recompile_limit():
@@ -84,7 +86,7 @@ def test_compiled_rows_count_their_graphs_past_the_recompile_limit():
         for batch in (2, 3, 4):
             record = measure(tiny(compile=True, batch_size=batch), "inference", PLAN,
                              profile=cheap_profile).record
-            assert record["compile_graphs"] >= 1 and record["compile_graph_breaks"] == 0
+            assert record.compile_graphs >= 1 and record.compile_graph_breaks == 0
 
 
 def model_compiled(settings, kind):
@@ -97,7 +99,7 @@ def model_compiled(settings, kind):
 
 def test_a_compiled_row_that_ran_eager_fails_loudly():
     assert measure(tiny(compile=True), "inference", PLAN, build=model_compiled,
-                   profile=cheap_profile).record["compile_graphs"] == 1
+                   profile=cheap_profile).record.compile_graphs == 1
     with torch._dynamo.config.patch(disable=True), \
             pytest.raises(RuntimeError, match="dynamo compiled no graph"):
         measure(tiny(compile=True), "inference", PLAN, build=model_compiled,
@@ -106,7 +108,7 @@ def test_a_compiled_row_that_ran_eager_fails_loudly():
 
 def test_eager_rows_have_no_compile_counts():
     record = measure(tiny(), "inference", PLAN, profile=cheap_profile).record
-    assert record["compile_graphs"] is None
+    assert record.compile_graphs is None
 
 
 def run_the_step(step) -> int:
@@ -170,7 +172,7 @@ def test_cpu_rows_are_not_metered_on_a_gpu(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(1_000_000))
     record = measure(tiny(), "inference", PLAN, profile=cheap_profile).record
-    assert record["joules_per_sample"] is None and record["mean_power_w"] is None
+    assert record.joules_per_sample is None and record.mean_power_w is None
 
 
 def test_peak_reading_follows_warm_up_and_a_reset(monkeypatch):

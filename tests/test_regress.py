@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
 
 from passt.cli import main
+from passt.measure.bench_record import BenchRecord
 from passt.regress import Thresholds, compare, parse_percent
 
 
@@ -19,14 +21,18 @@ def bench_file(tmp_path, name: str, benchmarks: list[dict]) -> str:
     return str(path)
 
 
+SETTINGS = BenchRecord(variant="passt-s", kind="train", batch_size=2, clip_seconds=3.0,
+                       dtype="fp32", attention="sdpa", compile=False, device="cuda")
+
+
 def entry(name: str, median: float = 0.5, peak: float = 2.0e8, act: float = 1.0e8,
           gflops: float = 270.0) -> dict:
+    record = replace(SETTINGS, peak_memory_bytes_per_sample=peak,
+                     activation_bytes_per_sample=act, train_gflops_per_sample=gflops,
+                     forward_gflops_per_sample=gflops / 3)
     return {"name": name, "fullname": f"bench/test_speed.py::{name}", "group": "train",
             "stats": {"median": median, "mean": median, "min": median, "rounds": 5},
-            "extra_info": {"peak_memory_bytes_per_sample": peak,
-                           "activation_bytes_per_sample": act,
-                           "train_gflops_per_sample": gflops,
-                           "forward_gflops_per_sample": gflops / 3, "variant": "passt-s"}}
+            "extra_info": record.to_json()}
 
 
 BASE = [entry("test_train[passt-s]"), entry("test_train[passt-b]", median=1.5, peak=8e8)]
@@ -115,7 +121,7 @@ def test_parse_percent():
 
 def test_a_new_out_of_memory_is_a_regression(tmp_path, run_check):
     current = copy.deepcopy(BASE)
-    current[0]["extra_info"] = {"variant": "passt-s", "oom": True}
+    current[0]["extra_info"] = replace(SETTINGS, oom=True).to_json()
     current[0]["stats"]["median"] = 1e-7  # the placeholder timing of an OOM row is not compared
     proc = run_check(bench_file(tmp_path, "b.json", BASE), bench_file(tmp_path, "c.json", current))
     assert proc.returncode == 1

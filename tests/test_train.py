@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-import passt.train
+import passt.train.trainer
 from passt.factory import create_model
 from passt.sweep import run_sweep, variant_config
 from passt.train import (
@@ -129,7 +129,7 @@ def test_config_round_trip(tmp_path):
 
 def test_clip_too_short_for_patchout(tmp_path, tones):
     cfg = tiny_config(tmp_path, model_overrides={**TINY, "time": 40})
-    with pytest.raises(ValueError, match="too short for the patchout"):
+    with pytest.raises(ValueError, match="too few for the model.s patchout"):
         train(cfg, train_set=tones[0], eval_set=tones[1])
 
 
@@ -265,7 +265,7 @@ def slow_sync(monkeypatch):
         calls.append(torch.device(device))
         time.sleep(SYNC_SECONDS)
 
-    monkeypatch.setattr(passt.train, "synchronize", synchronize)
+    monkeypatch.setattr(passt.train.trainer, "synchronize", synchronize)
     return calls
 
 

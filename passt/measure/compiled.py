@@ -5,7 +5,7 @@ silent fall-back to eager, and the compiler's own counters, so that a row which 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,11 +24,6 @@ class CompileStats:
     seconds: float  # compile time of all frames
     cudagraph_skips: int  # compiled graphs that asked for CUDA graphs but run without them
     cudagraph_skip_reasons: tuple[str, ...]
-
-    def as_record(self) -> dict[str, Any]:
-        """The stats as benchmark fields, prefixed ``compile_``."""
-        return {f"compile_{k}": list(v) if isinstance(v, tuple) else v
-                for k, v in asdict(self).items()}
 
 
 def reset_compiler() -> None:

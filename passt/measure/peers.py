@@ -26,10 +26,11 @@ from torch import Tensor, nn
 from passt.errors import UsageError, check_choice
 from passt.factory import create_model
 from passt.frontend import create_frontend
+from passt.measure.bench_record import BenchRecord
 from passt.measure.compiled import reset_compiler
 from passt.measure.flops import torch_flops
 from passt.measure.memory import fit_line, saved_activation_bytes
-from passt.measure.record import device_name
+from passt.measure.record import step_record
 from passt.measure.step import (
     KINDS,
     Step,
@@ -258,47 +259,29 @@ def build_peer_step(name: str, settings: StepSettings, kind: str = "train") -> P
     )
 
 
-def profile_peer(step: PeerStep) -> dict[str, Any]:
-    """`passt.measure.record.profile_step`'s fields for a peer step, plus its name and
-    implementation; FLOPs by torch's counter only, on batch-1 eager steps."""
+def profile_peer(step: PeerStep) -> BenchRecord:
+    """`passt.measure.record.step_record` of a peer step, with its name, implementation and
+    how it differs from ours; FLOPs by torch's counter only, on batch-1 eager steps."""
     s = dataclasses.replace(step.settings, batch_size=1, compile=False)
     variant = get_variant(s.variant)
     one = build_peer_step(step.peer, s, step.kind)
     with torch.no_grad():
         mel = one.frontend(one.inputs)
         forward = torch_flops(lambda: one.model(mel))
-    step_flops = torch_flops(one) / 1e9
-    record: dict[str, Any] = {
-        "peer": step.peer,
-        "implementation": step.implementation,
-        "variant": s.variant,
-        "kind": step.kind,
-        "strategy": "none" if step.peer == "hf-ast" else variant.strategy,
-        "reductions": "+".join(variant.reductions),
-        "patchout_args": dict(step.patchout_args),
-        "seq_len": step.seq_len,
-        "frames": step.frames,
-        "batch_size": step.settings.batch_size,
-        "clip_seconds": s.clip_seconds,
-        "dtype": s.dtype,
-        "attention": step.attention_path,
-        "compile": step.settings.compile,
-        "device": str(step.device),
-        "device_name": device_name(step.device),
-        "params": step.num_params,
-        "forward_gflops_per_sample": forward / 1e9,
-        "step_gflops_per_sample": step_flops,
-    }
-    if step.peer == "hf-ast":
-        record["note"] = (
-            "frontend: ours (AST's feature extractor is host-side numpy); AST has no patchout"
-            + (f", so this is the unpatched equivalent of {s.variant}"
-               if variant.strategy != "none" else "")
-        )
+    activation = None
     if step.kind == "train":
-        record["train_gflops_per_sample"] = step_flops
         sizes = [1, 2]
         counts = [saved_activation_bytes(build_peer_step(step.peer, dataclasses.replace(s,
                   batch_size=b))) for b in sizes]
-        record["activation_bytes_per_sample"] = fit_line(sizes, counts)[0]
-    return record
+        activation = fit_line(sizes, counts)[0]
+    record = step_record(step, strategy="none" if step.peer == "hf-ast" else variant.strategy,
+                         attention=step.attention_path, patchout_args=dict(step.patchout_args),
+                         forward_gflops=forward / 1e9, step_gflops=torch_flops(one) / 1e9,
+                         activation_bytes=activation)
+    note = None
+    if step.peer == "hf-ast":
+        note = ("frontend: ours (AST's feature extractor is host-side numpy); AST has no patchout"
+                + (f", so this is the unpatched equivalent of {s.variant}"
+                   if variant.strategy != "none" else ""))
+    return dataclasses.replace(record, peer=step.peer, implementation=step.implementation,
+                               note=note)

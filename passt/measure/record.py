@@ -1,5 +1,6 @@
-"""One benchmark's record: everything measured about a step besides its timing, then the
-numbers derived from the timing (throughput, MFU, energy per sample)."""
+"""One benchmark's `BenchRecord`, built in stages: the settings, then the untimed profile of
+its step (FLOPs, memory), then the numbers derived from its timing (throughput, MFU, energy
+per sample) and the compiler's counters."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 
 import torch
 
+from passt.measure.bench_record import BenchRecord
+from passt.measure.compiled import CompileStats
 from passt.measure.flops import count_flops, mfu, peak_tflops
 from passt.measure.memory import activation_bytes_per_sample, memory_slope
-from passt.measure.step import Step
+from passt.measure.step import Step, StepSettings
 from passt.measure.telemetry import EnergyMeter
 from passt.measure.timing import Timing
 from passt.variants import get_variant
@@ -29,74 +32,98 @@ def device_name(device: torch.device) -> str:
     return f"CPU {model}".strip() + f" ({torch.get_num_threads()} threads)"
 
 
-def profile_step(step: Step) -> dict[str, Any]:
+def settings_record(settings: StepSettings, kind: str) -> BenchRecord:
+    """The row of a benchmark as known before anything runs (an out-of-memory row's all)."""
+    return BenchRecord(
+        variant=settings.variant, kind=kind, batch_size=settings.batch_size,
+        clip_seconds=settings.clip_seconds, dtype=settings.dtype, attention=settings.attention,
+        compile=settings.compile, compile_mode=settings.compile_mode, device=settings.device)
+
+
+def step_record(step: Step, *, strategy: str, attention: str, patchout_args: dict[str, Any],
+                forward_gflops: float, step_gflops: float,
+                activation_bytes: float | None) -> BenchRecord:
+    """The untimed fields of ``step`` that our steps and the peers' share: settings, shape,
+    FLOPs per sample and (training) activation bytes per sample; the rest are arguments
+    because a peer finds them its own way."""
+    training = step.kind == "train"
+    return dataclasses.replace(
+        settings_record(step.settings, step.kind),
+        attention=attention, device=str(step.device), strategy=strategy,
+        reductions="+".join(get_variant(step.settings.variant).reductions),
+        patchout_args=patchout_args, seq_len=step.seq_len, frames=step.frames,
+        device_name=device_name(step.device), params=step.num_params,
+        forward_gflops_per_sample=forward_gflops, step_gflops_per_sample=step_gflops,
+        train_gflops_per_sample=step_gflops if training else None,
+        activation_bytes_per_sample=activation_bytes if training else None,
+    )
+
+
+def profile_step(step: Step) -> BenchRecord:
     """The untimed measurements of ``step``: settings, sequence length, FLOPs and memory."""
     s = step.settings
-    variant = get_variant(s.variant)
     flops = count_flops(dataclasses.replace(s, batch_size=1), step.kind)
-    record: dict[str, Any] = {
-        "variant": s.variant,
-        "kind": step.kind,
-        "strategy": variant.strategy,
-        "reductions": "+".join(variant.reductions),
-        "patchout_args": dict(step.model.cfg.patchout_args),
-        "seq_len": step.seq_len,
-        "frames": step.frames,
-        "batch_size": s.batch_size,
-        "clip_seconds": s.clip_seconds,
-        "dtype": s.dtype,
-        "attention": s.attention,
-        "compile": s.compile,
-        "device": str(step.device),
-        "device_name": device_name(step.device),
-        "params": step.num_params,
-        "forward_gflops_per_sample": flops.forward_torch,
-        "forward_gflops_per_sample_fvcore": flops.forward_fvcore,
-        "forward_gflops_per_sample_analytic": flops.forward_analytic,
-        "step_gflops_per_sample": flops.step_torch,
-        "notes": list(flops.notes),
-    }
-    if step.kind == "train":
-        record["train_gflops_per_sample"] = flops.step_torch
-        record["activation_bytes_per_sample"] = activation_bytes_per_sample(
-            dataclasses.replace(s, compile=False))
-    return record
+    activation = (activation_bytes_per_sample(dataclasses.replace(s, compile=False))
+                  if step.kind == "train" else None)
+    record = step_record(step, strategy=get_variant(s.variant).strategy, attention=s.attention,
+                         patchout_args=dict(step.model.cfg.patchout_args),
+                         forward_gflops=flops.forward_torch, step_gflops=flops.step_torch,
+                         activation_bytes=activation)
+    return dataclasses.replace(record, forward_gflops_per_sample_fvcore=flops.forward_fvcore,
+                               forward_gflops_per_sample_analytic=flops.forward_analytic,
+                               notes=tuple(flops.notes))
 
 
-def peak_memory(step: Step, batch_sizes: tuple[int, ...]) -> dict[str, Any]:
-    """Peak CUDA memory per sample of training ``step`` (slope over ``batch_sizes``),
-    intercept, OOMs."""
+def with_peak_memory(record: BenchRecord, step: Step,
+                     batch_sizes: tuple[int, ...]) -> BenchRecord:
+    """``record`` with the peak CUDA memory per sample of training ``step`` (slope over
+    ``batch_sizes``), its intercept and the batch sizes that ran out of memory."""
     fit = memory_slope(step, batch_sizes)
-    return {
-        "peak_memory_bytes_per_sample": fit.slope_bytes_per_sample,
-        "peak_memory_intercept_bytes": fit.intercept_bytes,
-        "peak_memory_points": {p.batch_size: p.peak_bytes for p in fit.points},
-        "oom_batch_sizes": [p.batch_size for p in fit.points if p.oom],
-    }
+    return dataclasses.replace(
+        record,
+        peak_memory_bytes_per_sample=fit.slope_bytes_per_sample,
+        peak_memory_intercept_bytes=fit.intercept_bytes,
+        peak_memory_points={p.batch_size: p.peak_bytes for p in fit.points},
+        oom_batch_sizes=tuple(p.batch_size for p in fit.points if p.oom),
+    )
 
 
-def timing_fields(record: dict[str, Any], timing: Timing, energy: EnergyMeter | None,
-                  ceiling_tflops: float | None) -> dict[str, Any]:
-    """Throughput, MFU (over the datasheet peak and over the measured matmul ceiling of the
-    row's dtype) and energy per sample, from the timed steps and the energy meter of exactly
-    those steps."""
+def with_timing(record: BenchRecord, timing: Timing, energy: EnergyMeter | None,
+                ceiling_tflops: float | None) -> BenchRecord:
+    """``record`` with throughput, MFU (over the datasheet peak and over the measured matmul
+    ceiling of the row's dtype) and energy per sample, from the timed steps and the energy
+    meter of exactly those steps."""
     samples_per_s = timing.samples_per_s
-    flops = record.get("train_gflops_per_sample", record["step_gflops_per_sample"]) * 1e9
-    peak = peak_tflops(record["device_name"], record["dtype"])
+    flops = record.step_gflops_per_sample * 1e9
+    peak = peak_tflops(record.device_name, record.dtype)
     energy_ok = energy is not None and energy.available
     samples_metered = timing.iters * timing.batch_size
-    return {
-        "median_step_s": timing.median_s,
-        "timed_rounds": timing.iters,
-        "warmup_rounds": timing.warmup,
-        "samples_per_s": samples_per_s,
-        "achieved_tflops": flops * samples_per_s / 1e12,
-        "peak_tflops": peak,
-        "mfu": mfu(flops, samples_per_s, peak) if peak else None,
-        "matmul_ceiling_tflops": ceiling_tflops,
-        "mfu_of_ceiling": mfu(flops, samples_per_s, ceiling_tflops) if ceiling_tflops else None,
-        "joules_per_sample": energy.joules_per_sample(samples_metered) if energy_ok else None,
-        "mean_power_w": energy.mean_power_w if energy_ok else None,
-        "mean_gpu_util_pct": energy.mean_util_pct if energy_ok else None,
-        "energy_window_s": energy.seconds if energy_ok else None,
-    }
+    return dataclasses.replace(
+        record,
+        median_step_s=timing.median_s,
+        timed_rounds=timing.iters,
+        warmup_rounds=timing.warmup,
+        samples_per_s=samples_per_s,
+        achieved_tflops=flops * samples_per_s / 1e12,
+        peak_tflops=peak,
+        mfu=mfu(flops, samples_per_s, peak) if peak else None,
+        matmul_ceiling_tflops=ceiling_tflops,
+        mfu_of_ceiling=mfu(flops, samples_per_s, ceiling_tflops) if ceiling_tflops else None,
+        joules_per_sample=energy.joules_per_sample(samples_metered) if energy_ok else None,
+        mean_power_w=energy.mean_power_w if energy_ok else None,
+        mean_gpu_util_pct=energy.mean_util_pct if energy_ok else None,
+        energy_window_s=energy.seconds if energy_ok else None,
+    )
+
+
+def with_compile_stats(record: BenchRecord, stats: CompileStats) -> BenchRecord:
+    """``record`` with the compiler's counters since the step's compiler was reset."""
+    return dataclasses.replace(
+        record,
+        compile_graphs=stats.graphs,
+        compile_graph_breaks=stats.graph_breaks,
+        compile_recompiles=stats.recompiles,
+        compile_seconds=stats.seconds,
+        compile_cudagraph_skips=stats.cudagraph_skips,
+        compile_cudagraph_skip_reasons=stats.cudagraph_skip_reasons,
+    )

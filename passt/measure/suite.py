@@ -5,27 +5,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 import torch
 
+from passt.measure.bench_record import BenchRecord
 from passt.measure.compiled import check_compiled, compile_stats, reset_compiler
 from passt.measure.memory import free_device_memory, is_oom, peak_memory_available
 from passt.measure.presets import Preset
-from passt.measure.record import peak_memory, profile_step, timing_fields
+from passt.measure.record import (
+    profile_step,
+    settings_record,
+    with_compile_stats,
+    with_peak_memory,
+    with_timing,
+)
 from passt.measure.step import Step, StepSettings, build_step
 from passt.measure.telemetry import EnergyMeter
 from passt.measure.timing import time_step
 
 log = logging.getLogger(__name__)
-
-# CPUs have no allocator peak; their memory figure is activation_bytes_per_sample.
-NO_PEAK_MEMORY = {"peak_memory_bytes_per_sample": None, "peak_memory_intercept_bytes": None,
-                  "peak_memory_points": {}, "oom_batch_sizes": []}
-NOT_COMPILED = {"compile_graphs": None, "compile_graph_breaks": None,
-                "compile_recompiles": None, "compile_seconds": None,
-                "compile_cudagraph_skips": None, "compile_cudagraph_skip_reasons": None}
 
 # The matmul ceiling (TFLOPS) of the run's device for a dtype; None where none is measured.
 Ceilings = Callable[[str], "float | None"]
@@ -33,26 +32,19 @@ Ceilings = Callable[[str], "float | None"]
 
 @dataclass(frozen=True)
 class Measurement:
-    """One benchmark: the fields of its row and its timed steps (none when it ran OOM)."""
+    """One benchmark: its row and its timed steps (none when it ran OOM)."""
 
-    record: dict[str, Any]
+    record: BenchRecord
     times_s: list[float] = field(default_factory=list)
-
-
-def settings_record(settings: StepSettings, kind: str) -> dict[str, Any]:
-    """The identifying fields of a benchmark, known before anything runs."""
-    return {"variant": settings.variant, "kind": kind, "batch_size": settings.batch_size,
-            "clip_seconds": settings.clip_seconds, "dtype": settings.dtype,
-            "attention": settings.attention, "compile": settings.compile,
-            "compile_mode": settings.compile_mode, "device": settings.device}
 
 
 def measure(settings: StepSettings, kind: str, preset: Preset,
             ceilings: Ceilings = lambda dtype: None,
             build: Callable[[StepSettings, str], Step] = build_step,
-            profile: Callable[[Step], dict[str, Any]] = profile_step) -> Measurement:
+            profile: Callable[[Step], BenchRecord] = profile_step) -> Measurement:
     """Every number of one benchmark; an out-of-memory anywhere (build, memory fit, warm-up,
-    timed steps) gives the row ``{"oom": True, ...}`` and leaves the device clean for the next."""
+    timed steps) gives a row of the settings with ``oom=True`` and leaves the device clean
+    for the next."""
     try:
         return _measure(settings, kind, preset, ceilings, build, profile)
     except Exception as e:
@@ -64,29 +56,28 @@ def measure(settings: StepSettings, kind: str, preset: Preset,
     if settings.compile:
         reset_compiler()  # compiled graphs and CUDA graph pools hold memory too
     free_device_memory()
-    return Measurement({**settings_record(settings, kind), "oom": True})
+    return Measurement(replace(settings_record(settings, kind), oom=True))
 
 
 def _measure(settings: StepSettings, kind: str, preset: Preset, ceilings: Ceilings,
              build: Callable[[StepSettings, str], Step],
-             profile: Callable[[Step], dict[str, Any]]) -> Measurement:
+             profile: Callable[[Step], BenchRecord]) -> Measurement:
     step = build(settings, kind)
-    record = {**settings_record(settings, kind), **profile(step), "oom": False}
+    record = profile(step)
     if kind == "train":
-        record.update(peak_memory(step, preset.memory_batch_sizes)
-                      if peak_memory_available(step.device) else NO_PEAK_MEMORY)
+        # CPUs have no allocator peak; their memory figure is activation_bytes_per_sample.
+        if peak_memory_available(step.device):
+            record = with_peak_memory(record, step, preset.memory_batch_sizes)
         # the timed batch, made after the fit so that it is not in the fit's intercept
         step.resize(settings.batch_size)
     free_device_memory()
     meter = EnergyMeter(index=_gpu_index(step.device)) if step.device.type == "cuda" else None
     timing = time_step(step, warmup=preset.warmup, iters=preset.rounds, during=meter)
-    record.update(timing_fields(record, timing, meter, ceilings(settings.dtype)))
+    record = with_timing(record, timing, meter, ceilings(settings.dtype))
     if settings.compile:
         stats = compile_stats()
         check_compiled(stats, settings.compile_mode, f"{settings.variant} {kind} step")
-        record.update(stats.as_record())
-    else:
-        record.update(NOT_COMPILED)
+        record = with_compile_stats(record, stats)
     return Measurement(record, timing.times_s)
 
 

@@ -1,0 +1,226 @@
+"""`BenchRecord`: the schema of a benchmark's row (pytest-benchmark's ``extra_info``), written
+by the bench and read back by ``passt report``, ``passt check`` and the GPU campaign.
+
+Each field carries its group and a doc (``field.metadata``); README.md's field table is made
+from them (`passt.measure.field_table`). JSON holds every field, ``null`` where nothing was
+measured. Reading accepts rows of earlier versions: a field they lack takes its default, and
+a key this schema does not know is dropped (no reader could use it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from passt.errors import UsageError
+
+# group -> what its fields hold, in the README table's order
+GROUPS = {
+    "settings": "the settings, known before anything runs: every row has them, and an "
+                "out-of-memory row only them (and its labels)",
+    "labels": "with `--bench-peers`: the peer (`official`, `official-sdpa`, `hf-ast`), its "
+              "package and version, and how it differs from ours; with `--bench-ablation`: the "
+              "optimization switched off; `null` on the other rows",
+    "model": "the step as it ran: patchout strategy and what it drops, tokens entering the "
+             "first block (class and distillation tokens included), input frames, parameters, "
+             "the device's name",
+    "flops": "GFLOPs per sample of the model's forward and of the whole step (the training "
+             "step's again as `train_gflops_per_sample`, Table 1's column): torch "
+             "`FlopCounterMode` (2 per multiply-add, attention included); fvcore (`null` if "
+             "fvcore is missing or cannot trace the model: `notes` says why) and an analytic "
+             "formula beside them",
+    "peak memory": "slope of the CUDA allocator's peak over whole steps at three batch sizes "
+                   "(the intercept is weights, gradients and optimizer state); GPUs only: a "
+                   "CPU has no allocator peak, its memory figure is the next one",
+    "activation": "bytes autograd saves for backward, per sample: deterministic and "
+                  "device-independent",
+    "timing": "from the median step time",
+    "mfu": "over the datasheet peak of the GPU for the dtype (GPUs only)",
+    "ceiling": "over a matmul ceiling measured on the spot for the row's dtype (any device)",
+    "energy": "NVML energy counter over the timed steps only (CUDA rows only; `null` elsewhere "
+              "and for a window under 1 s)",
+    "compile": "dynamo's and inductor's counters for compiled rows: a compiled row that ran no "
+               "compiled graph, hit the recompile limit or skipped CUDA graphs it asked for is "
+               "an error, never a silent fall-back to eager",
+    "oom": "`true` when the step ran out of memory anywhere (build, memory fit, warm-up, timed "
+           "steps); the row stays in the file and the next benchmark runs normally",
+    "notes": "why a field is `null`",
+}
+
+
+def _field(group: str, doc: str, **kwargs: Any) -> Any:
+    return field(metadata={"group": group, "doc": doc}, **kwargs)
+
+
+def _optional(group: str, doc: str) -> Any:
+    return _field(group, doc, default=None)
+
+
+@dataclass(frozen=True)
+class BenchRecord:
+    """One benchmark's row: what ran and everything measured about it (None: not measured)."""
+
+    # The fields without a default are the required ones: they name the benchmark.
+    variant: str = _field("settings", "the registered variant, e.g. passt-s")
+    kind: str = _field("settings", "train (frontend, model, loss, backward, AdamW) or inference")
+    batch_size: int = _field("settings", "spectrograms per step")
+    clip_seconds: float = _field("settings", "clip length in seconds")
+    dtype: str = _field("settings", "fp32, fp16 (autocast) or bf16 (autocast)")
+    attention: str = _field("settings", "the attention path that ran: sdpa or math")
+    compile: bool = _field("settings", "whether the step ran under torch.compile")
+    device: str = _field("settings", "the torch device, e.g. cpu or cuda:0")
+    compile_mode: str | None = _optional("settings", "torch.compile's mode (null: its default)")
+
+    peer: str | None = _optional("labels", "the other implementation measured (--bench-peers)")
+    implementation: str | None = _optional("labels", "the peer's package and version")
+    note: str | None = _optional("labels", "how the peer's step differs from ours")
+    ablation: str | None = _optional("labels", "the optimization switched off (--bench-ablation)")
+
+    strategy: str | None = _optional("model", "the patchout strategy (none: no patchout)")
+    reductions: str | None = _optional("model", "the variant's token reductions, joined by +")
+    patchout_args: dict[str, Any] | None = _optional(
+        "model", "the patchout strategy's arguments, e.g. {time: 12, freq: 4}")
+    seq_len: int | None = _optional(
+        "model", "tokens entering the first block, class and distillation tokens included")
+    frames: int | None = _optional("model", "spectrogram frames of one clip")
+    device_name: str | None = _optional("model", "the GPU's model, or the CPU's and its threads")
+    params: int | None = _optional("model", "parameters of the model")
+
+    forward_gflops_per_sample: float | None = _optional(
+        "flops", "the model's forward by torch FlopCounterMode")
+    forward_gflops_per_sample_fvcore: float | None = _optional(
+        "flops", "the model's forward by fvcore (null: see notes)")
+    forward_gflops_per_sample_analytic: float | None = _optional(
+        "flops", "the model's forward by formula")
+    step_gflops_per_sample: float | None = _optional(
+        "flops", "the whole step by torch FlopCounterMode, frontend included")
+    train_gflops_per_sample: float | None = _optional(
+        "flops", "step_gflops_per_sample of a training step (null for inference)")
+
+    peak_memory_bytes_per_sample: float | None = _optional(
+        "peak memory", "slope of the allocator's peak over the fit's batch sizes")
+    peak_memory_intercept_bytes: float | None = _optional(
+        "peak memory", "the fit's intercept: what does not grow with the batch")
+    peak_memory_points: dict[int, int | None] | None = _optional(
+        "peak memory", "batch size -> peak bytes of a whole step (null: out of memory)")
+    oom_batch_sizes: tuple[int, ...] | None = _optional(
+        "peak memory", "the fit's batch sizes that ran out of memory")
+
+    activation_bytes_per_sample: float | None = _optional(
+        "activation", "slope of the bytes saved for backward over batch sizes 1 and 2")
+
+    median_step_s: float | None = _optional("timing", "median of the timed steps, seconds")
+    timed_rounds: int | None = _optional("timing", "timed steps")
+    warmup_rounds: int | None = _optional("timing", "untimed steps before them")
+    samples_per_s: float | None = _optional("timing", "batch size over the median step time")
+    achieved_tflops: float | None = _optional(
+        "timing", "step FLOPs per sample times samples_per_s")
+
+    peak_tflops: float | None = _optional("mfu", "the datasheet peak for the dtype")
+    mfu: float | None = _optional("mfu", "achieved_tflops over peak_tflops")
+
+    matmul_ceiling_tflops: float | None = _optional(
+        "ceiling", "the fastest matmul measured on the device for the dtype")
+    mfu_of_ceiling: float | None = _optional(
+        "ceiling", "achieved_tflops over matmul_ceiling_tflops")
+
+    joules_per_sample: float | None = _optional("energy", "energy of the timed steps per sample")
+    mean_power_w: float | None = _optional("energy", "mean power over the timed steps")
+    mean_gpu_util_pct: float | None = _optional("energy", "mean GPU utilisation over them")
+    energy_window_s: float | None = _optional("energy", "length of the metered window")
+
+    compile_graphs: int | None = _optional("compile", "graphs dynamo compiled")
+    compile_graph_breaks: int | None = _optional("compile", "graph breaks")
+    compile_recompiles: int | None = _optional(
+        "compile", "compilations of a frame already compiled (a guard failed)")
+    compile_seconds: float | None = _optional("compile", "compile time of all frames")
+    compile_cudagraph_skips: int | None = _optional(
+        "compile", "graphs that asked for CUDA graphs and run without them")
+    compile_cudagraph_skip_reasons: tuple[str, ...] | None = _optional(
+        "compile", "inductor's reasons for those skips")
+
+    oom: bool = _field("oom", "whether the step ran out of memory", default=False)
+
+    notes: tuple[str, ...] = _field("notes", "why a count is missing", default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field as JSON data (tuples as lists, dictionary keys as strings)."""
+        return {f.name: _to_json(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BenchRecord:
+        """A row as JSON gave it back, of this version or an earlier one; a `UsageError`
+        naming the required fields it lacks or a field of the wrong type."""
+        lacking = missing_fields(data)
+        if lacking:
+            raise UsageError(f"lacks fields {', '.join(lacking)}")
+        hints = typing.get_type_hints(cls)
+        return cls(**{f.name: _from_json(f.name, data[f.name], hints[f.name])
+                      for f in dataclasses.fields(cls) if f.name in data})
+
+
+# Compared by `passt check` under its memory and its FLOPs limit.
+MEMORY_FIELDS = ("peak_memory_bytes_per_sample", "activation_bytes_per_sample")
+FLOPS_FIELDS = ("train_gflops_per_sample", "forward_gflops_per_sample")
+
+
+def required_fields() -> list[str]:
+    """The fields every row has: those without a default."""
+    return [f.name for f in dataclasses.fields(BenchRecord)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+
+
+def missing_fields(data: Mapping[str, Any]) -> list[str]:
+    """The required fields that ``data`` lacks or holds as null."""
+    return [name for name in required_fields() if data.get(name) is None]
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    return value
+
+
+def _from_json(name: str, value: Any, hint: Any) -> Any:
+    """``value`` as ``hint`` (lists to tuples, string keys to int keys where typed so)."""
+    if hint is Any:
+        return value
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple and isinstance(value, list | tuple):
+        return tuple(_from_json(name, v, args[0]) for v in value)
+    if origin is dict and isinstance(value, dict):
+        return {_from_json(name, _key(name, k, args[0]), args[0]): _from_json(name, v, args[1])
+                for k, v in value.items()}
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, str, bool) and type(value) is hint:
+        return value
+    raise UsageError(f"field {name} should be {_type_name(hint)}, got {value!r}")
+
+
+def _key(name: str, key: str, hint: Any) -> Any:
+    """A dictionary key as JSON wrote it (always a string) as ``hint``."""
+    if hint is int:
+        try:
+            return int(key)
+        except ValueError:
+            raise UsageError(f"field {name} should have integer keys, got {key!r}") from None
+    return key
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             tuple: "a list", dict: "an object"}
+    return names.get(origin or hint, str(hint))

@@ -1,0 +1,246 @@
+"""Table 1 of a benchmark run as a DataFrame: a row per variant and per peer of the run's
+training benchmarks, the paper's values beside ours, ratios to PaSST-B, the run's settings
+and the table's notes."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from passt.errors import UsageError
+from passt.measure.bench_record import BenchRecord
+from passt.measure.peers import PEERS
+from passt.optional import require
+from passt.report.inputs import load_maps, load_paper_table, load_train_benchmarks
+from passt.variants import get_variant, list_variants
+
+pd = require("pandas", "the benchmark report")
+
+PAPER_DEVICE = "Nvidia Titan RTX"
+REFERENCE = "passt-b"  # ratios are to this variant, the paper's PaSST-B
+PAPER_REFERENCE = "passt_b"
+PEER_LABELS = {"official": "official {impl}", "official-sdpa": "official {impl} + SDPA",
+               "hf-ast": "HF AST, {impl}"}
+MEMORY_LABELS = {"peak": "peak GB/sample (CUDA allocator)",
+                 "activation": "activation GB/sample (CPU: saved for backward)"}
+COLUMNS = (
+    "model", "variant", "peer", "implementation", "paper_row", "paper_model", "status", "map",
+    "map_source", "map_paper", "speed_spec_per_s", "speed_spec_per_s_paper", "speed_vs_b",
+    "speed_vs_b_paper", "memory_gb_per_sample", "memory_gb_per_sample_paper", "memory_vs_b",
+    "memory_vs_b_paper", "memory_measure", "seq_len", "seq_len_paper", "gflops_per_sample", "mfu",
+    "mfu_of_ceiling", "joules_per_sample", "benchmark",
+)
+
+
+def _paper_row_id(variant: str) -> str | None:
+    try:
+        return get_variant(variant).paper_row
+    except ValueError:  # a variant of a plugin not loaded here
+        return None
+
+
+def clean_name(paper_model: str) -> str:
+    """``"PaSST-S *"`` -> ``"PaSST-S"``; ``"AST [5]"`` -> ``"AST"``."""
+    return re.sub(r"\s*(\[\d+\]|\*)", "", paper_model).strip()
+
+
+def _memory_measure(train: dict[str, BenchRecord]) -> str:
+    """``peak`` when the run has CUDA allocator peaks, else ``activation``."""
+    has_peak = any(r.peak_memory_bytes_per_sample is not None and r.device.startswith("cuda")
+                   for r in train.values())
+    return "peak" if has_peak else "activation"
+
+
+def _memory_bytes(record: BenchRecord, measure: str) -> float | None:
+    """The row's memory per sample by the run's measure (`_memory_measure`)."""
+    if measure == "peak":
+        return record.peak_memory_bytes_per_sample
+    return record.activation_bytes_per_sample
+
+
+def _paper_fields(paper: pd.DataFrame, row_id: str | None) -> dict[str, Any]:
+    if row_id is None or row_id not in paper.index:
+        return {"paper_row": "", "paper_model": "", "map_paper": math.nan,
+                "speed_spec_per_s_paper": math.nan, "memory_gb_per_sample_paper": math.nan,
+                "seq_len_paper": math.nan}
+    p = paper.loc[row_id]
+    return {"paper_row": row_id, "paper_model": p["model"], "map_paper": p["map"],
+            "speed_spec_per_s_paper": p["speed_spec_per_s"],
+            "memory_gb_per_sample_paper": p["mem_gb_per_sample"], "seq_len_paper": p["seq"]}
+
+
+def _run_row(key: str, record: BenchRecord, paper: pd.DataFrame, measure: str,
+             maps: dict[str, tuple[float, str]]) -> dict[str, Any]:
+    """A row of a training benchmark of the run (ours or a peer's)."""
+    variant, peer = record.variant, record.peer or ""
+    row_id = _paper_row_id(variant)
+    fields = _paper_fields(paper, row_id)
+    name = clean_name(fields["paper_model"]) if fields["paper_row"] else variant
+    impl = record.implementation or ""
+    if peer:
+        name += f" ({PEER_LABELS.get(peer, peer + ', {impl}').format(impl=impl).strip(', ')})"
+    map_value, source = (maps[variant] if variant in maps and not peer
+                         else (fields["map_paper"], "paper"))
+    oom = record.oom
+    bytes_per_sample = _memory_bytes(record, measure)
+    return {
+        **fields, "model": name, "variant": variant, "peer": peer, "implementation": impl,
+        "status": "OOM" if oom else "measured", "map": map_value,
+        "map_source": source if pd.notna(map_value) else "",
+        "speed_spec_per_s": math.nan if oom else record.samples_per_s,
+        "memory_gb_per_sample": math.nan if oom or bytes_per_sample is None
+        else bytes_per_sample / 1e9,
+        "memory_measure": measure,
+        "seq_len": math.nan if oom else record.seq_len,
+        "gflops_per_sample": math.nan if oom else record.train_gflops_per_sample,
+        "mfu": _number(record.mfu), "mfu_of_ceiling": _number(record.mfu_of_ceiling),
+        "joules_per_sample": _number(record.joules_per_sample),
+        "benchmark": key,
+    }
+
+
+def _number(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _paper_only_row(paper: pd.DataFrame, row_id: str, variant: str | None) -> dict[str, Any]:
+    """A row with the paper's values only: of a ``variant`` not in the run (``not run``), or
+    of a model that is not ours (``paper``)."""
+    fields = _paper_fields(paper, row_id)
+    name = fields["paper_model"]
+    return {**fields, "model": clean_name(name) if variant else name, "variant": variant,
+            "status": "not run" if variant else "paper", "map": fields["map_paper"],
+            "map_source": "paper" if pd.notna(fields["map_paper"]) else ""}
+
+
+def _order(record: BenchRecord) -> tuple[int, str]:
+    """Ours first, then the peers in `PEERS` order, then unknown peers by name."""
+    peer = record.peer or ""
+    rank = 0 if not peer else 1 + (PEERS.index(peer) if peer in PEERS else len(PEERS))
+    return rank, peer
+
+
+def _reference(table: pd.DataFrame) -> pd.DataFrame:
+    """Our measured passt-b row (empty if the run lacks it or it ran out of memory)."""
+    return table[(table["variant"] == REFERENCE) & (table["peer"] == "")
+                 & (table["status"] == "measured")]
+
+
+def _add_ratios(table: pd.DataFrame, paper: pd.DataFrame) -> None:
+    """Speed and memory over PaSST-B's: ours over our passt-b, the paper's over its PaSST-B."""
+    ref = _reference(table)
+    for name, column, paper_column in (("speed", "speed_spec_per_s", "speed_spec_per_s"),
+                                       ("memory", "memory_gb_per_sample", "mem_gb_per_sample")):
+        table[f"{name}_vs_b"] = table[column] / (ref[column].iloc[0] if len(ref) else math.nan)
+        table[f"{name}_vs_b_paper"] = (table[f"{column}_paper"]
+                                       / paper.loc[PAPER_REFERENCE, paper_column])
+
+
+def build_table(bench_path: str | Path,
+                maps_path: str | Path | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Table 1 of a benchmark run (one row per variant and peer, then the paper's other rows,
+    in the paper's order) and the run's settings and notes."""
+    train, machine_info = load_train_benchmarks(bench_path)
+    by_key: dict[tuple[str, str], str] = {}
+    for key, record in train.items():
+        pair = (record.variant, record.peer or "")
+        if pair in by_key:
+            raise UsageError(f"{Path(bench_path).name}: benchmarks {by_key[pair]} and {key} both "
+                             f"measure training of {'/'.join(p for p in pair if p)}")
+        by_key[pair] = key
+    run_variants = list(dict.fromkeys(r.variant for r in train.values()))
+    maps = load_maps(maps_path, run_variants) if maps_path is not None else {}
+    paper, measure = load_paper_table(), _memory_measure(train)
+    by_row: dict[str | None, list[str]] = {}  # paper row -> the run's benchmarks
+    for key in sorted(train, key=lambda k: (run_variants.index(train[k].variant),
+                                            _order(train[k]))):
+        by_row.setdefault(_paper_row_id(train[key].variant), []).append(key)
+    registered = {get_variant(v).paper_row: v for v in reversed(list_variants())}
+    rows = []
+    for row_id in [*paper.index, None]:  # None: variants that are not in the paper
+        keys = by_row.get(row_id, [])
+        rows += [_run_row(k, train[k], paper, measure, maps) for k in keys]
+        if row_id is not None and not keys:
+            rows.append(_paper_only_row(paper, row_id, registered.get(row_id)))
+    table = pd.DataFrame(rows).reindex(columns=list(COLUMNS))
+    for col in ("variant", "peer", "implementation", "paper_model", "map_source",
+                "memory_measure", "benchmark"):
+        table[col] = table[col].fillna("")
+    table.loc[table["status"].isin(["paper", "not run"]), "memory_measure"] = ""
+    _add_ratios(table, paper)
+    ours = {k: r for k, r in train.items() if not r.peer} or train
+    meta = {**_run_meta(ours, machine_info, measure, Path(bench_path)),
+            "has_reference": len(_reference(table)) > 0}
+    meta["notes"] = _notes(table, train, meta, maps_path)
+    return table, meta
+
+
+def _setting(values: Iterable[Any]) -> Any:
+    """A run-wide setting: its value, or the distinct values joined by ``/``."""
+    values = list(dict.fromkeys(v for v in values if v is not None))
+    return values[0] if len(values) == 1 else "/".join(map(str, values)) or None
+
+
+def _run_meta(train: dict[str, BenchRecord], machine_info: dict[str, Any], measure: str,
+              path: Path) -> dict[str, Any]:
+    """The settings of the run's (our) training benchmarks, stated above the table."""
+    device = str(_setting(r.device for r in train.values()))
+    cpu = (machine_info.get("cpu") or {}).get("brand_raw")
+    fallback = machine_info.get("gpu") if device.startswith("cuda") else cpu and f"CPU {cpu}"
+    return {
+        "bench": path.name,
+        "device": device,
+        "device_name": _setting(r.device_name for r in train.values()) or fallback or device,
+        "dtype": _setting(r.dtype for r in train.values()),
+        "batch_size": _setting(r.batch_size for r in train.values()),
+        "preset": machine_info.get("passt_preset") or "unknown",
+        "clip_seconds": _setting(r.clip_seconds for r in train.values()),
+        "attention": _setting(r.attention for r in train.values()),
+        "compile": _setting(r.compile for r in train.values()),
+        "torch": machine_info.get("torch"),
+        "memory_measure": measure,
+        "memory_label": MEMORY_LABELS[measure],
+    }
+
+
+def _notes(table: pd.DataFrame, train: dict[str, BenchRecord], meta: dict[str, Any],
+           maps_path: str | Path | None) -> list[str]:
+    """The footnotes of the table: what each column holds and what the run lacks."""
+    run = table[table["status"].isin(["measured", "OOM"])]
+    notes = [
+        "mAP: the paper's AudioSet mAP unless marked measured"
+        + (f" (from {Path(maps_path).name})" if maps_path else "") + ".",
+        "speed: training throughput (frontend, model, loss, backward, AdamW), spectrograms/s; "
+        f"paper: the paper's values on an {PAPER_DEVICE}.",
+        f"memory: {meta['memory_label']}; paper: GPU memory to train per sample.",
+        "vs B: ratio to PaSST-B in the same column, ours to our passt-b, the paper's to the "
+        "paper's PaSST-B: these compare across devices.",
+    ]
+    if not meta["has_reference"]:
+        notes.append("passt-b was not measured in this run (missing or OOM): our ratios to "
+                     "PaSST-B are empty.")
+    if meta["clip_seconds"] not in (None, 10, 10.0):
+        notes.append(f"clips are {meta['clip_seconds']} s, not the paper's 10 s: absolute "
+                     "speeds, memory and sequence lengths differ from the paper's; compare the "
+                     "ratios to PaSST-B.")
+    oom = run[run["status"] == "OOM"]
+    if len(oom):
+        notes.append(f"OOM: out of memory at batch size {meta['batch_size']}: "
+                     f"{', '.join(oom['model'])}.")
+    not_run = table[table["status"] == "not run"]
+    if len(not_run):
+        notes.append(f"not run: rows of the paper not in this run: {', '.join(not_run['model'])}.")
+    if (run["variant"] == "ast").any():
+        notes.append("seq: ours counts the class and distillation tokens; the paper prints 1212 "
+                     "for AST, which counts patches only (1214 - 2).")
+    if run["mfu"].isna().all():
+        notes.append("MFU (over the datasheet peak) is empty without a known GPU peak; the CSV's "
+                     "mfu_of_ceiling is over a matmul ceiling measured in the run.")
+    if run["joules_per_sample"].isna().all():
+        notes.append("J/sample is empty without an NVML energy counter (GPUs only).")
+    notes += sorted({f"{r.variant} ({r.peer}): {r.note}." for r in train.values() if r.note})
+    notes.append("[n]: the paper's citations; *: the paper's own runs.")
+    return notes

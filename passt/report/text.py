@@ -1,0 +1,97 @@
+"""Table 1 as text: the displayed cells, markdown with its settings and notes, and LaTeX."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from passt.optional import require
+
+pd = require("pandas", "the benchmark report")
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None or pd.isna(value) else format(value, spec)
+
+
+def _speed(value: Any) -> str:
+    """Three significant digits, but every integer digit: 0.67, 23.1, 184.2, 1523.4."""
+    return _fmt(value, ".1f" if pd.notna(value) and value >= 100 else ".3g")
+
+
+def _cells(row: pd.Series) -> dict[str, str]:
+    """The displayed cells of one row (markdown and LaTeX)."""
+    missing = {"OOM": "OOM", "not run": "not run"}.get(row["status"], "-")
+    mark = "" if row["map_source"] in ("paper", "") else f" ({row['map_source']})"
+    return {
+        "speed": missing if pd.isna(row["speed_spec_per_s"]) else
+        _speed(row["speed_spec_per_s"]),
+        "memory": missing if pd.isna(row["memory_gb_per_sample"]) else
+        _fmt(row["memory_gb_per_sample"], ".3g"),
+        "map": _fmt(row["map"], ".3f") + mark,
+    }
+
+
+def display_table(table: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
+    """The table as displayed: formatted strings under readable headers."""
+    memory = meta["memory_label"]
+    rows = []
+    for _, r in table.iterrows():
+        c = _cells(r)
+        rows.append({
+            "model": r["model"], "variant": r["variant"] or "-", "mAP": c["map"],
+            "speed (spec/s)": c["speed"], "paper speed": _speed(r["speed_spec_per_s_paper"]),
+            "vs B": _fmt(r["speed_vs_b"], ".2f"),
+            "paper vs B": _fmt(r["speed_vs_b_paper"], ".2f"),
+            memory: c["memory"],
+            "paper GPU GB/sample": _fmt(r["memory_gb_per_sample_paper"], ".3g"),
+            "mem vs B": _fmt(r["memory_vs_b"], ".2f"),
+            "paper mem vs B": _fmt(r["memory_vs_b_paper"], ".2f"),
+            "seq": _fmt(r["seq_len"], ".0f"), "paper seq": _fmt(r["seq_len_paper"], ".0f"),
+            "train GFLOPs/sample": _fmt(r["gflops_per_sample"], ".1f"),
+            "MFU": _fmt(r["mfu"], ".1%"), "J/sample": _fmt(r["joules_per_sample"], ".3g"),
+        })
+    return pd.DataFrame(rows)
+
+
+def settings_line(meta: dict[str, Any]) -> str:
+    """The run's settings, stated above the table."""
+    compile_ = {True: "on", False: "off"}.get(meta["compile"], meta["compile"])
+    return (f"device {meta['device_name']}, dtype {meta['dtype']}, batch {meta['batch_size']}, "
+            f"preset {meta['preset']}, clip {meta['clip_seconds']} s, attention "
+            f"{meta['attention']}, compile {compile_}, torch {meta['torch']}")
+
+
+def format_markdown(table: pd.DataFrame, meta: dict[str, Any]) -> str:
+    """Table 1 in markdown: a title, the run's settings, the table and its notes."""
+    shown = display_table(table, meta)
+    esc = [[str(v).replace("|", "\\|") for v in row] for row in shown.itertuples(index=False)]
+    lines = [
+        "# Table 1: training throughput, memory and mAP",
+        "",
+        f"Measured on **{meta['device_name']}**, dtype **{meta['dtype']}**, batch size "
+        f"**{meta['batch_size']}**, preset **{meta['preset']}** (from {meta['bench']}).",
+        "",
+        f"Settings: {settings_line(meta)}.",
+        "",
+        "| " + " | ".join(shown.columns) + " |",
+        "|" + "|".join("---" if i < 2 else "--:" for i in range(len(shown.columns))) + "|",
+        *("| " + " | ".join(row) + " |" for row in esc),
+        "",
+        *(f"- {note}" for note in meta["notes"]),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _latex_escape(text: str) -> str:
+    return re.sub(r"([\\&%$#_{}~^])", lambda m: {"\\": r"\textbackslash{}", "~": r"\~{}",
+                                                "^": r"\^{}"}.get(m[1], "\\" + m[1]), text)
+
+
+def format_latex(table: pd.DataFrame, meta: dict[str, Any]) -> str:
+    """Table 1 as a LaTeX ``table`` with a ``tabular``; the settings and notes in the caption."""
+    shown = display_table(table, meta)
+    caption = _latex_escape(f"Table 1 measured: {settings_line(meta)}. " + " ".join(meta["notes"]))
+    body = shown.to_latex(index=False, escape=True, caption=caption, label="tab:table1",
+                          column_format="ll" + "r" * (len(shown.columns) - 2))
+    return f"% passt report {meta['bench']}; needs \\usepackage{{booktabs}}\n{body}"

@@ -1,0 +1,173 @@
+"""`TrainConfig`: every setting of a training run, each with its help (and so its flag), and
+their validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from passt.data import AugmentConfig
+from passt.data.bad_files import POLICIES
+from passt.device import DEVICE_FORMS
+from passt.errors import UsageError, check_choice
+from passt.precision import DTYPES, Dtype
+from passt.settings import KeyFlag, parse_overrides, setting
+from passt.train.schedule import SCHEDULES, Schedule
+from passt.variants import get_variant
+
+INIT_KINDS = ("imagenet", "checkpoint")
+# --no-augment NAME: the AugmentConfig fields that turn NAME off ("all": AugmentConfig.off())
+AUGMENT_OFF = {"gain": {"gain_db": 0.0}, "roll": {"roll": False},
+               "waveform-mixup": {"waveform_mixup_rate": 0.0},
+               "spectrogram-mixup": {"spectrogram_mixup_alpha": 0.0}}
+# settings that may change when a run is resumed; every other one must match the checkpoint's
+RUNTIME_FIELDS = ("out_dir", "num_workers", "device")
+OPTIONS = "KEY=VALUE,..."
+
+
+def augment_without(names: Sequence[str]) -> AugmentConfig:
+    """The paper's augmentations without ``names`` (keys of `AUGMENT_OFF`, or ``"all"``)."""
+    if "all" in names:
+        return AugmentConfig.off()
+    return AugmentConfig(**{k: v for name in names for k, v in AUGMENT_OFF[name].items()})
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; stored in its checkpoints."""
+
+    variant: str = setting("passt-s", help="the model (see `passt variants`); default: "
+                           "%(default)s")
+    data: str = setting("synthetic", help="synthetic | folder:DIR | hdf5:FILE (see "
+                        "passt.data.open_dataset); default: %(default)s")
+    data_options: dict[str, Any] = setting(
+        default_factory=dict, parse=parse_overrides, metavar=OPTIONS,
+        help="dataset options of both splits, e.g. size=2000,seed=0 (synthetic)",
+        keys={"on_bad_file": KeyFlag("a bad audio file or CSV row is skipped and counted, or "
+                                     "an error; default: skip", choices=POLICIES)})
+    eval_data: str | None = setting(None, help="the eval data's spec, e.g. hdf5:eval.h5 (an "
+                                    "HDF5 file is a split); default: --data")
+    eval_split: str = setting("eval", help="default: %(default)s")
+    eval_data_options: dict[str, Any] = setting(
+        default_factory=dict, parse=parse_overrides, metavar=OPTIONS,
+        help="the eval split's options over --data-options, e.g. size=500")
+    model_overrides: dict[str, Any] = setting(
+        default_factory=dict, parse=parse_overrides, metavar=OPTIONS,
+        help="any other model setting, e.g. time=10,freq=2,drop_path_rate=0.1",
+        keys={"embed_dim": KeyFlag("override the variant's width", int),
+              "depth": KeyFlag("override the variant's depth", int),
+              "num_heads": KeyFlag("override the variant's heads", int)})
+    init: str | None = setting(None, metavar="imagenet:PATH|checkpoint:PATH",
+                               help="start from ImageNet DeiT/ViT weights or an official PaSST "
+                                    "checkpoint")
+    frontend_overrides: dict[str, Any] = setting(
+        default_factory=dict, parse=parse_overrides, metavar=OPTIONS,
+        help="log-mel frontend settings, e.g. freq_mask=0,time_mask=0 (no SpecAugment); the "
+             "time mask scales with clips shorter than 10 s")
+    clip_seconds: float = setting(10.0, help="seconds of audio per clip; default: %(default)s")
+    batch_size: int = setting(12, help="per process; default: %(default)s")
+    eval_batch_size: int | None = setting(None, help="default: --batch-size")
+    epochs: int | None = setting(10, help="default: %(default)s")
+    max_steps: int | None = setting(None, help="stop after this many steps")
+    steps_per_epoch: int | None = setting(None, help="default: one pass over the training "
+                                          "clips")
+    max_minutes: float | None = setting(None, help="stop (evaluate, checkpoint) after this much "
+                                        "training time")
+    lr: float = setting(1e-5, help="peak learning rate; default: %(default)s (the paper's; try "
+                        "1e-3 for a small model from scratch)")
+    weight_decay: float = setting(1e-4, help="default: %(default)s")
+    schedule: Schedule = setting("paper", help="paper: warm-up, constant, linear decay to "
+                                 "--min-lr-ratio; constant: warm-up then constant; default: "
+                                 "%(default)s")
+    warmup_steps: int | None = setting(None, help="default: 5%% of the steps")
+    decay_start: int | None = setting(None, help="default: half the steps")
+    min_lr_ratio: float = setting(0.01, help="the decay's floor, relative to --lr; default: "
+                                  "%(default)s")
+    dtype: Dtype = setting("fp32", help="fp16 and bf16 use autocast (fp16 with gradient "
+                           "scaling); default: %(default)s")
+    device: str = setting("auto", help=f"{', '.join(DEVICE_FORMS)}; default: %(default)s "
+                          "(each rank's GPU when available)")
+    augment: AugmentConfig = setting(
+        default_factory=AugmentConfig, name="--no-augment", repeat=True,
+        choices=[*AUGMENT_OFF, "all"], parse=augment_without,
+        help="turn an augmentation off (repeatable); by default all are on, as in the paper "
+             "(SpecAugment and mel jitter are the frontend's, always on)")
+    balanced: bool = setting(True, name="--uniform",
+                             help="sample clips uniformly instead of class-balanced")
+    num_workers: int = setting(0, help="data-loading processes; default: %(default)s")
+    seed: int = setting(0, help="default: %(default)s")
+    log_every: int = setting(10, help="steps per metrics row; default: %(default)s")
+    checkpoint_every: int | None = setting(None, help="steps between mid-epoch checkpoints "
+                                           "(each epoch ends with one)")
+    out_dir: str = setting("runs/train", name="--out", help="run folder: last.pt, "
+                           "metrics.jsonl, metrics.csv; default: %(default)s")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, dict):
+            self.augment = AugmentConfig(**self.augment)
+        for name in ("batch_size", "log_every"):
+            _check_int(name, getattr(self, name), minimum=1)
+        for name in ("eval_batch_size", "epochs", "max_steps", "steps_per_epoch",
+                     "checkpoint_every"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=1)
+        for name in ("warmup_steps", "decay_start"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=0)
+        _check_int("num_workers", self.num_workers, minimum=0)
+        for name in ("clip_seconds", "lr", "max_minutes"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < math.inf:
+                raise UsageError(f"{name} must be positive and finite, got {value}")
+        if self.weight_decay < 0:
+            raise UsageError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise UsageError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        check_choice("dtype", self.dtype, DTYPES)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        if self.epochs is None and self.max_steps is None and self.max_minutes is None:
+            raise UsageError("an unbounded run: set epochs, max_steps or max_minutes")
+        if "num_classes" in self.model_overrides:
+            raise UsageError("num_classes comes from the dataset; remove it from the model "
+                             "overrides")
+        if self.init is not None:
+            parse_init(self.init)
+        get_variant(self.variant)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UsageError(f"unknown training setting(s) {unknown}; accepted: "
+                             f"{', '.join(sorted(known))}")
+        return cls(**values)
+
+    def check_resumable(self, stored: TrainConfig) -> None:
+        """Raise unless this run may continue a checkpoint of ``stored``: only
+        `RUNTIME_FIELDS` may differ."""
+        ours, theirs = self.to_dict(), stored.to_dict()
+        changed = sorted(k for k in ours if k not in RUNTIME_FIELDS and ours[k] != theirs[k])
+        if changed:
+            diffs = ", ".join(f"{k}: {theirs[k]!r} -> {ours[k]!r}" for k in changed)
+            raise UsageError(f"cannot resume with changed settings ({diffs}); only "
+                             f"{', '.join(RUNTIME_FIELDS)} may change")
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UsageError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def parse_init(init: str) -> tuple[str, str]:
+    """``"imagenet:PATH"`` or ``"checkpoint:PATH"`` as ``(kind, path)``."""
+    kind, sep, path = init.partition(":")
+    if not sep or kind not in INIT_KINDS or not path:
+        raise UsageError(f"init must be 'imagenet:PATH' or 'checkpoint:PATH', got {init!r}")
+    return kind, path

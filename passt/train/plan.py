@@ -1,0 +1,93 @@
+"""What a `TrainConfig` builds: its frontend, its model for the clip length, its datasets and
+its number of steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from passt.data import open_dataset
+from passt.errors import UsageError
+from passt.factory import create_model
+from passt.frontend import MelFrontend, create_frontend
+from passt.model import PaSST
+from passt.train.config import TrainConfig, parse_init
+from passt.variants import proportional_patchout
+
+PAPER_CLIP_SECONDS = 10.0
+# the settings that `open_train_set` and `open_eval_set` read: those of `passt baseline`
+DATA_SETTINGS = ("data", "data_options", "eval_data", "eval_split", "eval_data_options",
+                 "clip_seconds")
+
+
+def clip_frames(clip_seconds: float, frontend: MelFrontend) -> int:
+    """Log-mel frames of a clip of ``clip_seconds``."""
+    return frontend.frames(round(clip_seconds * frontend.config.sample_rate))
+
+
+def train_frontend(cfg: TrainConfig) -> MelFrontend:
+    """The frontend of ``cfg`` (its overrides win): on clips shorter than the paper's 10 s,
+    SpecAugment's time mask covers the same fraction of the clip (192 of 1000 frames)."""
+    default = create_frontend()
+    frames = clip_frames(cfg.clip_seconds, default)
+    paper_frames = clip_frames(PAPER_CLIP_SECONDS, default)
+    scaled = {"time_mask": round(default.config.time_mask * min(frames / paper_frames, 1.0))}
+    return create_frontend(**{**scaled, **cfg.frontend_overrides})
+
+
+def model_overrides(cfg: TrainConfig, num_classes: int, frames: int) -> dict[str, Any]:
+    """`create_model` keywords of ``cfg``: its overrides, the class count, and patchout
+    parameters that keep the paper's fraction of patches on ``frames``-long clips (given
+    parameters win)."""
+    base = {k: v for k, v in cfg.model_overrides.items() if k != "frames"}
+    scaled = proportional_patchout(cfg.variant, frames, **base)
+    return {**scaled, **cfg.model_overrides, "num_classes": num_classes}
+
+
+def build_model(cfg: TrainConfig, num_classes: int, frames: int, init: bool = True,
+                frame_seconds: float | None = None) -> PaSST:
+    """The model of ``cfg`` for ``frames``-long clips (``frame_seconds`` apart), from
+    ``cfg.init`` when ``init``; a `UsageError` if the clips do not fit it."""
+    source = f"a clip of {cfg.clip_seconds} s"
+    with torch.device("meta"):  # the clip must fit the time embedding before patchout scales
+        unscaled = create_model(cfg.variant, **cfg.model_overrides)
+    unscaled.check_frames(frames, source=source, frame_seconds=frame_seconds)
+    kwargs = model_overrides(cfg, num_classes, frames)
+    if init and cfg.init is not None:
+        kind, path = parse_init(cfg.init)
+        kwargs[kind] = path
+    model = create_model(cfg.variant, **kwargs)
+    model.check_frames(frames, training=True, source=source, frame_seconds=frame_seconds)
+    return model
+
+
+def plan_steps(cfg: TrainConfig, train_set: Dataset, world_size: int) -> tuple[int, int | None]:
+    """Steps per epoch and in all (None: a time budget only) of ``cfg`` on ``train_set``."""
+    per_step = cfg.batch_size * world_size
+    # an epoch draws without replacement; the balanced sampler draws labelled clips only
+    drawable = int((train_set.targets.sum(1) > 0).sum()) if cfg.balanced else len(train_set)
+    full_batches = drawable // per_step
+    per_epoch = cfg.steps_per_epoch or full_batches
+    if not 1 <= per_epoch <= full_batches:
+        kind = "labelled " if cfg.balanced else ""
+        raise UsageError(f"an epoch draws without replacement: {drawable} {kind}training clips "
+                         f"make {full_batches} batches of {cfg.batch_size} per rank on "
+                         f"{world_size} rank(s), and steps_per_epoch is {per_epoch}")
+    bounds = [cfg.max_steps, cfg.epochs * per_epoch if cfg.epochs is not None else None]
+    known = [b for b in bounds if b is not None]
+    return per_epoch, min(known) if known else None
+
+
+def open_train_set(cfg: TrainConfig) -> Dataset:
+    """The ``train`` split of ``cfg.data``."""
+    return open_dataset(cfg.data, clip_seconds=cfg.clip_seconds, split="train",
+                        **cfg.data_options)
+
+
+def open_eval_set(cfg: TrainConfig) -> Dataset:
+    """The eval split of ``cfg.eval_data`` (default ``cfg.data``), its options over the
+    training data's."""
+    return open_dataset(cfg.eval_data or cfg.data, clip_seconds=cfg.clip_seconds,
+                        split=cfg.eval_split, **{**cfg.data_options, **cfg.eval_data_options})

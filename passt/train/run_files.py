@@ -1,0 +1,109 @@
+"""The files of a run's folder, and their only reader and writer: the checkpoint ``last.pt``
+(format `CHECKPOINT_FORMAT`) and the metrics log ``metrics.jsonl`` with ``metrics.csv``."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from passt.atomic import atomic_path, write_text_atomic
+from passt.checkpoints import load_torch_file
+from passt.errors import UsageError
+from passt.frontend import MelFrontend
+from passt.jsonl import append_jsonl, read_jsonl, write_jsonl
+from passt.model import PaSST
+from passt.train.config import TrainConfig
+from passt.train.plan import build_model, clip_frames, train_frontend
+
+CHECKPOINT_FORMAT = "passt-train/1"
+LAST_CHECKPOINT = "last.pt"
+METRICS_JSONL = "metrics.jsonl"
+METRICS_CSV = "metrics.csv"
+CSV_COLUMNS = ("kind", "step", "epoch", "loss", "lr", "map", "roc_auc", "d_prime", "chance_map",
+               "seconds")
+
+
+def save_checkpoint(path: Path, *, config: TrainConfig, num_classes: int,
+                    label_names: list[str], model: dict, optimizer: dict, scheduler: dict,
+                    scaler: dict | None, progress: dict, world_size: int, rng: list,
+                    metrics: dict | None) -> None:
+    """Write a run's checkpoint over ``path`` in one step: its settings, the dataset's classes,
+    the state of model, optimizer, LR scheduler, fp16 scaler, progress, each rank's RNG, and
+    the last evaluation."""
+    ckpt = {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "num_classes": num_classes,
+            "label_names": label_names, "model": model, "optimizer": optimizer,
+            "scheduler": scheduler, "scaler": scaler, "progress": progress,
+            "world_size": world_size, "rng": rng, "metrics": metrics}
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+
+
+def is_training_checkpoint(ckpt: Any) -> bool:
+    """Whether ``ckpt`` (a loaded file) is a checkpoint `save_checkpoint` wrote."""
+    return isinstance(ckpt, Mapping) and ckpt.get("format") == CHECKPOINT_FORMAT
+
+
+def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint written by `passt train` (tensors and plain values only: loaded safely)."""
+    ckpt = load_torch_file(path)
+    if not is_training_checkpoint(ckpt):
+        raise UsageError(f"{path} is not a training checkpoint of `passt train` "
+                         f"(format {CHECKPOINT_FORMAT})")
+    return ckpt
+
+
+def load_trained_model(checkpoint: str | Path | Mapping[str, Any], variant: str | None = None,
+                       **overrides: Any) -> tuple[PaSST, MelFrontend, TrainConfig]:
+    """Model (eval mode, CPU), frontend and settings of a `passt train` checkpoint (a file or
+    its loaded contents), built as trained; ``variant`` and model ``overrides`` win."""
+    ckpt = checkpoint if isinstance(checkpoint, Mapping) else load_training_checkpoint(checkpoint)
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    if variant is not None or overrides:
+        cfg = dataclasses.replace(cfg, variant=variant or cfg.variant,
+                                  model_overrides={**cfg.model_overrides, **overrides})
+    frontend = train_frontend(cfg)
+    model = build_model(cfg, ckpt["num_classes"], clip_frames(cfg.clip_seconds, frontend),
+                        init=False, frame_seconds=frontend.config.frame_seconds)
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), frontend.eval(), cfg
+
+
+class MetricsLog:
+    """Rows appended to ``metrics.jsonl`` (every field) and ``metrics.csv`` (`CSV_COLUMNS`),
+    each flushed as written. `truncate` drops rows past a checkpoint's step on resume."""
+
+    def __init__(self, out_dir: Path):
+        self.jsonl = out_dir / METRICS_JSONL
+        self.csv = out_dir / METRICS_CSV
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The complete rows of ``metrics.jsonl`` (a line cut short by a crash is skipped)."""
+        return read_jsonl(self.jsonl)
+
+    def truncate(self, step: int) -> None:
+        """Keep only the rows up to ``step`` (both files are rewritten atomically)."""
+        kept = [r for r in self.rows() if r.get("step", math.inf) <= step]
+        write_jsonl(self.jsonl, kept)
+        write_text_atomic(self.csv, _csv_text(kept, header=True))
+
+    def append(self, row: dict[str, Any]) -> None:
+        append_jsonl(self.jsonl, row)
+        new = not self.csv.exists() or self.csv.stat().st_size == 0
+        with self.csv.open("a", newline="") as f:
+            f.write(_csv_text([row], header=new))
+
+
+def _csv_text(rows: Iterable[dict[str, Any]], header: bool) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    if header:
+        writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()

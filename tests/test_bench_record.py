@@ -1,0 +1,170 @@
+"""`BenchRecord`: its JSON round trip, rows of earlier versions, bad rows, the README's field
+table, and that every field the readers read exists."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import pytest
+from record_reads import record_reads
+
+from passt.errors import UsageError
+from passt.measure.bench_file import load_bench_file
+from passt.measure.bench_record import (
+    FLOPS_FIELDS,
+    GROUPS,
+    MEMORY_FIELDS,
+    BenchRecord,
+    required_fields,
+)
+from passt.measure.field_table import HEADER, field_table
+from passt.report import write_report
+from passt.report.inputs import TABLE1_NEEDS
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "tests" / "fixtures" / "bench_small.json"
+OLD_SCHEMA = [FIXTURE, ROOT / "reports" / "bench.json",
+              *sorted((ROOT / "reports" / "baselines").glob("*.json"))]
+READERS = ["passt/report/table.py", "passt/report/inputs.py", "passt/regress.py",
+           "passt/ablation_table.py", "bench/campaign.py"]
+NAMES = {f.name for f in dataclasses.fields(BenchRecord)}
+SETTINGS = BenchRecord(variant="passt-s", kind="train", batch_size=2, clip_seconds=3.0,
+                       dtype="bf16", attention="sdpa", compile=True, device="cuda:0")
+
+
+def every_field_set() -> BenchRecord:
+    """A record with no field left at its default."""
+    measured = BenchRecord.from_json(
+        json.loads(FIXTURE.read_text())["benchmarks"][0]["extra_info"])
+    return dataclasses.replace(
+        measured, compile=True, compile_mode="max-autotune", peer="official",
+        implementation="hear21passt 0.0.26", note="a note", ablation="fp16",
+        patchout_args={"time": 12, "freq": 4}, peak_memory_bytes_per_sample=4.5e8,
+        peak_memory_intercept_bytes=2e9, peak_memory_points={16: 9_000_000_000, 64: None},
+        oom_batch_sizes=(64,), timed_rounds=20, warmup_rounds=5, peak_tflops=989.0, mfu=0.4,
+        joules_per_sample=1.5, mean_power_w=500.0, mean_gpu_util_pct=97.0,
+        energy_window_s=3.0, compile_graphs=1, compile_graph_breaks=0, compile_recompiles=0,
+        compile_seconds=12.5, compile_cudagraph_skips=1,
+        compile_cudagraph_skip_reasons=("mutated inputs",), oom=True, notes=("fvcore failed",))
+
+
+def test_round_trip_through_json():
+    record = every_field_set()
+    defaults = BenchRecord(**{n: getattr(record, n) for n in required_fields()})
+    left = [n for n in NAMES - set(required_fields())
+            if getattr(record, n) == getattr(defaults, n)]
+    assert left == []  # the test covers every field
+    data = record.to_json()
+    assert list(data) == [f.name for f in dataclasses.fields(BenchRecord)]
+    assert json.loads(json.dumps(data)) == data  # JSON-ready as it is
+    assert BenchRecord.from_json(json.loads(json.dumps(data))) == record
+    assert data["peak_memory_points"] == {"16": 9_000_000_000, "64": None}
+
+
+@pytest.mark.parametrize("path", OLD_SCHEMA, ids=lambda p: p.name)
+def test_files_of_the_previous_schema_load(path):
+    records = load_bench_file(path).records
+    assert records and all(r.timed_rounds is None and r.compile_mode is None
+                           and r.compile_graphs is None and r.energy_window_s is None
+                           for r in records)
+    measured = [r for r in records if not r.oom]
+    assert all(r.samples_per_s > 0 and r.seq_len > 0 for r in measured)
+
+
+def test_old_rows_by_kind():
+    rows = {(r.variant, r.kind, r.peer): r for r in load_bench_file(FIXTURE).records}
+    oom = rows[("passt-u", "train", None)]
+    assert oom.oom and oom.batch_size == 2 and oom.samples_per_s is None and oom.notes == ()
+    peer = rows[("passt-s", "train", "official")]
+    assert peer.implementation == "hear21passt 0.0.26" and peer.attention == "math"
+    assert peer.forward_gflops_per_sample_fvcore is None
+    inference = rows[("passt-s", "inference", None)]
+    assert inference.train_gflops_per_sample is None and inference.seq_len == 350
+    assert rows[("passt-b", "train", None)].peak_memory_points == {}
+
+
+def test_the_committed_report_comes_from_the_committed_run(tmp_path):
+    """reports/bench.json predates BenchRecord: its Table 1 is unchanged."""
+    write_report(ROOT / "reports" / "bench.json", tmp_path, ROOT / "reports" / "maps.csv")
+    for name in ("table1.csv", "table1.md"):
+        assert (tmp_path / name).read_text() == (ROOT / "reports" / name).read_text(), name
+
+
+def test_unknown_keys_are_dropped():
+    record = BenchRecord.from_json({**SETTINGS.to_json(), "written_by_a_later_version": 1})
+    assert record == SETTINGS and "written_by_a_later_version" not in record.to_json()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"variant": None, "device": None}, "lacks fields variant, device"),
+    ({"seq_len": "long"}, "field seq_len should be an integer, got 'long'"),
+    ({"batch_size": True}, "field batch_size should be an integer, got True"),
+    ({"samples_per_s": "1.5"}, "field samples_per_s should be a number"),
+    ({"compile": 1}, "field compile should be true or false"),
+    ({"notes": "a note"}, "field notes should be a list"),
+    ({"peak_memory_points": {"sixteen": 1}}, "field peak_memory_points should have integer "
+                                              "keys, got 'sixteen'"),
+])
+def test_bad_rows_name_the_field(change, message):
+    with pytest.raises(UsageError, match=re.escape(message)):
+        BenchRecord.from_json({**SETTINGS.to_json(), **change})
+
+
+def test_a_bad_row_in_a_file_names_the_file_and_benchmark(tmp_path):
+    data = json.loads(FIXTURE.read_text())
+    data["benchmarks"][2]["extra_info"]["seq_len"] = 1.5
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UsageError, match=re.escape(
+            "run.json: benchmark bench/test_passt.py::test_step[passt-s-train]: field seq_len "
+            "should be an integer, got 1.5")):
+        load_bench_file(path)
+
+
+def test_every_field_has_a_group_and_a_doc():
+    for f in dataclasses.fields(BenchRecord):
+        assert f.metadata["group"] in GROUPS and f.metadata["doc"], f.name
+    used = {f.metadata["group"] for f in dataclasses.fields(BenchRecord)}
+    assert list(GROUPS) == [g for g in GROUPS if g in used]  # no empty group
+
+
+def test_named_fields_exist():
+    for name in (*MEMORY_FIELDS, *FLOPS_FIELDS, *TABLE1_NEEDS):
+        assert name in NAMES, name
+
+
+def test_readers_read_only_fields_of_the_record():
+    sources = {p: (ROOT / p).read_text() for p in READERS}
+    reads = record_reads(sources)
+    attributes = set(dir(BenchRecord)) | NAMES
+    assert [r for r in reads if r.attr not in attributes] == []
+    # the check sees the reads of every reader, not none
+    assert {r.path for r in reads} == set(READERS)
+    assert len(reads) > 60
+
+
+def test_the_reader_check_catches_a_misspelt_field():
+    code = '''
+def speed(rows: list[BenchRecord]) -> float:
+    return sum(r.sample_per_s for r in rows if not r.oom)
+'''
+    assert {r.attr for r in record_reads({"x.py": code})} == {"sample_per_s", "oom"}
+
+
+def readme_field_table() -> str:
+    """The table under "## Benchmarks" in README.md that starts with the field table's
+    header, through its last row."""
+    section = (ROOT / "README.md").read_text().split("## Benchmarks", 1)[1].split("\n## ")[0]
+    lines = section.splitlines()
+    start = lines.index(HEADER[0])
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")),
+               len(lines))
+    return "\n".join(lines[start:end]) + "\n"
+
+
+def test_readme_field_table_is_generated():
+    """README.md shows `python -m passt.measure.field_table` verbatim."""
+    assert readme_field_table() == field_table()

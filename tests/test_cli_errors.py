@@ -1,0 +1,122 @@
+"""Bad input to the CLI is one line naming what was wrong and what is accepted, exit status 2;
+a closed stdout ends the command quietly."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import passt
+from passt.cli import main
+from passt.device import resolve_device
+from passt.errors import UsageError
+
+TINY = {"embed_dim": 32, "depth": 1, "num_heads": 2}
+OVERRIDES = "embed_dim=32,depth=1,num_heads=2"
+
+
+def error_line(capsys, argv: list[str]) -> str:
+    """The one line ``passt ARGV`` prints on stderr, after checking it exits with 2."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"passt {argv[0]}: error: "), err
+    return err
+
+
+@pytest.fixture(scope="module")
+def plain_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    torch.save(passt.create_model("passt-s", num_classes=3, **TINY).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def train_checkpoint(tmp_path_factory):
+    """A checkpoint in `passt train`'s format whose eval data is small."""
+    path = tmp_path_factory.mktemp("ckpt") / "last.pt"
+    model = passt.create_model("passt-s", num_classes=32, **TINY)
+    config = {"variant": "passt-s", "model_overrides": TINY, "clip_seconds": 1.0,
+              "data_options": {"size": 4}}
+    torch.save({"format": "passt-train/1", "model": model.state_dict(), "config": config,
+                "num_classes": 32, "label_names": []}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("audio") / "clip.wav"
+    sf.write(path, np.zeros(16000, dtype=np.float32), 16000)
+    return path
+
+
+def test_eval_of_a_file_that_is_not_a_checkpoint(capsys):
+    err = error_line(capsys, ["eval", "--checkpoint", "README.md"])
+    assert "README.md is not a PyTorch checkpoint (a file written by torch.save)" in err
+
+
+def test_train_on_clips_longer_than_the_time_embedding(capsys, tmp_path):
+    err = error_line(capsys, ["train", "--clip-seconds", "100", "--data-options", "size=16",
+                              "--eval-data-options", "size=4", "--batch-size", "4",
+                              "--out", str(tmp_path)])
+    assert "a clip of 100.0 s gives 10000 frames, longer than the model's time embedding" in err
+    assert "accepted: 16 to 998 frames (clips of 0.151 to 9.98 s)" in err
+
+
+@pytest.mark.parametrize("command", ["tag", "embed"])
+@pytest.mark.parametrize(("device", "message"), [
+    ("foo", "unknown device 'foo'; accepted: auto, cpu, cuda, cuda:N"),
+    ("cuda", "device 'cuda' requested but CUDA is not available; accepted here: auto, cpu"),
+])
+def test_inference_on_a_device_that_is_not_there(capsys, monkeypatch, tmp_path,
+                                                 plain_checkpoint, clip, command, device,
+                                                 message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    out = ["--out", str(tmp_path / "e.npy")] if command == "embed" else []
+    err = error_line(capsys, [command, str(clip), "--checkpoint", str(plain_checkpoint),
+                              "--model-overrides", OVERRIDES, "--device", device,
+                              "--no-progress", *out])
+    assert message in err
+
+
+@pytest.mark.parametrize("device", ["foo", "cuda:x"])
+def test_train_and_eval_on_an_unknown_device(capsys, tmp_path, train_checkpoint, device):
+    message = f"unknown device '{device}'"
+    assert message in error_line(capsys, ["train", "--device", device, "--out", str(tmp_path)])
+    assert message in error_line(capsys, ["eval", "--checkpoint", str(train_checkpoint),
+                                          "--device", device])
+
+
+def test_resolve_device(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto", index=1) == torch.device("cpu")
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(UsageError, match="CUDA is not available"):
+        resolve_device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    # torch.cuda.set_device needs an index: "cuda" is this process's device
+    assert resolve_device("cuda", index=1) == torch.device("cuda", 1)
+    assert resolve_device("auto", index=1) == torch.device("cuda", 1)
+    with pytest.raises(UsageError, match="there are 2 CUDA device"):
+        resolve_device("cuda:2")
+
+
+def test_window_longer_than_the_time_embedding(plain_checkpoint, clip):
+    model = passt.inference.load_model(plain_checkpoint, **TINY)
+    with pytest.raises(UsageError, match=r"a window of 20.0 s gives 2000 frames, longer than "
+                                         r"the model's time embedding .* accepted: 16 to 998"):
+        passt.tag(clip, model, window_seconds=20.0, progress=False)
+
+
+def test_closed_stdout_ends_quietly():
+    proc = subprocess.Popen([sys.executable, "-m", "passt.cli", "variants", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # as `| head -1` does once it has its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and err == ""

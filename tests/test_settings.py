@@ -1,0 +1,136 @@
+"""Settings declared once: `TrainConfig`'s fields make the training commands' flags, each
+command offers the settings it uses, plugins load before defaults, the README's commands
+parse."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from passt.cli import COMMANDS
+from passt.cli_parser import BASELINE_SETTINGS, SWEEP_SETTINGS, TRAIN_SETTINGS, build_parser
+from passt.data import AugmentConfig
+from passt.settings import flag_names, parse_overrides, read_flags
+from passt.sweep import SWEPT, variant_config
+from passt.train import TrainConfig
+
+README = Path(__file__).parents[1] / "README.md"
+COMMAND_SETTINGS = {"train": TRAIN_SETTINGS, "sweep": SWEEP_SETTINGS,
+                    "baseline": BASELINE_SETTINGS}
+
+
+def subparser(command: str):
+    parser = build_parser(COMMANDS)
+    return next(a for a in parser._actions if a.dest == "command").choices[command]
+
+
+def settings_of(command: str, *flags: str) -> dict:
+    args = build_parser(COMMANDS).parse_args([command, *flags])
+    return read_flags(TrainConfig, args, COMMAND_SETTINGS[command])
+
+
+def test_every_train_setting_is_a_flag():
+    fields = [f.name for f in dataclasses.fields(TrainConfig)]
+    assert flag_names(TrainConfig) == fields == list(TRAIN_SETTINGS)
+
+
+@pytest.mark.parametrize("command", COMMAND_SETTINGS)
+def test_each_setting_has_one_flag_whose_default_is_the_field_default(command):
+    names = COMMAND_SETTINGS[command]
+    actions = subparser(command)._actions
+    setting_flags = {name: [a for a in actions if a.dest == name] for name in names}
+    assert all(len(found) == 1 for found in setting_flags.values()), setting_flags
+    defaults = TrainConfig(**settings_of(command))
+    assert all(getattr(defaults, n) == getattr(TrainConfig(), n) for n in names)
+
+
+def test_flags_reach_their_fields():
+    cfg = TrainConfig(**settings_of(
+        "train", "--variant", "passt-s-n", "--model-overrides", "depth=3,time=2",
+        "--embed-dim", "32", "--depth", "2", "--on-bad-file", "error", "--data-options",
+        "size=8", "--uniform", "--no-augment", "gain", "--no-augment", "roll", "--schedule",
+        "constant", "--dtype", "bf16", "--epochs", "3", "--out", "runs/x"))
+    assert cfg.variant == "passt-s-n" and cfg.out_dir == "runs/x" and cfg.epochs == 3
+    assert cfg.model_overrides == {"depth": 2, "time": 2, "embed_dim": 32}  # its own flag wins
+    assert cfg.data_options == {"size": 8, "on_bad_file": "error"}
+    assert not cfg.balanced and (cfg.schedule, cfg.dtype) == ("constant", "bf16")
+    assert cfg.augment == AugmentConfig(gain_db=0.0, roll=False)
+    assert TrainConfig(**settings_of("train", "--no-augment", "all")).augment == \
+        AugmentConfig.off()
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--schedule", "cosine"], "invalid choice: 'cosine'"),
+    (["--dtype", "fp8"], "invalid choice: 'fp8'"),
+    (["--on-bad-file", "ignore"], "invalid choice: 'ignore'"),
+])
+def test_literal_settings_offer_their_choices(capsys, flags, message):
+    with pytest.raises(SystemExit) as e:
+        build_parser(COMMANDS).parse_args(["train", *flags])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--lr", "--resume", "--variant", "--epochs", "--seed",
+                                  "--batch-size", "--dtype", "--no-progress", "--uniform"])
+def test_baseline_offers_no_training_only_flag(capsys, flag):
+    with pytest.raises(SystemExit):
+        build_parser(COMMANDS).parse_args(["baseline", "--help"])
+    assert flag not in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        build_parser(COMMANDS).parse_args(["baseline", flag, "1"])
+    assert e.value.code == 2
+
+
+def test_sweep_offers_no_flag_for_what_it_sets_per_variant(tmp_path):
+    base = TrainConfig()
+    swept = variant_config(base, "passt-s-n", tmp_path, steps=5, minutes=2.0)
+    changed = {f.name for f in dataclasses.fields(TrainConfig)
+               if getattr(swept, f.name) != getattr(base, f.name)}
+    assert changed == set(SWEPT)  # epochs 10 -> None, max_steps None -> 5, ...
+    assert not set(SWEPT) & set(SWEEP_SETTINGS)
+    for flag in ("--epochs", "--max-steps", "--max-minutes", "--variant"):
+        assert flag not in subparser("sweep")._option_string_actions
+
+
+def test_plugin_variant_is_in_the_sweep_default(tmp_path):
+    plugin = tmp_path / "my_variant.py"
+    plugin.write_text(textwrap.dedent("""
+        import passt
+        passt.register_variant(passt.Variant("passt-plugged", ("structured",),
+                                             {"time": 4, "freq": 1}))
+    """))
+    out = subprocess.run([sys.executable, "-m", "passt.cli", "--plugin", str(plugin), "sweep",
+                          "--help"], capture_output=True, text=True, check=True).stdout
+    default = re.search(r"every registered variant\s+\(([^)]*)\)", out).group(1)
+    assert "passt-plugged" in re.sub(r"\s+", "", default)
+
+
+def readme_commands() -> list[str]:
+    """The ``passt ...`` commands of the README's bash blocks (continued lines joined), except
+    those with ``...`` placeholders."""
+    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
+    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
+    return [line for line in lines if line.startswith("passt ") and "..." not in line]
+
+
+def test_readme_commands_parse():
+    commands = readme_commands()
+    assert {shlex.split(c)[1] for c in commands} >= {"train", "sweep", "eval", "tag", "embed"}
+    for command in commands:
+        args = build_parser(COMMANDS).parse_args(shlex.split(command, comments=True)[1:])
+        if args.command in COMMAND_SETTINGS:
+            TrainConfig(**read_flags(TrainConfig, args, args.settings))
+
+
+def test_parse_overrides():
+    assert parse_overrides("a=1, b=0.5,c=true,d=math,") == {"a": 1, "b": 0.5, "c": True,
+                                                            "d": "math"}
+    with pytest.raises(ValueError, match="'a' is not KEY=VALUE"):
+        parse_overrides("a")
