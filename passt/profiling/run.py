@@ -1,0 +1,109 @@
+"""``passt profile``: where each variant's time and memory go, under a benchmark preset's
+settings, and (``--scaling``) how the cost grows with clip length."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import pickle
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from passt.atomic import atomic_path
+from passt.errors import UsageError
+from passt.measure.peers import PEERS, build_peer_step, peer_unavailable_reason
+from passt.measure.presets import Preset
+from passt.measure.step import KINDS, build_step
+from passt.profiling.breakdown import StepProfile, profile_step
+from passt.profiling.outputs import write_profile
+from passt.profiling.scaling import (
+    ScalingPoint,
+    check_clip_lengths,
+    measure_point,
+    scaling_settings,
+    write_scaling,
+)
+from passt.variants import get_variant
+
+log = logging.getLogger(__name__)
+
+
+def check_out_dir(out: Path) -> None:
+    """Fail before measuring when ``out`` cannot be created or written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise UsageError(f"output folder {out} cannot be written: {e.strerror or e}") from None
+
+
+def profile_variants(variants: Sequence[str], preset: Preset, out: Path,
+                     overrides: dict | None = None, kinds: Sequence[str] = KINDS,
+                     peers: Sequence[str] = (), warmup: int = 2,
+                     repeats: int = 3) -> list[StepProfile]:
+    """Profile a training and an inference step of each variant (and each peer's training
+    step) under ``preset`` with ``overrides``, eagerly; write the files into ``out``."""
+    for name in variants:
+        get_variant(name)
+    for peer in peers:
+        if peer not in PEERS:
+            raise UsageError(f"unknown peer {peer!r}; accepted: {', '.join(PEERS)}")
+    settings = {v: preset.settings(v, **{**(overrides or {}), "compile": False})
+                for v in variants}  # fails early on clips the variant cannot take
+    check_out_dir(out)
+    profiles = []
+    for variant, s in settings.items():
+        for kind in kinds:
+            log.info("profiling %s %s", variant, kind)
+            with _memory_snapshot(s.torch_device, out / f"memory_{variant}.pickle",
+                                  enabled=kind == "train"):
+                profiles.append(profile_step(build_step(s, kind), warmup=warmup,
+                                             repeats=repeats))
+        for peer in peers:
+            reason = peer_unavailable_reason(peer)
+            if reason is not None:
+                log.warning("peer %s skipped: %s", peer, reason)
+                continue
+            profiles.append(profile_step(build_peer_step(peer, s, "train"),
+                                         name=f"{variant} [{peer}]", warmup=warmup,
+                                         repeats=repeats))
+    write_profile(profiles, out)
+    return profiles
+
+
+def profile_scaling(variants: Sequence[str], preset: Preset, out: Path,
+                    clips: Sequence[float], overrides: dict | None = None) -> list[ScalingPoint]:
+    """Measure each variant's training step at each clip length; write the files into
+    ``out``."""
+    for name in variants:
+        get_variant(name)
+    check_clip_lengths(preset, variants, clips)
+    check_out_dir(out)
+    points = []
+    for variant in variants:
+        for seconds in sorted(clips):
+            log.info("scaling %s at %.1f s", variant, seconds)
+            points.append(measure_point(scaling_settings(preset, variant, seconds,
+                                                         **(overrides or {}))))
+    write_scaling(points, out)
+    return points
+
+
+@contextlib.contextmanager
+def _memory_snapshot(device: torch.device, path: Path, enabled: bool):
+    """On CUDA, record the allocator's history inside and dump it for PyTorch's memory_viz."""
+    if not enabled or device.type != "cuda":
+        yield
+        return
+    torch.cuda.memory._record_memory_history(max_entries=200_000)
+    try:
+        yield
+        snapshot = torch.cuda.memory._snapshot()
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            pickle.dump(snapshot, f)
+    finally:
+        torch.cuda.memory._record_memory_history(enabled=None)

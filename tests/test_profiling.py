@@ -1,0 +1,139 @@
+"""passt.profiling: component breakdowns that add up, traces, scaling exponents, bad input."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import gzip
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import passt
+from passt import variants
+from passt.errors import UsageError
+from passt.measure import build_step
+from passt.measure.flops import torch_flops
+from passt.measure.presets import get_preset
+from passt.profiling import COMPONENTS, profile_scaling, profile_step, profile_variants
+from passt.profiling.components import ATTENTION_CORE, MLP, component_of
+
+SMALL = {"embed_dim": 96, "depth": 2, "num_heads": 4}
+PRESET = dataclasses.replace(get_preset("cpu-small"), warmup=1, rounds=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_variant():
+    with pytest.MonkeyPatch.context() as mp:  # the registry as it was, after these tests
+        mp.setattr(variants, "_VARIANTS", dict(variants._VARIANTS))
+        passt.register_variant(passt.Variant(
+            "test-profile-tiny", ("structured",), {"time": 40, "freq": 4}, settings=SMALL))
+        yield "test-profile-tiny"
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory, tiny_variant):
+    out = tmp_path_factory.mktemp("profile")
+    profiles = profile_variants([tiny_variant], PRESET, out, warmup=1, repeats=1)
+    return out, profiles
+
+
+def test_every_field_is_filled(profiled, tiny_variant):
+    out, profiles = profiled
+    assert {p.kind for p in profiles} == {"train", "inference"}
+    with open(out / "profile.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["variant"] for r in rows} == {tiny_variant}
+    for r in rows:
+        for field in ("kind", "phase", "component", "ms", "pct_of_step", "gflops", "bytes",
+                      "step_ms", "unprofiled_ms", "device", "batch_size", "clip_seconds"):
+            assert r[field] != "", (field, r)
+    train = [r for r in rows if r["kind"] == "train"]
+    assert {r["phase"] for r in train} == {"forward", "backward", "optimizer", "step"}
+    assert sum(int(r["bytes"]) for r in train) > 0  # saved for backward
+    for name in ("profile.md", "breakdown.png", "breakdown.svg", "saved_bytes.png"):
+        assert (out / name).is_file(), name
+
+
+def test_components_add_up_to_the_step(profiled, tiny_variant):
+    _, profiles = profiled
+    for p in profiles:
+        ms = sum(r.ms for r in p.rows)
+        assert ms == pytest.approx(p.step_ms, rel=0.05)
+        assert all(r.component in COMPONENTS for r in p.rows)
+    # the FLOPs add up exactly to FlopCounterMode's count of the same step, run on its own
+    train = next(p for p in profiles if p.kind == "train")
+    step = build_step(PRESET.settings(tiny_variant, compile=False), "train")
+    assert round(1e9 * train.total_gflops) == torch_flops(step)
+
+
+def test_trace_has_an_event_for_every_component(profiled, tiny_variant):
+    out, profiles = profiled
+    train = next(p for p in profiles if p.kind == "train")
+    with gzip.open(out / f"trace_{tiny_variant}.json.gz", "rt") as f:
+        trace = json.load(f)
+    names = {e["name"] for e in trace["traceEvents"]}
+    timed = {r.component for r in train.rows if r.component != "other"}
+    assert timed <= names
+    assert all(e["ph"] == "X" and e["dur"] >= 0 for e in trace["traceEvents"])
+
+
+def test_attention_takes_a_larger_share_of_passt_b_than_of_passt_s():
+    shares = {}
+    for variant in ("passt-b", "passt-s"):
+        settings = PRESET.settings(variant, compile=False, model_overrides=SMALL)
+        profile = profile_step(build_step(settings, "train"), warmup=1, repeats=1)
+        shares[variant] = profile.share(ATTENTION_CORE, of="gflops")
+    assert shares["passt-b"] > shares["passt-s"]
+
+
+def test_attention_flops_grow_quadratically_and_mlp_linearly(tmp_path):
+    points = profile_scaling(["passt-b"], PRESET, tmp_path, clips=[2.5, 5.0, 10.0],
+                             overrides={"model_overrides": SMALL})
+    from passt.profiling.scaling import exponent
+
+    assert exponent(points, "attention_gflops") == pytest.approx(2.0, abs=0.1)
+    assert exponent(points, "mlp_gflops") == pytest.approx(1.0, abs=0.05)
+    for name in ("scaling.csv", "scaling.md", "scaling.png"):
+        assert (tmp_path / name).is_file()
+
+
+@pytest.mark.parametrize("name, component", [
+    ("blocks.3.attn.qkv", "attention: qkv"), ("blocks.3.attn", ATTENTION_CORE),
+    ("blocks.3.attn.proj", "attention: out proj"), ("blocks.3.mlp.fc1", MLP),
+    ("blocks.3.norm1", "norms + residuals"), ("blocks.3", "norms + residuals"),
+    ("head.1", "head + loss"), ("patch_embed.proj", "patch embedding"),
+    ("patchout", "patchout"),
+    # transformers' AST
+    ("audio_spectrogram_transformer.encoder.layer.2.attention.attention.query",
+     "attention: qkv"),
+    ("audio_spectrogram_transformer.encoder.layer.2.attention.output.dense",
+     "attention: out proj"),
+    ("audio_spectrogram_transformer.encoder.layer.2.intermediate.dense", MLP),
+    ("audio_spectrogram_transformer.encoder.layer.2.layernorm_before", "norms + residuals"),
+    ("classifier.dense", "head + loss"),
+])
+def test_module_names_map_to_components(name, component):
+    assert component_of(name) == component
+
+
+def test_bad_input_is_a_clear_error(tmp_path):
+    with pytest.raises(UsageError, match="unknown variant 'passt-x'"):
+        profile_variants(["passt-x"], PRESET, tmp_path)
+    with pytest.raises(UsageError, match="11.0 s gives 1100 frames, longer than the model's"):
+        profile_variants(["passt-s"], PRESET, tmp_path, overrides={"clip_seconds": 11.0})
+    with pytest.raises(UsageError, match="shorter than one patch"):
+        profile_scaling(["passt-s"], PRESET, tmp_path, clips=[0.1, 5.0])
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root writes anywhere: a file in the way instead
+            locked = Path(tmp_path / "a-file")
+            locked.write_text("")
+        with pytest.raises(UsageError, match="cannot be written"):
+            profile_variants(["passt-s"], PRESET, locked / "out")
+    finally:
+        os.chmod(tmp_path / "locked", 0o700)
