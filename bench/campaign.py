@@ -50,6 +50,8 @@ passt.register_variant(passt.Variant(
     settings={{"embed_dim": 128, "depth": 2, "num_heads": 4}}, description="a tiny passt-s"))
 '''
 KEY_VARIANTS = ("passt-s", "passt-b")
+BUDGET_S = {"quick": 240.0, "full": 480.0, "dry-run": 900.0}  # the whole campaign's time
+MIN_STEP_S = 20.0  # a step is not started with less time than this left
 QUICK_SELECTION = "(test_step and train) or official-sdpa"  # pytest -k
 
 
@@ -260,8 +262,9 @@ if sys.argv[1] == "cuda":
 # --- running -----------------------------------------------------------------------------------
 
 
-def run_step(step: Step, out: Path) -> tuple[str, float, list[str]]:
-    """Run ``step`` with its time cap; ``("PASS"|"FAIL", seconds, failures)``."""
+def run_step(step: Step, out: Path, timeout_s: float) -> tuple[str, float, list[str]]:
+    """Run ``step`` for at most ``timeout_s``; ``("PASS"|"FAIL", seconds, failures)``. An
+    interruption (Ctrl-C, SIGTERM) stops the step's whole process group before it goes on."""
     log_path = out / "logs" / f"{step.name}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -273,15 +276,17 @@ def run_step(step: Step, out: Path) -> tuple[str, float, list[str]]:
         proc = subprocess.Popen(step.command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                 cwd=ROOT, start_new_session=True)
         try:
-            rc = proc.wait(timeout=step.timeout_s)
+            rc = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
             rc = None
+        finally:
+            if proc.poll() is None:  # cut, or this campaign was interrupted
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
     seconds = time.monotonic() - start
     failures = []
     if rc is None:
-        failures.append(f"cut at its {step.timeout_s} s cap (run again to resume)")
+        failures.append(f"cut after {timeout_s:.0f} s (run again to resume)")
     elif rc != 0:
         failures.append(f"exit status {rc}: {_last_error(log_path)}")
     for name in step.outputs:
@@ -314,11 +319,11 @@ def key_numbers(out: Path) -> list[str]:
                 continue
             name = r.variant + (f" [{r.peer}]" if r.peer else "")
             if r.oom:
-                lines.append(f"{preset:6} {name:28} OOM at batch {r.batch_size}")
+                lines.append(f"{preset:6} {name:32} OOM at batch {r.batch_size}")
                 continue
             peak = r.peak_memory_bytes_per_sample
             lines.append(
-                f"{preset:6} {name:28} {r.samples_per_s:9.1f} spec/s  batch "
+                f"{preset:6} {name:32} {r.samples_per_s:9.1f} spec/s  batch "
                 f"{r.batch_size:3}  MFU {_fmt(r.mfu, '.1%')}  "
                 f"{_fmt(peak and peak / 1e9, '.3f')} GB/sample  "
                 f"{_fmt(r.joules_per_sample, '.2f')} J/sample")
@@ -370,9 +375,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--quick", action="store_true",
                        help="smoke test + gpu preset for passt-s and passt-b with the official "
-                            "code (at most 4 minutes)")
+                            "code")
     which.add_argument("--dry-run", action="store_true",
                        help="every step on the CPU with a tiny variant: proves the plumbing")
+    budgets = ", ".join(f"{mode} {seconds:.0f}" for mode, seconds in BUDGET_S.items())
+    p.add_argument("--budget-s", type=float, default=None,
+                   help="stop starting steps, and cut the running one, after this many "
+                        f"seconds (default: {budgets}); a later run continues")
     p.add_argument("--restart", action="store_true",
                    help="forget what earlier runs into OUT did (steps and journal)")
     return p.parse_args(argv)
@@ -397,16 +406,30 @@ def main(argv: list[str] | None = None) -> int:
             (out / name).unlink(missing_ok=True)
     (out / "tiny_variant.py").write_text(TINY_PLUGIN)
     write_clip(out / "clip.wav")
-    passed = {e["step"] for e in state.read() if e.get("status") == "PASS"}
+    # a step passed earlier is skipped if it was the same command and its files are there
+    passed = {(e["step"], tuple(e.get("command", ()))) for e in state.read()
+              if e.get("status") == "PASS"}
+    deadline = time.monotonic() + (args.budget_s or BUDGET_S[mode.name])
+    signal.signal(signal.SIGTERM, _interrupt)
     results: list[tuple[str, str, float, list[str]]] = []
     for step in [*smoke_steps(out, mode), *main_steps(out, mode)]:
-        if step.name in passed:
+        if ((step.name, tuple(step.command)) in passed
+                and all((out / name).is_file() for name in step.outputs)):
             results.append((step.name, "PASS", 0.0, ["(passed in an earlier run)"]))
             continue
+        left = deadline - time.monotonic()
+        if left < MIN_STEP_S:
+            results.append((step.name, "SKIP", 0.0, ["not started: the campaign's time budget "
+                                                     "is spent (run again to continue)"]))
+            continue
         print(f"[campaign] {step.name} ...", flush=True)
-        status, seconds, failures = run_step(step, out)
-        state.append({"step": step.name, "mode": mode.name, "status": status,
-                      "seconds": round(seconds, 1), "failures": failures})
+        try:
+            status, seconds, failures = run_step(step, out, min(step.timeout_s, left))
+        except KeyboardInterrupt:
+            results.append((step.name, "FAIL", 0.0, ["interrupted: the step was stopped"]))
+            break
+        state.append({"step": step.name, "mode": mode.name, "command": step.command,
+                      "status": status, "seconds": round(seconds, 1), "failures": failures})
         results.append((step.name, status, seconds, failures))
     archive = out / "campaign.tar.gz"
     with atomic_path(archive) as tmp, tarfile.open(tmp, "w:gz") as tar:
@@ -418,7 +441,13 @@ def main(argv: list[str] | None = None) -> int:
     for line in key_numbers(out):
         print(line)
     print(f"archive: {archive}")
+    if results[-1][3] == ["interrupted: the step was stopped"]:
+        return 130
     return 0 if all(r[1] == "PASS" for r in results) else 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 if __name__ == "__main__":

@@ -3,12 +3,13 @@ journal) and the fixtures that hand passt's measurements to pytest-benchmark."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
 import json
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from passt.measure.bench_record import BenchRecord
 from passt.measure.flops import matmul_ceiling_tflops
 from passt.measure.journal import Journal
 from passt.measure.presets import PRESETS, Preset, get_preset
+from passt.measure.step import StepSettings
 from passt.measure.suite import Measurement
 from passt.measure.telemetry import gpu_info
 from passt.model import ATTENTION_PATHS
@@ -27,8 +29,6 @@ from passt.precision import DTYPES
 from passt.variants import get_variant, list_variants
 
 ON_OFF = {"on": True, "off": False}
-# the StepSettings fields a preset sets and the command line may override
-SETTINGS_KEYS = ("batch_size", "clip_seconds", "dtype", "attention", "compile", "device")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -83,17 +83,31 @@ def _overrides(config: pytest.Config) -> dict[str, Any]:
 
 def _preset(config: pytest.Config) -> Preset:
     """The chosen preset with the command line's warm-up, rounds and memory batch sizes."""
-    preset = get_preset(config.getoption("--bench-preset"))
-    plan: dict[str, Any] = {"warmup": config.getoption("--bench-warmup"),
-                            "rounds": config.getoption("--bench-rounds")}
+    with _option("--bench-preset"):
+        preset = get_preset(config.getoption("--bench-preset"))
+    for field in ("warmup", "rounds"):
+        value = config.getoption(f"--bench-{field}")
+        if value is not None:
+            with _option(f"--bench-{field}"):
+                preset = dataclasses.replace(preset, **{field: value})
     sizes = config.getoption("--bench-memory-batch-sizes")
     if sizes is not None:
-        try:
-            plan["memory_batch_sizes"] = tuple(int(b) for b in sizes.split(","))
-        except ValueError:
-            raise UsageError(f"--bench-memory-batch-sizes: expected integers like 16,32,64, "
-                             f"got {sizes!r}") from None
-    return dataclasses.replace(preset, **{k: v for k, v in plan.items() if v is not None})
+        with _option("--bench-memory-batch-sizes"):
+            try:
+                batch_sizes = tuple(int(b) for b in sizes.split(","))
+            except ValueError:
+                raise UsageError(f"expected integers like 16,32,64, got {sizes!r}") from None
+            preset = dataclasses.replace(preset, memory_batch_sizes=batch_sizes)
+    return preset
+
+
+@contextlib.contextmanager
+def _option(name: str) -> Iterator[None]:
+    """Name the command-line option in the error of a value it gave."""
+    try:
+        yield
+    except UsageError as e:
+        raise UsageError(f"{name}: {e}") from None
 
 
 def _variants(config: pytest.Config) -> list[str]:
@@ -118,24 +132,22 @@ def pytest_configure(config: pytest.Config) -> None:
         preset = _preset(config)
         variants = _variants(config)
         overrides = _overrides(config)
+        if (preset.device.startswith("cuda") and "device" not in overrides
+                and not torch.cuda.is_available()):
+            raise UsageError(f"preset {preset.name!r} runs on CUDA, which is not available "
+                             "here; choose --bench-preset cpu-small, or add --bench-device cpu")
         for name in variants:
             preset.settings(name, **overrides)
-        ablation_variant = config.getoption("--bench-ablation-variant")
-        get_variant(ablation_variant)
+        with _option("--bench-ablation-variant"):
+            get_variant(config.getoption("--bench-ablation-variant"))
     except (UsageError, FileNotFoundError, ModuleNotFoundError) as e:
         raise pytest.UsageError(f"passt-bench: {e}") from None
     config.stash[PRESET] = preset
     config.stash[VARIANTS] = variants
-    # What makes a journal entry reusable by --bench-resume: the same preset and effective
-    # settings (as JSON gives them back, so that they compare equal to a journal entry's)
-    effective = {k: getattr(preset, k) for k in SETTINGS_KEYS} | overrides
-    config.stash[RUN_KEY] = json.loads(json.dumps({
-        **dataclasses.asdict(preset), **effective, "ablation_variant": ablation_variant}))
 
 
 PRESET = pytest.StashKey[Preset]()
 VARIANTS = pytest.StashKey[list]()
-RUN_KEY = pytest.StashKey[dict]()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -190,13 +202,15 @@ def journal(pytestconfig: pytest.Config) -> Journal | None:
 
 
 @pytest.fixture(scope="session")
-def finished(pytestconfig: pytest.Config, journal: Journal | None) -> dict[str, dict]:
-    """With --bench-resume, the journal's entries of this run's options, by benchmark."""
+def finished(pytestconfig: pytest.Config, journal: Journal | None) -> dict[str, list[dict]]:
+    """With --bench-resume, the journal's entries, by benchmark."""
     if journal is None or not pytestconfig.getoption("--bench-resume"):
         return {}
-    key = pytestconfig.stash[RUN_KEY]
-    return {e["benchmark"]: e for e in journal.read()
-            if e.get("run") == key and "times_s" in e}
+    entries: dict[str, list[dict]] = {}
+    for e in journal.read():
+        if "times_s" in e and "run" in e:
+            entries.setdefault(e["benchmark"], []).append(e)
+    return entries
 
 
 @pytest.fixture(scope="session")
@@ -207,14 +221,22 @@ def ceilings(preset: Preset, overrides: dict) -> Callable[[str], float]:
 
 
 @pytest.fixture
-def measured(benchmark, pytestconfig: pytest.Config, journal: Journal | None,
-             finished: dict[str, dict]):
+def measured(benchmark, preset: Preset, journal: Journal | None,
+             finished: dict[str, list[dict]]):
     """Run a measurement (or, with --bench-resume, take it from the journal), journal it at
     once, and hand its timed steps and row to pytest-benchmark."""
 
-    def run(measure: Callable[[], Measurement], **labels: str) -> Measurement:
-        """``labels`` are set on the row, OOM rows included (``ablation=``, ``peer=``)."""
-        entry = finished.get(benchmark.fullname)
+    def run(measure: Callable[[], Measurement], settings: StepSettings,
+            **labels: str) -> Measurement:
+        """``measure`` measures ``settings``; ``labels`` are set on the row, OOM rows included
+        (``ablation=``, ``peer=``)."""
+        # What makes a journal entry reusable: the same benchmark, settings and measuring
+        # plan (as JSON gives them back, so that they compare equal to a journal entry's)
+        key = json.loads(json.dumps({"settings": dataclasses.asdict(settings), "plan": {
+            "preset": preset.name, "warmup": preset.warmup, "rounds": preset.rounds,
+            "memory_batch_sizes": preset.memory_batch_sizes}, "labels": labels}))
+        entry = next((e for e in reversed(finished.get(benchmark.fullname, []))
+                      if e["run"] == key), None)
         if entry is not None:
             result = Measurement(BenchRecord.from_json(entry["extra_info"]), entry["times_s"])
         else:
@@ -223,7 +245,7 @@ def measured(benchmark, pytestconfig: pytest.Config, journal: Journal | None,
                 result, record=dataclasses.replace(result.record, **labels))
             if journal is not None:
                 journal.append({"benchmark": benchmark.fullname,
-                                "run": pytestconfig.stash[RUN_KEY],
+                                "run": key,
                                 "extra_info": result.record.to_json(),
                                 "times_s": result.times_s})
         _hand_over(benchmark, result)

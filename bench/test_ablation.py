@@ -18,4 +18,10 @@ def test_ablation(benchmark, ablation, preset, overrides, ceilings, measured,
     settings = preset.settings(ablation_variant, **{**overrides, **ablation_settings(ablation)})
     if settings.compile_mode == "reduce-overhead" and settings.torch_device.type != "cuda":
         pytest.skip("CUDA graphs need a CUDA device")
-    measured(lambda: measure(settings, "train", preset, ceilings), ablation=ablation)
+    if ablation != "all-on" and settings == preset.settings(ablation_variant, **overrides):
+        pytest.skip(f"{ablation}: the same settings as all-on under preset {preset.name} "
+                    "(the ablation switches off the gpu preset's optimizations)")
+    if not settings.compile and "compile_dynamic_batch" in ablation_settings(ablation):
+        pytest.skip(f"{ablation}: a shape policy of compiled steps; preset {preset.name} "
+                    "does not compile")
+    measured(lambda: measure(settings, "train", preset, ceilings), settings, ablation=ablation)

@@ -14,4 +14,4 @@ from passt.measure.suite import measure
 def test_step(benchmark, kind, variant, preset, overrides, ceilings, measured):
     benchmark.group = f"{kind} {preset.name}"
     settings = preset.settings(variant, **overrides)
-    measured(lambda: measure(settings, kind, preset, ceilings))
+    measured(lambda: measure(settings, kind, preset, ceilings), settings)

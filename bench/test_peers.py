@@ -24,4 +24,4 @@ def test_peer_train_step(benchmark, peer, variant, preset, overrides, ceilings, 
     settings = preset.settings(variant, **overrides)
     measured(lambda: measure(settings, "train", preset, ceilings,
                              build=functools.partial(build_peer_step, peer),
-                             profile=profile_peer), peer=peer)
+                             profile=profile_peer), settings, peer=peer)

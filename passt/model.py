@@ -257,8 +257,9 @@ class PaSST(nn.Module):
                              f"({cfg.patch_size} frames); accepted: {accepted}")
         if grid_size(frames, cfg.patch_size, cfg.stride) > cfg.grid[1]:
             raise UsageError(f"{source} gives {frames} frames, longer than the model's time "
-                             f"embedding ({cfg.frames} frames); accepted: {accepted}; split "
-                             "longer audio into windows")
+                             f"embedding ({cfg.frames} frames); accepted: {accepted} (longer "
+                             "audio is split into windows, or needs a model built with a "
+                             "longer time embedding, frames=)")
         if training:
             try:
                 self.seq_len(frames, training=True)

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 
+from passt.errors import UsageError
+
 ENV_VAR = "PASST_PLUGINS"
 
 
@@ -18,6 +20,9 @@ def load_plugin(spec: str) -> ModuleType:
     """Import ``spec``: a ``.py`` file path or an importable module name."""
     if spec.endswith(".py") or os.sep in spec:
         path = Path(spec).resolve()
+        if path.is_dir():
+            raise UsageError(f"plugin {spec} is a folder; a plugin is a .py file or an "
+                             "importable module name")
         if not path.is_file():
             raise FileNotFoundError(f"plugin file not found: {spec}")
         name = f"passt_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"

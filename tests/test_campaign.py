@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -48,3 +49,24 @@ def test_campaign_dry_run_passes_every_step_and_resumes(tmp_path):
     assert again.returncode == 0, again.stdout[-3000:]
     assert again.stdout.count("(passed in an earlier run)") == len(STEPS)
     assert (out / "journal.jsonl").read_text() == journal
+
+
+def test_a_spent_budget_skips_the_rest_and_a_stopped_campaign_stops_its_step(tmp_path):
+    out = tmp_path / "campaign"
+    env = {**os.environ, "PYTHON": sys.executable}
+    run = subprocess.run(["bash", str(ROOT / "bench" / "campaign.sh"), "--dry-run", "--out",
+                          str(out), "--budget-s", "25"], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert run.returncode == 1
+    assert "SKIP report" in run.stdout and "budget is spent" in run.stdout
+    # SIGTERM while a step runs: the summary names it and no process of it is left
+    proc = subprocess.Popen(["bash", str(ROOT / "bench" / "campaign.sh"), "--dry-run",
+                             "--out", str(out)], stdout=subprocess.PIPE, text=True, env=env)
+    line = ""
+    while "[campaign]" not in line:
+        line = proc.stdout.readline()
+    proc.send_signal(signal.SIGTERM)
+    stdout = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130 and "interrupted: the step was stopped" in stdout
+    leftover = subprocess.run(["pgrep", "-f", f"benchmark-json={out}"], capture_output=True)
+    assert leftover.stdout == b""

@@ -65,20 +65,27 @@ class LabelVocabulary:
 
     @classmethod
     def from_file(cls, path: str | Path) -> LabelVocabulary:
-        """An AudioSet ``class_labels_indices.csv``-style file: ``index,mid,display_name``;
-        labels may then be given by display name or mid."""
+        """An AudioSet ``class_labels_indices.csv``-style file: ``index,display_name`` and
+        optionally ``mid``; labels may then be given by display name or mid."""
         path = Path(path)
         with path.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
-            missing = {"index", "mid", "display_name"} - set(reader.fieldnames or ())
+            missing = {"index", "display_name"} - set(reader.fieldnames or ())
             if missing:
                 raise UsageError(f"{path}: missing column(s) {sorted(missing)}; "
-                                 "need index,mid,display_name")
-            rows = sorted((int(r["index"]), r["mid"].strip(), r["display_name"].strip())
-                          for r in reader)
+                                 "need index,display_name (and optionally mid)")
+            rows = []
+            for r in reader:
+                try:
+                    index = int(r["index"])
+                except (TypeError, ValueError):
+                    raise UsageError(f"{path}: line {reader.line_num}: index {r['index']!r} is "
+                                     "not an integer") from None
+                rows.append((index, (r.get("mid") or "").strip(), r["display_name"].strip()))
+            rows.sort()
         if [r[0] for r in rows] != list(range(len(rows))):
             raise UsageError(f"{path}: indices must be 0..{len(rows) - 1}, each once")
-        return cls([name for _, _, name in rows], {mid: i for i, mid, _ in rows})
+        return cls([name for _, _, name in rows], {mid: i for i, mid, _ in rows if mid})
 
     def __len__(self) -> int:
         return len(self.names)

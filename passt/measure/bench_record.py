@@ -48,7 +48,9 @@ GROUPS = {
                "an error, never a silent fall-back to eager",
     "oom": "`true` when the step ran out of memory anywhere (build, memory fit, warm-up, timed "
            "steps); the row stays in the file and the next benchmark runs normally",
-    "notes": "why a field is `null`",
+    "notes": "why a measurement that was attempted is `null` (fvcore missing, say); a field "
+             "that does not apply to the device (a GPU figure on the CPU) is `null` without "
+             "a note",
 }
 
 

@@ -47,9 +47,13 @@ class Preset:
         model_overrides = dict(overrides.pop("model_overrides", {}))
         if self.proportional_patchout:
             frontend = create_frontend()
-            frames = frontend.frames(round(clip_seconds * frontend.config.sample_rate))
-            model_overrides = {**proportional_patchout(variant, frames, **model_overrides),
-                               **model_overrides}
+            try:
+                frames = frontend.frames(round(clip_seconds * frontend.config.sample_rate))
+            except UsageError:  # too short for the STFT: StepSettings says what is accepted
+                frames = None
+            if frames is not None:
+                model_overrides = {**proportional_patchout(variant, frames, **model_overrides),
+                                   **model_overrides}
         return StepSettings(
             variant=variant, batch_size=batch_size, clip_seconds=clip_seconds,
             device=overrides.pop("device", self.device), dtype=overrides.pop("dtype", self.dtype),

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from passt.device import resolve_device
 from passt.errors import UsageError, check_choice
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
@@ -74,17 +75,12 @@ class StepSettings:
                 raise UsageError(f"set {key} on StepSettings, not in model_overrides")
         if not 0 < self.clip_seconds < math.inf:
             raise UsageError(f"clip_seconds must be positive and finite, got {self.clip_seconds}")
-        device = self.torch_device
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise UsageError(f"device {self.device!r} requested but CUDA is not available")
+        self.torch_device  # noqa: B018 (validates the device)
         self._check_clip()
 
     @property
     def torch_device(self) -> torch.device:
-        try:
-            return torch.device(self.device)
-        except RuntimeError as e:
-            raise UsageError(f"unknown device {self.device!r}: {e}") from None
+        return resolve_device(self.device)
 
     def num_samples(self, frontend: MelFrontend) -> int:
         """Waveform samples in one clip at the frontend's sample rate."""
@@ -104,7 +100,7 @@ class StepSettings:
         except UsageError:  # shorter than the STFT's padding
             frames = 0
         model.check_frames(frames, training=True, source=f"a clip of {self.clip_seconds} s",
-                           frame_seconds=frontend.config.hop_length / frontend.config.sample_rate)
+                           frame_seconds=frontend.config.frame_seconds)
 
 
 @dataclass(eq=False)
