@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Literal, get_args
 
-from passt.errors import UsageError
+from passt.errors import UsageError, check_choice
 
-POLICIES = ("skip", "error")
+BadFilePolicy = Literal["skip", "error"]  # a bad file or row: skipped and counted, or an error
+POLICIES: tuple[str, ...] = get_args(BadFilePolicy)
 
 log = logging.getLogger(__name__)
 
@@ -16,9 +18,8 @@ class BadFileError(UsageError):
 
 
 def check_policy(on_bad_file: str) -> str:
-    """Return ``on_bad_file`` if it is a known policy, else raise a `ValueError`."""
-    if on_bad_file not in POLICIES:
-        raise UsageError(f"on_bad_file must be one of {POLICIES}, got {on_bad_file!r}")
+    """Return ``on_bad_file`` if it is a known policy, else raise `UsageError`."""
+    check_choice("on_bad_file policy", on_bad_file, POLICIES)
     return on_bad_file
 
 

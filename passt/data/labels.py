@@ -29,26 +29,27 @@ def split_labels(field: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in parts if part.strip())
 
 
+def _read_csv(path: Path, required: tuple[str, ...],
+              optional: str) -> list[tuple[int, dict[str, str]]]:
+    """``(line, row)`` of each row of ``path``, which must have the ``required`` columns."""
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = set(required) - set(reader.fieldnames or ())
+        if missing:
+            raise UsageError(f"{path}: missing column(s) {sorted(missing)}; need "
+                             f"{','.join(required)} and optionally {optional}, found "
+                             f"{','.join(reader.fieldnames or ()) or 'no header'}")
+        return [(reader.line_num, row) for row in reader]
+
+
 def read_label_csv(path: str | Path) -> list[LabelRow]:
     """Read a CSV with columns ``filename`` and ``labels`` (see `split_labels`) and an optional
     ``split``."""
-    path = Path(path)
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = {"filename", "labels"} - set(reader.fieldnames or ())
-        if missing:
-            raise UsageError(f"{path}: missing column(s) {sorted(missing)}; need filename,labels"
-                             f" and optionally split, found {reader.fieldnames}")
-        has_split = "split" in reader.fieldnames
-        return [
-            LabelRow(
-                filename=(row["filename"] or "").strip(),
-                labels=split_labels(row["labels"] or ""),
-                split=(row["split"] or "").strip() if has_split else None,
-                line=reader.line_num,
-            )
-            for row in reader
-        ]
+    return [LabelRow(filename=(row["filename"] or "").strip(),
+                     labels=split_labels(row["labels"] or ""),
+                     split=(row["split"] or "").strip() if "split" in row else None,
+                     line=line)
+            for line, row in _read_csv(Path(path), ("filename", "labels"), "split")]
 
 
 class LabelVocabulary:
@@ -68,21 +69,15 @@ class LabelVocabulary:
         """An AudioSet ``class_labels_indices.csv``-style file: ``index,display_name`` and
         optionally ``mid``; labels may then be given by display name or mid."""
         path = Path(path)
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            missing = {"index", "display_name"} - set(reader.fieldnames or ())
-            if missing:
-                raise UsageError(f"{path}: missing column(s) {sorted(missing)}; "
-                                 "need index,display_name (and optionally mid)")
-            rows = []
-            for r in reader:
-                try:
-                    index = int(r["index"])
-                except (TypeError, ValueError):
-                    raise UsageError(f"{path}: line {reader.line_num}: index {r['index']!r} is "
-                                     "not an integer") from None
-                rows.append((index, (r.get("mid") or "").strip(), r["display_name"].strip()))
-            rows.sort()
+        rows = []
+        for line, r in _read_csv(path, ("index", "display_name"), "mid"):
+            try:
+                index = int(r["index"])
+            except (TypeError, ValueError):
+                raise UsageError(f"{path}: line {line}: index {r['index']!r} is not an "
+                                 "integer") from None
+            rows.append((index, (r.get("mid") or "").strip(), r["display_name"].strip()))
+        rows.sort()
         if [r[0] for r in rows] != list(range(len(rows))):
             raise UsageError(f"{path}: indices must be 0..{len(rows) - 1}, each once")
         return cls([name for _, _, name in rows], {mid: i for i, mid, _ in rows if mid})

@@ -14,7 +14,7 @@ import torch
 
 from passt.atomic import atomic_path
 from passt.errors import UsageError
-from passt.measure.peers import PEERS, build_peer_step, peer_unavailable_reason
+from passt.measure.peers import build_peer_step, peer_unavailable_reason
 from passt.measure.presets import Preset
 from passt.measure.step import KINDS, build_step
 from passt.profiling.breakdown import StepProfile, profile_step
@@ -49,9 +49,7 @@ def profile_variants(variants: Sequence[str], preset: Preset, out: Path,
     step) under ``preset`` with ``overrides``, eagerly; write the files into ``out``."""
     for name in variants:
         get_variant(name)
-    for peer in peers:
-        if peer not in PEERS:
-            raise UsageError(f"unknown peer {peer!r}; accepted: {', '.join(PEERS)}")
+    unavailable = {peer: peer_unavailable_reason(peer) for peer in peers}  # checks the names
     settings = {v: preset.settings(v, **{**(overrides or {}), "compile": False})
                 for v in variants}  # fails early on clips the variant cannot take
     check_out_dir(out)
@@ -64,7 +62,7 @@ def profile_variants(variants: Sequence[str], preset: Preset, out: Path,
                 profiles.append(profile_step(build_step(s, kind), warmup=warmup,
                                              repeats=repeats))
         for peer in peers:
-            reason = peer_unavailable_reason(peer)
+            reason = unavailable[peer]
             if reason is not None:
                 log.warning("peer %s skipped: %s", peer, reason)
                 continue
