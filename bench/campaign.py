@@ -78,6 +78,9 @@ class Mode:
     ablation_variant: str
     tiny_args: tuple[str, ...]  # the smoke test's benchmark options
     quick: bool
+    profile_args: tuple[str, ...] = ()  # passt profile's options (breakdown and scaling)
+    clips: str = "2.5,5,10,20,30"  # passt profile --scaling's clip lengths
+    profile_clip: tuple[str, ...] = ()  # the breakdown's clip length (default: the preset's)
 
 
 def python() -> list[str]:
@@ -194,7 +197,8 @@ def smoke_steps(out: Path, mode: Mode) -> list[Step]:
                       "--no-progress", "--out", str(run))
         # trains, then resumes from its checkpoint: optimizer and scaler state back on the device
         steps.append(Step(f"train-{dtype}-resume",
-                          ["bash", "-c", 'set -e; "$@"; "$@" --resume', "train", *train], 180,
+                          ["bash", "-c", 'set -e; rm -rf "$1"; shift; "$@"; "$@" --resume',
+                           "train", str(run), *train], 180,
                           (f"runs/{dtype}/last.pt",)))
     steps.append(Step("tag", passt("--plugin", str(out / "tiny_variant.py"), "tag",
                                    str(out / "clip.wav"), "--checkpoint",
@@ -224,16 +228,25 @@ def main_steps(out: Path, mode: Mode) -> list[Step]:
                                f"--bench-ablation-variant={mode.ablation_variant}",
                                *variants, *mode.bench_args, "-k", "ablation"),
              300, ("ablation.json",), (compiled_rows_ran_compiled("ablation.json"),)),
-        report_step(out, ("paper", "gpu", "ablation")),
+        Step("profile", passt("--plugin", str(out / "tiny_variant.py"), "profile",
+                              "--preset=gpu", *mode.profile_args, *mode.profile_clip,
+                              f"--out={out / 'profile'}"),
+             240, ("profile/profile.md", "profile/breakdown.png")),
+        Step("scaling", passt("--plugin", str(out / "tiny_variant.py"), "profile", "--scaling",
+                              "--preset=gpu", f"--clips={mode.clips}", *mode.profile_args,
+                              f"--out={out / 'profile'}"),
+             240, ("profile/scaling.md", "profile/scaling.png")),
+        report_step(out, ("paper", "gpu", "ablation"), profile="gpu"),
     ]
 
 
-def report_step(out: Path, presets: tuple[str, ...]) -> Step:
-    """``passt report`` of each preset's JSON into ``OUT/<preset>/``."""
-    commands = [" ".join([*map(_quote, passt("--plugin", str(out / "tiny_variant.py"),
-                                             "report", str(out / f"{p}.json"), "--out",
-                                             str(out / p))), ">/dev/null"])
-                for p in presets]
+def report_step(out: Path, presets: tuple[str, ...], profile: str | None = None) -> Step:
+    """``passt report`` of each preset's JSON into ``OUT/<preset>/`` (the ``profile`` preset's
+    with the breakdown and scaling of ``OUT/profile/``)."""
+    commands = [" ".join([*map(_quote, passt(
+        "--plugin", str(out / "tiny_variant.py"), "report", str(out / f"{p}.json"), "--out",
+        str(out / p), *(("--profile", str(out / "profile")) if p == profile else ()))),
+        ">/dev/null"]) for p in presets]
     return Step("report", ["bash", "-c", "set -e; " + "; ".join(commands)], 120,
                 tuple(f"{p}/{'ablation.md' if p == 'ablation' else 'table1.md'}"
                       for p in presets))
@@ -360,11 +373,14 @@ def make_mode(args: argparse.Namespace) -> Mode:
         # The "full-size" steps measure the tiny variant too. Where their settings equal the
         # smoke test's (gpu preset: compile on, bf16), they take its rows from the journal.
         return Mode("dry-run", "cpu", small, TINY, TINY,
-                    (*small, "--bench-compile=on", "--bench-dtype=bf16"), quick=False)
+                    (*small, "--bench-compile=on", "--bench-dtype=bf16"), quick=False,
+                    profile_args=(f"--variants={TINY}", "--device=cpu", "--batch-size=4",
+                                  "--warmup=1", "--repeats=1"),
+                    clips="1,2", profile_clip=("--clip-seconds=2",))
     tiny = ("--bench-clip-seconds=2", "--bench-batch-size=16", "--bench-memory-batch-sizes=4,8,16",
             "--bench-warmup=3", "--bench-rounds=5")
     return Mode("quick" if args.quick else "full", "cuda", (), None, "passt-s", tiny,
-                quick=args.quick)
+                quick=args.quick, profile_args=("--variants=passt-b,passt-s,passt-s-n",))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

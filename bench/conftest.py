@@ -10,6 +10,7 @@ import itertools
 import json
 import platform
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from passt.errors import UsageError
 from passt.measure.bench_record import BenchRecord
 from passt.measure.flops import matmul_ceiling_tflops
 from passt.measure.journal import Journal
+from passt.measure.peers import PEERS
 from passt.measure.presets import PRESETS, Preset, get_preset
 from passt.measure.step import StepSettings
 from passt.measure.suite import Measurement
@@ -26,6 +28,8 @@ from passt.measure.telemetry import gpu_info
 from passt.model import ATTENTION_PATHS
 from passt.plugins import load_plugins
 from passt.precision import DTYPES
+from passt.profiling import profile_variants
+from passt.profiling.run import check_out_dir
 from passt.variants import get_variant, list_variants
 
 ON_OFF = {"on": True, "off": False}
@@ -63,6 +67,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-journal", default=".benchmarks/journal.jsonl",
                     help="every finished benchmark is appended here at once, so a crash "
                          "keeps what was measured ('' to disable)")
+    group.addoption("--bench-profile", default=None, metavar="DIR",
+                    help="after the benchmarks, break each variant's steps down into "
+                         "components under the same settings (passt profile) into DIR")
     group.addoption("--bench-resume", action="store_true",
                     help="take benchmarks already in the journal, with the same options, "
                          "from it instead of measuring them again")
@@ -140,10 +147,24 @@ def pytest_configure(config: pytest.Config) -> None:
             preset.settings(name, **overrides)
         with _option("--bench-ablation-variant"):
             get_variant(config.getoption("--bench-ablation-variant"))
+        if config.getoption("--bench-profile") is not None:
+            with _option("--bench-profile"):
+                check_out_dir(Path(config.getoption("--bench-profile")))
     except (UsageError, FileNotFoundError, ModuleNotFoundError) as e:
         raise pytest.UsageError(f"passt-bench: {e}") from None
     config.stash[PRESET] = preset
     config.stash[VARIANTS] = variants
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """``--bench-profile DIR``: the breakdown of every benchmarked variant, same settings."""
+    config = session.config
+    out = config.getoption("--bench-profile")
+    if out is None or PRESET not in config.stash:
+        return
+    peers = PEERS if config.getoption("--bench-peers") else ()
+    profile_variants(config.stash[VARIANTS], config.stash[PRESET], Path(out),
+                     _overrides(config), peers=peers)
 
 
 PRESET = pytest.StashKey[Preset]()

@@ -29,8 +29,10 @@ from passt.inference import (
     tag,
 )
 from passt.plugins import load_plugins
+from passt.profiling.config import ProfileConfig
+from passt.profiling.run import run_profile
 from passt.regress import Thresholds, compare, format_result, parse_percent
-from passt.settings import parse_overrides, read_flags
+from passt.settings import flag_names, parse_overrides, read_flags
 from passt.sweep import MAPS_COLUMNS, MAPS_FILE, run_sweep
 from passt.train import (
     Cluster,
@@ -84,10 +86,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_profile(args: argparse.Namespace) -> int:
+    summary = run_profile(ProfileConfig(**read_flags(ProfileConfig, args,
+                                                     flag_names(ProfileConfig))))
+    print(summary.read_text())
+    print(f"wrote {summary.parent}/", file=sys.stderr)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from passt.report import write_report  # needs pandas: imported by this command only
 
-    report = write_report(args.bench, args.out, maps_path=args.maps)
+    report = write_report(args.bench, args.out, maps_path=args.maps, profile_dir=args.profile)
     print(report.markdown)
     print("wrote " + ", ".join(str(p) for p in report.paths), file=sys.stderr)
     return 0
@@ -209,7 +219,8 @@ def cmd_data_pack(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"variants": cmd_variants, "check": cmd_check, "report": cmd_report,
+COMMANDS = {"variants": cmd_variants, "check": cmd_check, "profile": cmd_profile,
+            "report": cmd_report,
             "tag": cmd_tag, "embed": cmd_embed, "data pack": cmd_data_pack,
             "train": cmd_train, "eval": cmd_eval, "sweep": cmd_sweep, "baseline": cmd_baseline}
 

@@ -10,6 +10,7 @@ from passt.data.bad_files import POLICIES
 from passt.device import DEVICE_FORMS
 from passt.inference import AGGREGATES, FORMATS
 from passt.precision import DTYPES
+from passt.profiling.config import ProfileConfig
 from passt.settings import add_flags, flag_names
 from passt.sweep import SWEPT
 from passt.train import DATA_SETTINGS, TrainConfig
@@ -90,12 +91,20 @@ def _add_benchmark_commands(sub: argparse._SubParsersAction, commands: Mapping[s
     p.add_argument("--only-regressions", action="store_true", help="list regressed rows only")
     p.set_defaults(func=commands["check"])
 
+    p = sub.add_parser("profile", help="where each variant's time and memory go, by "
+                                       "component (or, --scaling, against clip length)")
+    add_flags(p, ProfileConfig, flag_names(ProfileConfig))
+    p.set_defaults(func=commands["profile"])
+
     p = sub.add_parser("report", help="the paper's Table 1 and Figure 1 from a benchmark run: "
                                       "table1.md/.csv/.tex and speed_vs_map.png/.svg")
     p.add_argument("bench", help="JSON of a run (pytest bench/ --benchmark-json=FILE)")
     p.add_argument("--maps", default=None, metavar="MAPS.csv",
                    help="measured mAPs, columns variant,map (optional: task, steps); they "
                         "replace the paper's for those variants and are marked")
+    p.add_argument("--profile", default=None, metavar="DIR",
+                   help="also include a passt profile folder's breakdown and scaling tables "
+                        "and figures")
     p.add_argument("--out", default="reports", help="output folder; default: %(default)s")
     p.set_defaults(func=commands["report"])
 

@@ -133,3 +133,14 @@ def test_resume_takes_finished_benchmarks_from_the_journal(tmp_path):
                       f"--benchmark-json={tmp_path / 'c.json'}")
     assert other.returncode == 0, other.stdout[-3000:]
     assert len(Journal(journal).read()) == 2  # other settings: measured again
+
+
+def test_bench_profile_breaks_down_the_benchmarked_variants(tmp_path):
+    out = tmp_path / "profile"
+    proc = run_bench(tmp_path, "--bench-variants", "tiny-s", "--bench-clip-seconds", "1",
+                     "--bench-rounds", "1", "--bench-warmup", "0", "--bench-journal=",
+                     f"--bench-profile={out}", "-k", "inference")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = (out / "profile.csv").read_text().splitlines()
+    assert {r.split(",")[0] for r in rows[1:]} == {"tiny-s"}
+    assert {r.split(",")[1] for r in rows[1:]} == {"train", "inference"}

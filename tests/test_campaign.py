@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = ("env", "smoke-bench", "smoke-ablation", "train-bf16-resume", "train-fp16-resume", "tag",
-         "paper", "gpu", "ablation", "report")
+         "paper", "gpu", "ablation", "profile", "scaling", "report")
 
 
 def campaign(out: Path) -> subprocess.CompletedProcess:
@@ -36,7 +36,9 @@ def test_campaign_dry_run_passes_every_step_and_resumes(tmp_path):
     assert {e.get("peer") for e in compiled} >= {None, "official", "official-sdpa"}
     ablation = json.loads((out / "ablation.json").read_text())["benchmarks"]
     assert {b["extra_info"]["ablation"] for b in ablation} >= {"all-on", "fp16", "static-batch"}
-    for name in ("paper/table1.md", "gpu/table1.md", "ablation/ablation.md", "logs/gpu.log"):
+    for name in ("paper/table1.md", "gpu/table1.md", "ablation/ablation.md", "logs/gpu.log",
+                 "profile/profile.csv", "profile/scaling.csv", "gpu/breakdown.png",
+                 "gpu/scaling.png"):
         assert (out / name).is_file(), name
     with tarfile.open(out / "campaign.tar.gz") as tar:
         names = tar.getnames()

@@ -137,3 +137,14 @@ def test_bad_input_is_a_clear_error(tmp_path):
             profile_variants(["passt-s"], PRESET, locked / "out")
     finally:
         os.chmod(tmp_path / "locked", 0o700)
+
+
+def test_the_cli_names_bad_input(tmp_path, capsys):
+    from passt.cli import main
+
+    assert main(["profile", "--variants", "passt-x", "--out", str(tmp_path)]) == 2
+    assert "unknown variant 'passt-x'" in capsys.readouterr().err
+    assert main(["profile", "--scaling", "--clip-seconds", "5", "--out", str(tmp_path)]) == 2
+    assert "--clip-seconds does not go with --scaling" in capsys.readouterr().err
+    assert main(["profile", "--scaling", "--clips", "5,ten", "--out", str(tmp_path)]) == 2
+    assert "--clips: expected seconds like 2.5,5,10" in capsys.readouterr().err

@@ -3,9 +3,10 @@
 A step (frontend, model, loss, backward, optimizer; or frontend and model in inference) runs
 eagerly under a `ComponentTracker` in separate passes: one counting FLOPs, one counting the
 bytes saved for backward, and timed passes recording every op. The timed pass whose wall time
-is the median is reported; the host time between its ops is the ``other`` row, so the rows
-add up to the profiled step's time. The step timed without any recorder is reported beside
-it: the difference is the profiler's overhead.
+is the median is reported. Each op is charged with its own time and the host time since the
+op before it (the Python and dispatch that issued it); what follows the last op until the step
+returns is the ``other`` row, so the rows add up to the profiled step's time. The step timed
+without any recorder is reported beside it: the difference is the profiler's overhead.
 """
 
 from __future__ import annotations
@@ -116,9 +117,14 @@ def profile_step(step: Step, name: str | None = None, warmup: int = 2,
             if e.phase == "forward":
                 memory[(e.phase, e.component)] += e.allocated_bytes
 
+    # Each op is charged from the end of the op before it: its own time and the host time
+    # (Python, dispatch) that issued it, so the components tile the step's timeline.
     seconds: Counter = Counter()
-    for e in events:
-        seconds[(e.phase, e.component)] += e.seconds
+    previous_end = 0.0
+    for e in sorted(events, key=lambda e: e.start_s):
+        end = e.start_s + e.seconds
+        seconds[(e.phase, e.component)] += max(0.0, end - previous_end)
+        previous_end = max(previous_end, end)
     seconds[("step", OTHER)] = wall - sum(seconds.values())
     keys = sorted(set(seconds) | set(flops.by_component) | set(memory),
                   key=lambda k: (PHASES.index(k[0]), COMPONENTS.index(k[1])))

@@ -27,7 +27,7 @@ Component = Literal[
 COMPONENTS: tuple[str, ...] = get_args(Component)
 ATTENTION_CORE = "attention: core"
 MLP = "mlp"
-# What "other" holds: host time between ops (Python, dispatch), not attributable to any op.
+# What "other" holds: the step's time after its last op (returning, synchronising).
 OTHER = "other"
 FRONTEND, EMBED, HEAD, OPTIMIZER = "frontend", "patch embedding", "head + loss", "optimizer"
 

@@ -70,10 +70,11 @@ def format_markdown(profiles: Sequence[StepProfile]) -> str:
         lines.append("")
     first = profiles[0]
     lines.append(f"Device {first.device}, dtype {first.dtype}, batch {first.batch_size}, clips "
-                 f"{first.clip_seconds} s, eager (the breakdown records every op). `other`: host "
-                 "time between ops. The profiled step runs under the recorders; the unprofiled "
-                 "one beside it is the same step without them (their difference is the "
-                 "profiler's overhead).")
+                 f"{first.clip_seconds} s, eager (the breakdown records every op). Each op "
+                 "counts from the end of the op before it, host time included; `other`: the "
+                 "step's time after its last op. The profiled step runs under the recorders; "
+                 "the unprofiled one beside it is the same step without them (their difference "
+                 "is the profiler's overhead).")
     return "\n".join(lines) + "\n"
 
 
@@ -116,11 +117,12 @@ def plot_breakdown(profiles: Sequence[StepProfile], kind: str = "train"):
                 bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         ax.set_ylabel("% of the step" if relative else "ms per step")
         ax.tick_params(axis="x", rotation=30)
-    axes[0].legend(fontsize=8, loc="upper right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=6, fontsize=8)
     first = chosen[0]
     fig.suptitle(f"Where the {kind} step's time goes ({first.device}, {first.dtype}, batch "
                  f"{first.batch_size}, {first.clip_seconds} s clips)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 

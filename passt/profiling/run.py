@@ -18,6 +18,7 @@ from passt.measure.peers import build_peer_step, peer_unavailable_reason
 from passt.measure.presets import Preset
 from passt.measure.step import KINDS, build_step
 from passt.profiling.breakdown import StepProfile, profile_step
+from passt.profiling.config import ProfileConfig
 from passt.profiling.outputs import write_profile
 from passt.profiling.scaling import (
     ScalingPoint,
@@ -79,7 +80,7 @@ def profile_scaling(variants: Sequence[str], preset: Preset, out: Path,
     ``out``."""
     for name in variants:
         get_variant(name)
-    check_clip_lengths(preset, variants, clips)
+    check_clip_lengths(preset, variants, clips, overrides)
     check_out_dir(out)
     points = []
     for variant in variants:
@@ -89,6 +90,19 @@ def profile_scaling(variants: Sequence[str], preset: Preset, out: Path,
                                                          **(overrides or {}))))
     write_scaling(points, out)
     return points
+
+
+def run_profile(cfg: ProfileConfig) -> Path:
+    """``passt profile``: the breakdown (or with ``cfg.scaling`` the scaling) of ``cfg``;
+    returns the markdown summary written into ``cfg.out``."""
+    out = Path(cfg.out)
+    if cfg.scaling:
+        profile_scaling(cfg.chosen_variants, cfg.benchmark_preset, out, cfg.clips,
+                        cfg.overrides)
+        return out / "scaling.md"
+    profile_variants(cfg.chosen_variants, cfg.benchmark_preset, out, cfg.overrides,
+                     kinds=cfg.kinds, peers=cfg.peers, warmup=cfg.warmup, repeats=cfg.repeats)
+    return out / "profile.md"
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ from passt.variants import proportional_patchout, variant_config
 CLIP_SECONDS = (2.5, 5.0, 10.0, 20.0, 30.0)
 VARIANTS = ("passt-b", "passt-s", "passt-s-n")
 MEMORY_BATCH_SIZES = (1, 2, 4)  # the CUDA peak fit of each point
+SCALING_BATCH = 1  # unless told otherwise: 30 s clips of passt-b at batch 2 need ~13 GB on a CPU
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,9 @@ class ScalingPoint:
 
 def scaling_settings(preset: Preset, variant: str, clip_seconds: float,
                      **overrides: Any) -> StepSettings:
-    """The preset's eager settings of ``variant`` (with ``overrides``) on clips of
-    ``clip_seconds``: a time embedding as long as the clip, and patchout keeping the fraction
-    of patches it keeps at 10 s (patchout parameters given in ``model_overrides`` win)."""
+    """The preset's eager settings of ``variant`` (with ``overrides``; batch 1 by default) on
+    clips of ``clip_seconds``: a time embedding as long as the clip, and patchout keeping the
+    fraction of patches it keeps at 10 s (patchout parameters in ``model_overrides`` win)."""
     frontend = create_frontend()
     frames = frontend.frames(round(clip_seconds * frontend.config.sample_rate))
     given = dict(overrides.pop("model_overrides", {}))
@@ -68,8 +69,9 @@ def scaling_settings(preset: Preset, variant: str, clip_seconds: float,
     probe.check_frames(frames, training=True, source=f"a clip of {clip_seconds} s",
                        frame_seconds=frontend.config.frame_seconds)
     base = dataclasses.replace(preset, proportional_patchout=False)
-    return base.settings(variant, **{**overrides, "clip_seconds": clip_seconds,
-                                     "compile": False, "model_overrides": model_overrides})
+    return base.settings(variant, **{"batch_size": SCALING_BATCH, **overrides,
+                                     "clip_seconds": clip_seconds, "compile": False,
+                                     "model_overrides": model_overrides})
 
 
 def measure_point(settings: StepSettings, warmup: int = 1, repeats: int = 1) -> ScalingPoint:
@@ -116,14 +118,14 @@ def crossover_seconds(points: Sequence[ScalingPoint]) -> float | None:
     return None
 
 
-def check_clip_lengths(preset: Preset, variants: Sequence[str],
-                       clips: Sequence[float]) -> None:
+def check_clip_lengths(preset: Preset, variants: Sequence[str], clips: Sequence[float],
+                       overrides: dict[str, Any] | None = None) -> None:
     """Fail before measuring anything if a clip length cannot be profiled."""
     if len(set(clips)) < 2:
         raise UsageError(f"scaling needs at least two distinct clip lengths, got {list(clips)}")
     for variant in variants:
         for seconds in clips:
-            scaling_settings(preset, variant, seconds)  # StepSettings checks the frames
+            scaling_settings(preset, variant, seconds, **(overrides or {}))  # checks the frames
 
 
 def format_csv(points: Sequence[ScalingPoint]) -> str:
@@ -163,17 +165,22 @@ def plot(points: Sequence[ScalingPoint]):
     the legend."""
     plt = require("matplotlib.pyplot", "the scaling figure")
     fig, axes = plt.subplots(1, 2, figsize=(12, 5), dpi=100)
-    for variant in dict.fromkeys(p.variant for p in points):
+    variants = list(dict.fromkeys(p.variant for p in points))
+    for variant, color in zip(variants, plt.get_cmap("tab10").colors, strict=False):
         mine = sorted((p for p in points if p.variant == variant), key=lambda p: p.clip_seconds)
         xs = [p.clip_seconds for p in mine]
-        axes[0].plot(xs, [p.step_ms for p in mine], "o-",
+        axes[0].plot(xs, [p.step_ms for p in mine], "o-", color=color,
                      label=f"{variant} (k={exponent(mine, 'step_ms'):.2f})")
-        for field, style in (("attention_gflops", "o-"), ("mlp_gflops", "s--")):
-            axes[1].plot(xs, [getattr(p, field) for p in mine], style,
-                         label=f"{variant} {field.split('_')[0]} (k={exponent(mine, field):.2f})")
+        for field, style, what in (("attention_gflops", "o-", "attention core"),
+                                   ("mlp_gflops", "s--", "MLP")):
+            axes[1].plot(xs, [getattr(p, field) for p in mine], style, color=color,
+                         label=f"{variant} {what} (k={exponent(mine, field):.2f})")
+    clips = sorted({p.clip_seconds for p in points})
     for ax, label in zip(axes, ("training step, ms", "GFLOPs per step"), strict=True):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(clips, [f"{c:g}" for c in clips])
+        ax.minorticks_off()
         ax.set_xlabel("clip length, s")
         ax.set_ylabel(label)
         ax.legend(fontsize=8)

@@ -8,17 +8,21 @@ training throughput against mAP with circle areas proportional to memory per sam
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from passt.ablation_table import ablation_rows, write_ablation_table
 from passt.ablation_table import format_markdown as ablation_markdown
 from passt.atomic import atomic_path, write_text_atomic
+from passt.errors import UsageError
 from passt.measure.bench_file import load_bench_file
 from passt.report.figure import plot
 from passt.report.inputs import load_maps, load_paper_table
 from passt.report.table import build_table
 from passt.report.text import format_latex, format_markdown
+
+PROFILE_TEXTS = {"profile.md": "Where the time goes", "scaling.md": "Cost against clip length"}
 
 __all__ = ["Report", "build_table", "load_maps", "load_paper_table", "write_report"]
 
@@ -32,10 +36,12 @@ class Report:
 
 
 def write_report(bench_path: str | Path, out_dir: str | Path = "reports",
-                 maps_path: str | Path | None = None) -> Report:
+                 maps_path: str | Path | None = None,
+                 profile_dir: str | Path | None = None) -> Report:
     """Write ``table1.md``, ``table1.csv``, ``table1.tex``, ``speed_vs_map.png`` and ``.svg``
     of a benchmark run into ``out_dir``; with ablation benchmarks in the run, also
-    ``ablation.md`` and ``.csv`` (a run of the ablation alone writes only those)."""
+    ``ablation.md`` and ``.csv`` (a run of the ablation alone writes only those); with a
+    ``passt profile`` folder, its breakdown and scaling tables and figures too."""
     records = load_bench_file(bench_path).records
     ablation = ablation_rows(records)
     if ablation and len(ablation) == len(records):
@@ -58,4 +64,25 @@ def write_report(bench_path: str | Path, out_dir: str | Path = "reports",
     if ablation:
         paths += write_ablation_table(ablation, out)
         markdown += "\n" + ablation_markdown(ablation)
+    if profile_dir is not None:
+        text, copied = include_profile(Path(profile_dir), out)
+        markdown += "\n" + text
+        paths += copied
     return Report(markdown=markdown, paths=paths)
+
+
+def include_profile(profile_dir: Path, out: Path) -> tuple[str, list[Path]]:
+    """The markdown of a ``passt profile`` folder (breakdown, scaling or both) and its
+    figures, copied into ``out``."""
+    found = [name for name in PROFILE_TEXTS if (profile_dir / name).is_file()]
+    if not found:
+        raise UsageError(f"{profile_dir} holds no {' or '.join(PROFILE_TEXTS)}; write one "
+                         "with passt profile --out DIR (and --scaling)")
+    text = "\n".join(f"## {PROFILE_TEXTS[name]}\n\n{(profile_dir / name).read_text()}"
+                     for name in found)
+    copied = []
+    for figure in sorted(profile_dir.glob("*.png")) + sorted(profile_dir.glob("*.svg")):
+        if profile_dir.resolve() != out.resolve():
+            shutil.copyfile(figure, out / figure.name)
+        copied.append(out / figure.name)
+    return text, copied
