@@ -369,7 +369,8 @@ def write_clip(path: Path, seconds: float = 12.0, rate: int = 32000) -> None:
 def make_mode(args: argparse.Namespace) -> Mode:
     if args.dry_run:
         small = ("--bench-device=cpu", "--bench-clip-seconds=2", "--bench-batch-size=4",
-                 "--bench-memory-batch-sizes=2,3,4", "--bench-warmup=1", "--bench-rounds=2")
+                 "--bench-memory-batch-sizes=2,3,4", "--bench-warmup=1", "--bench-rounds=2",
+                 "--bench-max-rounds=2")
         # The "full-size" steps measure the tiny variant too. Where their settings equal the
         # smoke test's (gpu preset: compile on, bf16), they take its rows from the journal.
         return Mode("dry-run", "cpu", small, TINY, TINY,
@@ -378,7 +379,7 @@ def make_mode(args: argparse.Namespace) -> Mode:
                                   "--warmup=1", "--repeats=1"),
                     clips="1,2", profile_clip=("--clip-seconds=2",))
     tiny = ("--bench-clip-seconds=2", "--bench-batch-size=16", "--bench-memory-batch-sizes=4,8,16",
-            "--bench-warmup=3", "--bench-rounds=5")
+            "--bench-warmup=3", "--bench-rounds=6", "--bench-max-seconds=3")
     return Mode("quick" if args.quick else "full", "cuda", (), None, "passt-s", tiny,
                 quick=args.quick, profile_args=("--variants=passt-b,passt-s,passt-s-n",))
 

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 import torch
 
+from passt.device import resolve_device
 from passt.errors import UsageError
 from passt.measure.bench_record import BenchRecord
+from passt.measure.environment import MACHINE_INFO_KEY, Environment, capture
 from passt.measure.flops import matmul_ceiling_tflops
 from passt.measure.journal import Journal
 from passt.measure.peers import PEERS
@@ -55,6 +57,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="untimed steps before the timed ones (default: the preset's)")
     group.addoption("--bench-rounds", type=int, default=None,
                     help="timed steps; the median is reported (default: the preset's)")
+    group.addoption("--bench-max-rounds", type=int, default=None,
+                    help="timed steps at most (default: the preset's)")
+    group.addoption("--bench-max-seconds", type=float, default=None,
+                    help="time spent timing one benchmark at most, once --bench-rounds are "
+                         "done (default: the preset's)")
     group.addoption("--bench-memory-batch-sizes", default=None, metavar="B1,B2,B3",
                     help="batch sizes of the CUDA peak-memory fit (default: the preset's)")
     group.addoption("--bench-peers", action="store_true",
@@ -92,11 +99,14 @@ def _preset(config: pytest.Config) -> Preset:
     """The chosen preset with the command line's warm-up, rounds and memory batch sizes."""
     with _option("--bench-preset"):
         preset = get_preset(config.getoption("--bench-preset"))
-    for field in ("warmup", "rounds"):
-        value = config.getoption(f"--bench-{field}")
-        if value is not None:
-            with _option(f"--bench-{field}"):
-                preset = dataclasses.replace(preset, **{field: value})
+    plan = {field: config.getoption(f"--bench-{field.replace('_', '-')}")
+            for field in ("warmup", "rounds", "max_rounds", "max_seconds")}
+    plan = {field: value for field, value in plan.items() if value is not None}
+    if "rounds" in plan and "max_rounds" not in plan:
+        plan["max_rounds"] = max(preset.max_rounds, plan["rounds"])
+    if plan:
+        with _option("/".join(f"--bench-{f.replace('_', '-')}" for f in plan)):
+            preset = dataclasses.replace(preset, **plan)
     sizes = config.getoption("--bench-memory-batch-sizes")
     if sizes is not None:
         with _option("--bench-memory-batch-sizes"):
@@ -176,7 +186,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("variant", metafunc.config.stash[VARIANTS])
 
 
+ENVIRONMENT_BEFORE = pytest.StashKey[Environment]()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Capture the environment before anything is measured."""
+    session.config.stash[ENVIRONMENT_BEFORE] = capture(_gpu_index(session.config))
+
+
+def _gpu_index(config: pytest.Config) -> int | None:
+    """The CUDA device the run measures; None for a run on the CPU."""
+    device = resolve_device(_overrides(config).get("device", config.stash[PRESET].device))
+    return device.index if device.type == "cuda" else None
+
+
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    """Versions, GPU and preset, and the environment before and after the run (written at
+    its end)."""
+    machine_info[MACHINE_INFO_KEY] = {"before": config.stash[ENVIRONMENT_BEFORE].to_json(),
+                                      "after": capture(_gpu_index(config)).to_json()}
     info = gpu_info()
     machine_info.update({
         "torch": torch.__version__,
@@ -255,7 +283,9 @@ def measured(benchmark, preset: Preset, journal: Journal | None,
         # plan (as JSON gives them back, so that they compare equal to a journal entry's)
         key = json.loads(json.dumps({"settings": dataclasses.asdict(settings), "plan": {
             "preset": preset.name, "warmup": preset.warmup, "rounds": preset.rounds,
-            "memory_batch_sizes": preset.memory_batch_sizes}, "labels": labels}))
+            "max_rounds": preset.max_rounds, "max_seconds": preset.max_seconds,
+            "ci_target": preset.ci_target, "memory_batch_sizes": preset.memory_batch_sizes},
+            "labels": labels}))
         entry = next((e for e in reversed(finished.get(benchmark.fullname, []))
                       if e["run"] == key), None)
         if entry is not None:

@@ -1,6 +1,6 @@
 """The same training steps by other implementations, measured in the same run
 (``--bench-peers``): the official PaSST code (hear21passt) as released and with SDPA swapped
-in, and HF transformers' AST."""
+in, and HF transformers' AST; each timed in alternating rounds with our step."""
 
 from __future__ import annotations
 
@@ -23,5 +23,6 @@ def test_peer_train_step(benchmark, peer, variant, preset, overrides, ceilings, 
     benchmark.group = f"train {preset.name}"
     settings = preset.settings(variant, **overrides)
     measured(lambda: measure(settings, "train", preset, ceilings,
-                             build=functools.partial(build_peer_step, peer),
-                             profile=profile_peer), settings, peer=peer)
+                             build=functools.partial(build_peer_step, peer), profile=profile_peer,
+                             reference=settings),
+             settings, peer=peer)

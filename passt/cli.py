@@ -28,6 +28,7 @@ from passt.inference import (
     save_embeddings,
     tag,
 )
+from passt.measure.rerun import remeasure
 from passt.plugins import load_plugins
 from passt.profiling.config import ProfileConfig
 from passt.profiling.run import run_profile
@@ -81,9 +82,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     limits = Thresholds(memory=parse_percent(args.max_memory_growth),
                         flops=parse_percent(args.max_flops_growth),
                         slowdown=parse_percent(args.max_slowdown))
-    result = compare(args.baseline, args.current, limits)
+    result = compare(args.baseline, args.current, limits,
+                     rerun=remeasure if args.rerun else None)
     print(format_result(result, only_regressions=args.only_regressions))
-    return 0 if result.ok else 1
+    return result.exit_code
 
 
 def cmd_profile(args: argparse.Namespace) -> int:

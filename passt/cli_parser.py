@@ -81,14 +81,20 @@ def _add_benchmark_commands(sub: argparse._SubParsersAction, commands: Mapping[s
     p.set_defaults(func=commands["variants"])
 
     p = sub.add_parser("check", help="compare two pytest-benchmark JSON files for regressions "
-                                     "in speed, memory and FLOPs (exit 1 if any)")
+                                     "in speed, memory and FLOPs (exit 0: none; 1: a "
+                                     "regression; 3: inconclusive, the noise is wider than a "
+                                     "limit)")
     p.add_argument("baseline", help="baseline JSON (e.g. reports/baselines/<device>.json)")
     p.add_argument("current", help="JSON of the current run (pytest --benchmark-json=FILE)")
     p.add_argument("--max-memory-growth", default="2%", help="default: %(default)s")
     p.add_argument("--max-flops-growth", default="0%", help="default: %(default)s")
     p.add_argument("--max-slowdown", default="10%",
                    help="growth of the median step time; default: %(default)s")
-    p.add_argument("--only-regressions", action="store_true", help="list regressed rows only")
+    p.add_argument("--only-regressions", action="store_true",
+                   help="list the regressed and inconclusive rows only")
+    p.add_argument("--rerun", action="store_true",
+                   help="measure the current run's inconclusive rows once more (as they were "
+                        "measured: their stored settings) and compare again")
     p.set_defaults(func=commands["check"])
 
     p = sub.add_parser("profile", help="where each variant's time and memory go, by "

@@ -1,17 +1,27 @@
-"""Regression check between two pytest-benchmark JSON files: speed, memory and FLOPs.
+"""Regression check between two pytest-benchmark JSON files: speed, memory and FLOPs, with an
+honest verdict on noisy machines.
 
 pytest-benchmark's ``--benchmark-compare-fail`` checks time statistics only; the memory and
-FLOPs of each benchmark's `BenchRecord` (its ``extra_info``) are checked here.
+FLOPs of each benchmark's `BenchRecord` (its ``extra_info``) are checked here. Speed compares
+the medians' 95% intervals: a slowdown is a regression only when even the ends of the
+intervals most favourable to the current run show it beyond the limit; when the intervals are
+too wide to rule it out, the row is inconclusive.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 from passt.errors import UsageError
 from passt.measure.bench_file import Benchmark, load_bench_file
-from passt.measure.bench_record import FLOPS_FIELDS, MEMORY_FIELDS
+from passt.measure.bench_record import FLOPS_FIELDS, MEMORY_FIELDS, BenchRecord
+from passt.measure.environment import compare_environments, environment_from_machine_info
+
+Status = Literal["ok", "inconclusive", "regressed"]
+EXIT_CODES = {"ok": 0, "regressed": 1, "inconclusive": 3}
 
 
 @dataclass(frozen=True)
@@ -24,22 +34,46 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
+class Value:
+    """A metric of one benchmark: its value and the interval it is known within (a point for
+    deterministic counts, and for step times of rows without an interval)."""
+
+    value: float
+    low: float
+    high: float
+
+    @classmethod
+    def point(cls, value: float) -> Value:
+        return cls(value, value, value)
+
+
+@dataclass(frozen=True)
 class Comparison:
     """One metric of one benchmark in both files."""
 
     benchmark: str
     metric: str
-    baseline: float
-    current: float
+    baseline: Value
+    current: Value
     limit: float
 
     @property
     def change(self) -> float:
-        return self.current / self.baseline - 1.0 if self.baseline else 0.0
+        b = self.baseline.value
+        return self.current.value / b - 1.0 if b else 0.0
 
     @property
-    def regressed(self) -> bool:
-        return self.change > self.limit + 1e-9
+    def status(self) -> Status:
+        """``regressed`` when the growth is beyond the limit even between the intervals' nearest
+        ends; ``inconclusive`` when it is beyond the limit between their farthest ends."""
+        b, c = self.baseline, self.current
+        if not b.high or not b.low:
+            return "ok"
+        if c.low / b.high - 1.0 > self.limit + 1e-9:
+            return "regressed"
+        if c.high / b.low - 1.0 > self.limit + 1e-9:
+            return "inconclusive"
+        return "ok"
 
 
 @dataclass(frozen=True)
@@ -48,14 +82,29 @@ class CheckResult:
     missing: list[str]  # in the baseline, not in the current run
     added: list[str]  # in the current run only
     new_oom: list[str]  # ran in the baseline, out of memory now
+    warnings: list[str]  # the two runs' machines or software differ
+
+    def with_status(self, status: Status) -> list[Comparison]:
+        return [c for c in self.comparisons if c.status == status]
 
     @property
     def regressions(self) -> list[Comparison]:
-        return [c for c in self.comparisons if c.regressed]
+        return self.with_status("regressed")
+
+    @property
+    def verdict(self) -> Status:
+        if self.regressions or self.new_oom:
+            return "regressed"
+        return "inconclusive" if self.with_status("inconclusive") else "ok"
 
     @property
     def ok(self) -> bool:
-        return not self.regressions and not self.new_oom
+        return self.verdict == "ok"
+
+    @property
+    def exit_code(self) -> int:
+        """0: no regression; 1: a regression; 3: none shown, but noise wider than a limit."""
+        return EXIT_CODES[self.verdict]
 
 
 def parse_percent(text: str | float) -> float:
@@ -70,26 +119,36 @@ def parse_percent(text: str | float) -> float:
     return value
 
 
-def _metrics(bench: Benchmark, limits: Thresholds) -> dict[str, tuple[float, float]]:
+def step_time(bench: Benchmark) -> Value | None:
+    """The median step time and its interval (the row's, else the median alone)."""
+    if bench.median_s is None:
+        return None
+    r = bench.record
+    if r.median_ci_low_s is None or r.median_ci_high_s is None:
+        return Value.point(bench.median_s)
+    return Value(bench.median_s, r.median_ci_low_s, r.median_ci_high_s)
+
+
+def _metrics(bench: Benchmark, limits: Thresholds) -> dict[str, tuple[Value, float]]:
     """``metric -> (value, limit)`` for the numbers present in one benchmark."""
     if bench.record.oom:  # its timing is a placeholder
         return {}
-    out: dict[str, tuple[float, float]] = {}
-    if bench.median_s is not None:
-        out["median_s"] = (bench.median_s, limits.slowdown)
+    out: dict[str, tuple[Value, float]] = {}
+    time = step_time(bench)
+    if time is not None:
+        out["median_s"] = (time, limits.slowdown)
     for fields, limit in ((MEMORY_FIELDS, limits.memory), (FLOPS_FIELDS, limits.flops)):
         for name in fields:
             value = getattr(bench.record, name)
             if value is not None:
-                out[name] = (float(value), limit)
+                out[name] = (Value.point(float(value)), limit)
     return out
 
 
-def compare(baseline: str | Path, current: str | Path,
-            limits: Thresholds = Thresholds()) -> CheckResult:
-    """Match benchmarks by name and compare every metric both files hold."""
-    base = load_bench_file(baseline).benchmarks
-    cur = load_bench_file(current).benchmarks
+def compare_benchmarks(base: Mapping[str, Benchmark], cur: Mapping[str, Benchmark],
+                       limits: Thresholds = Thresholds(),
+                       warnings: list[str] | None = None) -> CheckResult:
+    """Match benchmarks by name and compare every metric both hold."""
     comparisons = []
     for name in base.keys() & cur.keys():
         base_metrics, cur_metrics = _metrics(base[name], limits), _metrics(cur[name], limits)
@@ -100,24 +159,65 @@ def compare(baseline: str | Path, current: str | Path,
     new_oom = sorted(n for n in base.keys() & cur.keys()
                      if cur[n].record.oom and not base[n].record.oom)
     return CheckResult(comparisons, sorted(base.keys() - cur.keys()),
-                       sorted(cur.keys() - base.keys()), new_oom)
+                       sorted(cur.keys() - base.keys()), new_oom, warnings or [])
+
+
+def compare(baseline: str | Path, current: str | Path, limits: Thresholds = Thresholds(),
+            rerun: Callable[[BenchRecord], tuple[BenchRecord, list[float]]] | None = None
+            ) -> CheckResult:
+    """Compare two files; with ``rerun`` (a measurer of a row, e.g.
+    `passt.measure.rerun.remeasure`), the current run's inconclusive rows are measured once
+    more and compared again."""
+    base, cur = load_bench_file(baseline), load_bench_file(current)
+    warnings = compare_environments(environment_from_machine_info(base.machine_info),
+                                    environment_from_machine_info(cur.machine_info))
+    result = compare_benchmarks(base.benchmarks, cur.benchmarks, limits, warnings)
+    if rerun is None or not result.with_status("inconclusive"):
+        return result
+    again = dict(cur.benchmarks)
+    for name in sorted({c.benchmark for c in result.with_status("inconclusive")}):
+        record, times = rerun(cur.benchmarks[name].record)
+        median = record.median_step_s if not record.oom else None
+        again[name] = replace(cur.benchmarks[name], median_s=median, record=record)
+    return compare_benchmarks(base.benchmarks, again, limits,
+                              [*warnings, "inconclusive rows were measured again (--rerun)"])
+
+
+def _short(name: str) -> str:
+    """A benchmark's name without its file (``test_step[passt-s-train]``)."""
+    return name.rsplit("::", 1)[-1]
 
 
 def format_result(result: CheckResult, only_regressions: bool = False) -> str:
-    """A plain-text table of the comparisons, then the benchmarks found in one file only."""
-    rows = result.regressions if only_regressions else result.comparisons
-    lines = [f"{'benchmark':<56} {'metric':<30} {'baseline':>12} {'current':>12} "
+    """A plain-text table of the comparisons, then the benchmarks found in one file only, the
+    warnings and the verdict."""
+    rows = ([c for c in result.comparisons if c.status != "ok"] if only_regressions
+            else result.comparisons)
+    lines = [f"{'benchmark':<44} {'metric':<30} {'baseline':>22} {'current':>22} "
              f"{'change':>8} {'limit':>7}  status"]
     for c in rows:
-        status = "REGRESSED" if c.regressed else "ok"
-        lines.append(f"{c.benchmark[-56:]:<56} {c.metric:<30} {c.baseline:>12.5g} "
-                     f"{c.current:>12.5g} {c.change:>+8.2%} {c.limit:>7.1%}  {status}")
+        lines.append(f"{_short(c.benchmark)[:44]:<44} {c.metric:<30} {_interval(c.baseline):>22} "
+                     f"{_interval(c.current):>22} {c.change:>+8.2%} {c.limit:>7.1%}  "
+                     f"{c.status.upper() if c.status != 'ok' else 'ok'}")
     for title, names in (("REGRESSED, out of memory now", result.new_oom),
                          ("missing from the current run", result.missing),
                          ("new in the current run", result.added)):
         lines += [f"{title}: {n}" for n in names]
-    failures = len(result.regressions) + len(result.new_oom)
-    verdict = (f"{failures} regression(s) in {len(result.comparisons)} comparisons"
-               if not result.ok else
-               f"no regression in {len(result.comparisons)} comparisons")
+    lines += [f"warning: {w}" for w in result.warnings]
+    n = len(result.comparisons)
+    verdict = {
+        "regressed": f"{len(result.regressions) + len(result.new_oom)} regression(s) in {n} "
+                     "comparisons",
+        "inconclusive": f"no regression shown in {n} comparisons, but "
+                        f"{len(result.with_status('inconclusive'))} inconclusive: the noise is "
+                        "wider than the limit (measure again, on a quieter machine or with "
+                        "--rerun)",
+        "ok": f"no regression in {n} comparisons",
+    }[result.verdict]
     return "\n".join([*lines, verdict])
+
+
+def _interval(v: Value) -> str:
+    if v.low == v.high:
+        return f"{v.value:.5g}"
+    return f"{v.value:.4g} [{v.low:.4g},{v.high:.4g}]"

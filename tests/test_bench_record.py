@@ -48,7 +48,12 @@ def every_field_set() -> BenchRecord:
         joules_per_sample=1.5, mean_power_w=500.0, mean_gpu_util_pct=97.0,
         energy_window_s=3.0, compile_graphs=1, compile_graph_breaks=0, compile_recompiles=0,
         compile_seconds=12.5, compile_cudagraph_skips=1,
-        compile_cudagraph_skip_reasons=("mutated inputs",), oom=True, notes=("fvcore failed",))
+        compile_cudagraph_skip_reasons=("mutated inputs",), oom=True, notes=("fvcore failed",),
+        median_ci_low_s=0.9, median_ci_high_s=1.1, ci_half_width=0.1, iqr_over_median=0.05,
+        unstable=True, speedup_vs_ours=1.2, speedup_ci_low=1.1, speedup_ci_high=1.3,
+        ours_median_s=1.2, above_ceiling=False,
+        step_settings={"variant": "passt-s", "batch_size": 2}, round_plan={"preset": "gpu"},
+        reference_settings={"variant": "passt-s", "batch_size": 2})
 
 
 def test_round_trip_through_json():

@@ -43,7 +43,8 @@ def run_bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 def test_suite_fills_every_field_from_measurement(tmp_path):
     out, journal = tmp_path / "out.json", tmp_path / "journal.jsonl"
     proc = run_bench(tmp_path, "--bench-variants", "tiny-s", "--bench-clip-seconds", "1",
-                     f"--benchmark-json={out}", f"--bench-journal={journal}")
+                     "--bench-max-seconds", "2", f"--benchmark-json={out}",
+                     f"--bench-journal={journal}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     data = json.loads(out.read_text())
     assert data["machine_info"]["passt_preset"] == "cpu-small"
@@ -61,8 +62,8 @@ def test_suite_fills_every_field_from_measurement(tmp_path):
     assert by_kind["inference"]["extra_info"]["seq_len"] == 2 + 12 * 9
     # each benchmark was journaled as soon as it finished
     assert [e["extra_info"]["kind"] for e in Journal(journal).read()] == ["train", "inference"]
-    # a run compared with itself has no regression
-    assert main(["check", str(out), str(out)]) == 0
+    # a run compared with itself shows no regression (3: its noise may be wider than 10%)
+    assert main(["check", str(out), str(out)]) in (0, 3)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -105,7 +106,7 @@ def test_an_oom_while_timing_is_a_row_and_the_next_benchmark_runs(tmp_path):
     out, journal = tmp_path / "out.json", tmp_path / "journal.jsonl"
     proc = run_bench(tmp_path, f"--bench-plugin={plugin}", "--bench-variants", "tiny-oom",
                      "--bench-clip-seconds", "1", "--bench-batch-size", "3",
-                     "--bench-rounds", "2", "--bench-warmup", "1",
+                     "--bench-rounds", "2", "--bench-max-rounds", "2", "--bench-warmup", "1",
                      f"--benchmark-json={out}", f"--bench-journal={journal}", "-k", "test_step")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = {b["extra_info"]["kind"]: b["extra_info"] for b in json.loads(out.read_text())[
@@ -120,6 +121,7 @@ def test_an_oom_while_timing_is_a_row_and_the_next_benchmark_runs(tmp_path):
 def test_resume_takes_finished_benchmarks_from_the_journal(tmp_path):
     journal = tmp_path / "journal.jsonl"
     args = ["--bench-variants", "tiny-s", "--bench-clip-seconds", "1", "--bench-rounds", "2",
+            "--bench-max-rounds", "2",
             "--bench-warmup", "0", f"--bench-journal={journal}", "-k", "inference"]
     first = run_bench(tmp_path, *args, f"--benchmark-json={tmp_path / 'a.json'}")
     assert first.returncode == 0, first.stdout[-3000:]
@@ -130,6 +132,7 @@ def test_resume_takes_finished_benchmarks_from_the_journal(tmp_path):
     a, b = (json.loads((tmp_path / n).read_text())["benchmarks"][0] for n in ("a.json", "b.json"))
     assert a["stats"]["data"] == b["stats"]["data"] and a["extra_info"] == b["extra_info"]
     other = run_bench(tmp_path, *args, "--bench-resume", "--bench-rounds", "3",
+                      "--bench-max-rounds", "3",
                       f"--benchmark-json={tmp_path / 'c.json'}")
     assert other.returncode == 0, other.stdout[-3000:]
     assert len(Journal(journal).read()) == 2  # other settings: measured again
@@ -138,7 +141,8 @@ def test_resume_takes_finished_benchmarks_from_the_journal(tmp_path):
 def test_bench_profile_breaks_down_the_benchmarked_variants(tmp_path):
     out = tmp_path / "profile"
     proc = run_bench(tmp_path, "--bench-variants", "tiny-s", "--bench-clip-seconds", "1",
-                     "--bench-rounds", "1", "--bench-warmup", "0", "--bench-journal=",
+                     "--bench-rounds", "1", "--bench-max-rounds", "1", "--bench-warmup", "0",
+                     "--bench-journal=",
                      f"--bench-profile={out}", "-k", "inference")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = (out / "profile.csv").read_text().splitlines()

@@ -146,6 +146,19 @@ def test_hf_ast_train_step_runs_unpatched(attention):
     assert record.forward_gflops_per_sample > 0
 
 
+def test_hf_ast_has_the_ast_variants_full_sequence():
+    pytest.importorskip("transformers")
+    # 10.24 s is 1024 frames, AST's input: 12 x 101 patches and 2 tokens. Full width, one
+    # block for speed.
+    settings = StepSettings(variant="ast", clip_seconds=10.24, batch_size=2,
+                            model_overrides={"depth": 1})
+    step = build_peer_step("hf-ast", settings, "inference")
+    assert step.frames == 1024 and step.seq_len == 1214
+    assert step.model.net.config.hidden_size == 768
+    assert step.seq_len == build_step(settings, "inference").seq_len
+    assert step.forward().shape == (2, 527)
+
+
 def test_a_broken_dependency_makes_a_peer_unavailable(monkeypatch):
     # e.g. a torchvision that does not match torch: hear21passt imports timm, which imports
     # torchvision, which raises RuntimeError, not ImportError

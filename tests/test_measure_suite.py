@@ -19,7 +19,7 @@ from passt.measure.step import make_forward
 from passt.measure.suite import measure
 
 TINY = dict(embed_dim=32, depth=1, num_heads=2, time=2, freq=1)
-PLAN = dataclasses.replace(get_preset("cpu-small"), warmup=1, rounds=2)
+PLAN = dataclasses.replace(get_preset("cpu-small"), warmup=1, rounds=2, max_rounds=2)
 
 
 def tiny(**kwargs) -> StepSettings:

@@ -21,7 +21,7 @@ from passt.profiling import COMPONENTS, profile_scaling, profile_step, profile_v
 from passt.profiling.components import ATTENTION_CORE, MLP, component_of
 
 SMALL = {"embed_dim": 96, "depth": 2, "num_heads": 4}
-PRESET = dataclasses.replace(get_preset("cpu-small"), warmup=1, rounds=1)
+PRESET = dataclasses.replace(get_preset("cpu-small"), warmup=1, rounds=1, max_rounds=1)
 
 
 @pytest.fixture(scope="module")

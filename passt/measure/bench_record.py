@@ -39,6 +39,13 @@ GROUPS = {
     "activation": "bytes autograd saves for backward, per sample: deterministic and "
                   "device-independent",
     "timing": "from the median step time",
+    "stability": "how far the median can be trusted: a distribution-free 95% interval "
+                 "(order statistics) and the IQR; rounds go on until the interval is within "
+                 "+-3% of the median or the time cap is reached, else the row is `unstable`",
+    "comparison": "peers and ablation settings are timed in alternating rounds with our step "
+                  "(A B A B ...), so drift hits both: the median of the per-round ratios of "
+                  "our step's time to this row's, with its 95% interval (above 1: this row is "
+                  "faster)",
     "mfu": "over the datasheet peak of the GPU for the dtype (GPUs only)",
     "ceiling": "over a matmul ceiling measured on the spot for the row's dtype (any device)",
     "energy": "NVML energy counter over the timed steps only (CUDA rows only; `null` elsewhere "
@@ -76,6 +83,11 @@ class BenchRecord:
     compile: bool = _field("settings", "whether the step ran under torch.compile")
     device: str = _field("settings", "the torch device, e.g. cpu or cuda:0")
     compile_mode: str | None = _optional("settings", "torch.compile's mode (null: its default)")
+    step_settings: dict[str, Any] | None = _optional(
+        "settings", "every `StepSettings` field of the step, so that it can be measured again "
+                    "(`passt check --rerun`)")
+    round_plan: dict[str, Any] | None = _optional(
+        "settings", "how it was timed: preset, warm-up, rounds, time cap, precision target")
 
     peer: str | None = _optional("labels", "the other implementation measured (--bench-peers)")
     implementation: str | None = _optional("labels", "the peer's package and version")
@@ -122,6 +134,25 @@ class BenchRecord:
     achieved_tflops: float | None = _optional(
         "timing", "step FLOPs per sample times samples_per_s")
 
+    median_ci_low_s: float | None = _optional(
+        "stability", "lower end of the median's 95% interval (null: under 6 rounds)")
+    median_ci_high_s: float | None = _optional("stability", "its upper end")
+    ci_half_width: float | None = _optional(
+        "stability", "the interval's larger half over the median (0.03: +-3%)")
+    iqr_over_median: float | None = _optional(
+        "stability", "interquartile range of the timed steps over their median")
+    unstable: bool | None = _optional(
+        "stability", "true when the interval did not reach the target within the time cap")
+
+    speedup_vs_ours: float | None = _optional(
+        "comparison", "median over rounds of our step's time over this row's")
+    speedup_ci_low: float | None = _optional("comparison", "its 95% interval's lower end")
+    speedup_ci_high: float | None = _optional("comparison", "its upper end")
+    ours_median_s: float | None = _optional(
+        "comparison", "our step's median in the same alternating rounds")
+    reference_settings: dict[str, Any] | None = _optional(
+        "comparison", "the `StepSettings` of our step it was compared with")
+
     peak_tflops: float | None = _optional("mfu", "the datasheet peak for the dtype")
     mfu: float | None = _optional("mfu", "achieved_tflops over peak_tflops")
 
@@ -129,6 +160,9 @@ class BenchRecord:
         "ceiling", "the fastest matmul measured on the device for the dtype")
     mfu_of_ceiling: float | None = _optional(
         "ceiling", "achieved_tflops over matmul_ceiling_tflops")
+    above_ceiling: bool | None = _optional(
+        "ceiling", "true when the row claims more TFLOP/s than the ceiling: a ceiling measured "
+                   "while the machine was busy, or a FLOP count that is too high")
 
     joules_per_sample: float | None = _optional("energy", "energy of the timed steps per sample")
     mean_power_w: float | None = _optional("energy", "mean power over the timed steps")

@@ -25,6 +25,16 @@ class CompileStats:
     cudagraph_skips: int  # compiled graphs that asked for CUDA graphs but run without them
     cudagraph_skip_reasons: tuple[str, ...]
 
+    def minus(self, other: CompileStats) -> CompileStats:
+        """What happened since ``other`` was read (counters only grow between resets)."""
+        return CompileStats(
+            graphs=self.graphs - other.graphs, graph_breaks=self.graph_breaks - other.graph_breaks,
+            recompiles=self.recompiles - other.recompiles,
+            seconds=round(self.seconds - other.seconds, 3),
+            cudagraph_skips=self.cudagraph_skips - other.cudagraph_skips,
+            cudagraph_skip_reasons=tuple(sorted(set(self.cudagraph_skip_reasons)
+                                                - set(other.cudagraph_skip_reasons))))
+
 
 def reset_compiler() -> None:
     """Forget every compiled graph and zero the counters (inductor's on-disk cache stays, so

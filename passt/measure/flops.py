@@ -212,7 +212,7 @@ def peak_tflops(device_name: str, dtype: str) -> float | None:
 
 def matmul_ceiling_tflops(
     device: torch.device | str = "cuda", dtype: str = "bf16", n: int | None = None,
-    iters: int | None = None, repeats: int = 5, window_s: float = 0.05,
+    iters: int | None = None, repeats: int = 10, window_s: float = 0.05,
 ) -> float:
     """Best achieved TFLOPS of ``n x n`` matmuls in ``dtype`` over ``repeats`` timed windows of
     ``iters`` each, after a warm-up (a ceiling: the fastest window, not the typical one).

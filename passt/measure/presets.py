@@ -9,6 +9,7 @@ import torch
 from passt.errors import UsageError
 from passt.frontend import create_frontend
 from passt.measure.step import StepSettings
+from passt.measure.timing import RoundPlan
 from passt.variants import proportional_patchout
 
 
@@ -25,20 +26,33 @@ class Preset:
     attention: str
     compile: bool
     warmup: int  # untimed steps before the timed rounds
-    rounds: int  # timed steps; the median is reported
+    rounds: int  # timed steps at least; the median is reported
     memory_batch_sizes: tuple[int, ...]  # peak-memory fit (at least three)
     proportional_patchout: bool  # on short clips, keep the paper's fraction of patches
+    # more rounds until the median's 95% interval is within ci_target, up to these bounds
+    max_rounds: int = 200
+    max_seconds: float = 30.0
+    ci_target: float = 0.03
 
     def __post_init__(self) -> None:
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
             raise UsageError(f"warmup must be an integer >= 0, got {self.warmup!r}")
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
             raise UsageError(f"rounds must be an integer >= 1, got {self.rounds!r}")
+        if self.max_rounds < self.rounds:
+            raise UsageError(f"max_rounds ({self.max_rounds}) must be at least rounds "
+                             f"({self.rounds})")
+        self.plan  # noqa: B018 (validates the timing bounds)
         sizes = self.memory_batch_sizes
         if len(set(sizes)) < 3 or any(isinstance(b, bool) or not isinstance(b, int) or b < 1
                                       for b in sizes):
             raise UsageError("memory_batch_sizes must be at least three distinct positive "
                              f"integers, got {','.join(map(str, sizes)) or 'none'}")
+
+    @property
+    def plan(self) -> RoundPlan:
+        """How long each benchmark is timed."""
+        return RoundPlan(self.rounds, self.max_rounds, self.max_seconds, self.ci_target)
 
     def settings(self, variant: str, **overrides) -> StepSettings:
         """The `StepSettings` of ``variant`` under this preset (``overrides`` win)."""
@@ -69,16 +83,16 @@ PRESETS: dict[str, Preset] = {
         Preset("cpu-small", "real architecture on 3 s clips, batch 2, fp32: the whole suite in "
                "minutes on a 2-core CPU; patchout keeps the paper's fraction of patches",
                device="cpu", batch_size=2, clip_seconds=3.0, dtype="fp32", attention="sdpa",
-               compile=False, warmup=2, rounds=5, memory_batch_sizes=(1, 2, 4),
-               proportional_patchout=True),
+               compile=False, warmup=2, rounds=6, memory_batch_sizes=(1, 2, 4),
+               proportional_patchout=True, max_rounds=40, max_seconds=12.0),
         Preset("paper", "the paper's setting: 10 s clips, batch 12, fp16 AMP, math attention",
                device="cuda", batch_size=12, clip_seconds=10.0, dtype="fp16", attention="math",
-               compile=False, warmup=5, rounds=20, memory_batch_sizes=(4, 8, 12),
-               proportional_patchout=False),
+               compile=False, warmup=5, rounds=10, memory_batch_sizes=(4, 8, 12),
+               proportional_patchout=False, max_rounds=100, max_seconds=10.0),
         Preset("gpu", "fast GPU training: 10 s clips, bf16 AMP, SDPA, torch.compile, batch 64",
                device="cuda", batch_size=64, clip_seconds=10.0, dtype="bf16", attention="sdpa",
-               compile=True, warmup=10, rounds=30, memory_batch_sizes=(16, 32, 64),
-               proportional_patchout=False),
+               compile=True, warmup=10, rounds=10, memory_batch_sizes=(16, 32, 64),
+               proportional_patchout=False, max_rounds=200, max_seconds=10.0),
     )
 }
 

@@ -5,6 +5,7 @@ per sample) and the compiler's counters."""
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from typing import Any
 
 import torch
@@ -13,6 +14,7 @@ from passt.measure.bench_record import BenchRecord
 from passt.measure.compiled import CompileStats
 from passt.measure.flops import count_flops, mfu, peak_tflops
 from passt.measure.memory import activation_bytes_per_sample, memory_slope
+from passt.measure.stability import ratio_stability
 from passt.measure.step import Step, StepSettings
 from passt.measure.telemetry import EnergyMeter
 from passt.measure.timing import Timing
@@ -98,22 +100,39 @@ def with_timing(record: BenchRecord, timing: Timing, energy: EnergyMeter | None,
     peak = peak_tflops(record.device_name, record.dtype)
     energy_ok = energy is not None and energy.available
     samples_metered = timing.iters * timing.batch_size
+    s = timing.stability
+    of_ceiling = mfu(flops, samples_per_s, ceiling_tflops) if ceiling_tflops else None
     return dataclasses.replace(
         record,
         median_step_s=timing.median_s,
         timed_rounds=timing.iters,
         warmup_rounds=timing.warmup,
+        median_ci_low_s=s.ci_low,
+        median_ci_high_s=s.ci_high,
+        ci_half_width=s.half_width,
+        iqr_over_median=s.iqr_over_median,
+        unstable=timing.unstable,
         samples_per_s=samples_per_s,
         achieved_tflops=flops * samples_per_s / 1e12,
         peak_tflops=peak,
         mfu=mfu(flops, samples_per_s, peak) if peak else None,
         matmul_ceiling_tflops=ceiling_tflops,
-        mfu_of_ceiling=mfu(flops, samples_per_s, ceiling_tflops) if ceiling_tflops else None,
+        mfu_of_ceiling=of_ceiling,
+        above_ceiling=None if of_ceiling is None else of_ceiling > 1.0,
         joules_per_sample=energy.joules_per_sample(samples_metered) if energy_ok else None,
         mean_power_w=energy.mean_power_w if energy_ok else None,
         mean_gpu_util_pct=energy.mean_util_pct if energy_ok else None,
         energy_window_s=energy.seconds if energy_ok else None,
     )
+
+
+def with_comparison(record: BenchRecord, ours_s: list[float], theirs_s: list[float]
+                    ) -> BenchRecord:
+    """``record`` with its speed-up over our step, both timed in alternating rounds."""
+    ratio = ratio_stability(ours_s, theirs_s)
+    return dataclasses.replace(
+        record, speedup_vs_ours=ratio.median, speedup_ci_low=ratio.ci_low,
+        speedup_ci_high=ratio.ci_high, ours_median_s=statistics.median(ours_s))
 
 
 def with_compile_stats(record: BenchRecord, stats: CompileStats) -> BenchRecord:

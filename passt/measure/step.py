@@ -221,16 +221,19 @@ def make_optimizer(
     return optimizer, scaler
 
 
-def build_step(settings: StepSettings, kind: str = "train") -> Step:
+def build_step(settings: StepSettings, kind: str = "train",
+               fresh_compiler: bool = True) -> Step:
     """Build the model, frontend, data and optimizer of one ``"train"`` or ``"inference"`` step.
 
-    Seeds torch's global RNG with ``settings.seed`` so initialisation and draws repeat.
+    Seeds torch's global RNG with ``settings.seed`` so initialisation and draws repeat. A
+    compiled step starts from a fresh compiler (its own recompile budget and counters) unless
+    ``fresh_compiler`` is False: a step built beside one already compiled, to be timed with it.
     """
     check_choice("step kind", kind, KINDS)
     device = settings.torch_device
     training = kind == "train"
-    if settings.compile:
-        reset_compiler()  # a fresh recompile budget, and counters of this step alone
+    if settings.compile and fresh_compiler:
+        reset_compiler()
     torch.manual_seed(settings.seed)
     model = create_model(settings.variant, **settings.model_kwargs).to(device)
     frontend = create_frontend().to(device)

@@ -5,24 +5,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import torch
 
 from passt.measure.bench_record import BenchRecord
-from passt.measure.compiled import check_compiled, compile_stats, reset_compiler
+from passt.measure.compiled import (
+    CompileStats,
+    check_compiled,
+    compile_stats,
+    reset_compiler,
+)
 from passt.measure.memory import free_device_memory, is_oom, peak_memory_available
 from passt.measure.presets import Preset
 from passt.measure.record import (
     profile_step,
     settings_record,
+    with_comparison,
     with_compile_stats,
     with_peak_memory,
     with_timing,
 )
 from passt.measure.step import Step, StepSettings, build_step
 from passt.measure.telemetry import EnergyMeter
-from passt.measure.timing import time_step
+from passt.measure.timing import Timing, time_rounds
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +48,17 @@ class Measurement:
 def measure(settings: StepSettings, kind: str, preset: Preset,
             ceilings: Ceilings = lambda dtype: None,
             build: Callable[[StepSettings, str], Step] = build_step,
-            profile: Callable[[Step], BenchRecord] = profile_step) -> Measurement:
+            profile: Callable[[Step], BenchRecord] = profile_step,
+            reference: StepSettings | None = None) -> Measurement:
     """Every number of one benchmark; an out-of-memory anywhere (build, memory fit, warm-up,
     timed steps) gives a row of the settings with ``oom=True`` and leaves the device clean
-    for the next."""
+    for the next.
+
+    With ``reference`` (the settings of our own step, which a peer or an ablation setting is
+    compared with), the two are timed in alternating rounds and the row gets the speed-up.
+    """
     try:
-        return _measure(settings, kind, preset, ceilings, build, profile)
+        return _measure(settings, kind, preset, ceilings, build, profile, reference)
     except Exception as e:
         if not is_oom(e):
             raise
@@ -61,7 +73,8 @@ def measure(settings: StepSettings, kind: str, preset: Preset,
 
 def _measure(settings: StepSettings, kind: str, preset: Preset, ceilings: Ceilings,
              build: Callable[[StepSettings, str], Step],
-             profile: Callable[[Step], BenchRecord]) -> Measurement:
+             profile: Callable[[Step], BenchRecord],
+             reference: StepSettings | None) -> Measurement:
     step = build(settings, kind)
     record = profile(step)
     if kind == "train":
@@ -71,14 +84,49 @@ def _measure(settings: StepSettings, kind: str, preset: Preset, ceilings: Ceilin
         # the timed batch, made after the fit so that it is not in the fit's intercept
         step.resize(settings.batch_size)
     free_device_memory()
-    meter = EnergyMeter(index=_gpu_index(step.device)) if step.device.type == "cuda" else None
-    timing = time_step(step, warmup=preset.warmup, iters=preset.rounds, during=meter)
-    record = with_timing(record, timing, meter, ceilings(settings.dtype))
-    if settings.compile:
-        stats = compile_stats()
-        check_compiled(stats, settings.compile_mode, f"{settings.variant} {kind} step")
-        record = with_compile_stats(record, stats)
+    if reference is None:
+        meter = EnergyMeter(index=_gpu_index(step.device)) if step.device.type == "cuda" else None
+        times = time_rounds([step], preset.warmup, preset.plan, during=meter)[0]
+        own_stats = compile_stats() if settings.compile else None
+    else:
+        meter = None  # the meter cannot tell two alternating steps apart
+        times, ours_times, own_stats = _alternate(step, reference, preset)
+    timing = Timing.of(times, settings.batch_size, preset.warmup, preset.plan.ci_target)
+    record = replace(with_timing(record, timing, meter, ceilings(settings.dtype)),
+                     step_settings=asdict(settings), round_plan=round_plan(preset),
+                     reference_settings=None if reference is None else asdict(reference))
+    if reference is not None:
+        record = replace(with_comparison(record, ours_times, times), notes=(
+            *record.notes, "energy not metered: timed in alternating rounds with our step"))
+    if own_stats is not None:
+        check_compiled(own_stats, settings.compile_mode, f"{settings.variant} {kind} step")
+        record = with_compile_stats(record, own_stats)
     return Measurement(record, timing.times_s)
+
+
+def _alternate(step: Step, reference: StepSettings,
+               preset: Preset) -> tuple[list[float], list[float], CompileStats | None]:
+    """Time ``step`` and our step (of ``reference``) in alternating rounds; the
+    compiler's counters of ``step`` alone (its compilations, then its recompiles while timed)."""
+    compiled = step.settings.compile
+    for _ in range(preset.warmup):  # compiles this step before ours is built
+        step()
+    before = compile_stats() if compiled else None
+    # a compiled step's graphs must survive ours being built
+    ours = build_step(reference, step.kind, fresh_compiler=not compiled)
+    for _ in range(preset.warmup):
+        ours()
+    ours_stats = compile_stats().minus(before) if compiled else None
+    times, ours_times = time_rounds([step, ours], 0, preset.plan)
+    own = compile_stats().minus(ours_stats) if compiled else None
+    return times, ours_times, own
+
+
+def round_plan(preset: Preset) -> dict[str, Any]:
+    """How a row was timed, as stored in it: enough to time it again alike."""
+    return {"preset": preset.name, "warmup": preset.warmup, "rounds": preset.rounds,
+            "max_rounds": preset.max_rounds, "max_seconds": preset.max_seconds,
+            "ci_target": preset.ci_target, "memory_batch_sizes": list(preset.memory_batch_sizes)}
 
 
 def _gpu_index(device: torch.device) -> int:

@@ -1,4 +1,5 @@
-"""GPU telemetry through NVML: name and driver, energy, power and utilisation over a window.
+"""GPU telemetry through NVML: name and driver, clocks, power limit and processes, and energy,
+power, utilisation and throttling over a window.
 
 Without a GPU or NVML everything degrades to ``None``; nothing here raises for that.
 """
@@ -16,6 +17,22 @@ import torch
 
 log = logging.getLogger(__name__)
 
+_CLOCK_SM, _CLOCK_MEM = 1, 2  # nvmlClockType_t
+# nvmlClocksEventReason* bits (nvml.h). The others lower the clocks on purpose (an idle GPU,
+# applications clocks set by the user), so they are not throttling.
+THROTTLE_REASONS = {
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal",
+    0x40: "hw_thermal",
+    0x80: "hw_power_brake",
+    0x100: "display_clock_setting",
+    0x200: "board_limit",
+    0x400: "reliability",
+}
+_NOT_THROTTLING = 0x1 | 0x2  # gpu_idle, applications_clocks_setting
+
 
 @dataclass(frozen=True)
 class GpuInfo:
@@ -25,6 +42,33 @@ class GpuInfo:
     name: str
     driver: str
     memory_bytes: int
+
+
+@dataclass(frozen=True)
+class GpuProcess:
+    """A process holding a compute context on a GPU, as NVML lists it."""
+
+    pid: int
+    used_memory_bytes: int | None  # None where NVML cannot tell (e.g. under WDDM)
+
+
+@dataclass(frozen=True)
+class GpuState:
+    """A GPU's settings and load at one moment: clocks, power limit, persistence, processes.
+
+    A figure NVML does not report for this GPU is None.
+    """
+
+    index: int
+    name: str
+    driver: str
+    sm_clock_mhz: int | None
+    memory_clock_mhz: int | None
+    max_sm_clock_mhz: int | None
+    max_memory_clock_mhz: int | None
+    power_limit_w: float | None
+    persistence_mode: bool | None
+    processes: tuple[GpuProcess, ...] | None
 
 
 def _nvml() -> Any | None:
@@ -75,13 +119,72 @@ def gpu_info(index: int = 0) -> GpuInfo | None:
         nvml.nvmlShutdown()
 
 
+def gpu_state(index: int = 0) -> GpuState | None:
+    """Clocks, power limit, persistence mode and compute processes of CUDA device ``index``;
+    None without a GPU or NVML."""
+    nvml = _nvml()
+    if nvml is None:
+        return None
+    try:
+        handle = _handle(nvml, index)
+        limit_mw = _optional(nvml, nvml.nvmlDeviceGetEnforcedPowerLimit, handle)
+        persistence = _optional(nvml, nvml.nvmlDeviceGetPersistenceMode, handle)
+        processes = _optional(nvml, nvml.nvmlDeviceGetComputeRunningProcesses, handle)
+        return GpuState(
+            index=index,
+            name=_text(nvml.nvmlDeviceGetName(handle)),
+            driver=_text(nvml.nvmlSystemGetDriverVersion()),
+            sm_clock_mhz=_optional(nvml, nvml.nvmlDeviceGetClockInfo, handle, _CLOCK_SM),
+            memory_clock_mhz=_optional(nvml, nvml.nvmlDeviceGetClockInfo, handle, _CLOCK_MEM),
+            max_sm_clock_mhz=_optional(nvml, nvml.nvmlDeviceGetMaxClockInfo, handle, _CLOCK_SM),
+            max_memory_clock_mhz=_optional(nvml, nvml.nvmlDeviceGetMaxClockInfo, handle,
+                                           _CLOCK_MEM),
+            power_limit_w=None if limit_mw is None else limit_mw / 1e3,
+            persistence_mode=None if persistence is None else bool(persistence),
+            processes=None if processes is None else tuple(
+                GpuProcess(int(p.pid), None if p.usedGpuMemory is None else int(p.usedGpuMemory))
+                for p in processes),
+        )
+    except nvml.NVMLError as e:
+        log.warning("NVML could not describe GPU %d: %s", index, e)
+        return None
+    finally:
+        nvml.nvmlShutdown()
+
+
+def _optional(nvml: Any, read: Any, *args: Any) -> Any | None:
+    """``read(*args)``, or None where this GPU or driver does not support it."""
+    try:
+        return read(*args)
+    except nvml.NVMLError as e:
+        log.debug("NVML %s: %s", read.__name__, e)
+        return None
+
+
+def throttle_reasons(mask: int) -> tuple[str, ...]:
+    """The throttling reasons in an NVML clocks-event ``mask``, by name (a bit this version does
+    not know by its hex value)."""
+    mask &= ~_NOT_THROTTLING
+    bits = [1 << i for i in range(mask.bit_length()) if mask >> i & 1]
+    return tuple(THROTTLE_REASONS.get(bit, hex(bit)) for bit in bits)
+
+
+def _throttle_mask(nvml: Any, handle: Any) -> int | None:
+    """The GPU's current clocks-event reasons, or None where NVML cannot read them."""
+    read = (getattr(nvml, "nvmlDeviceGetCurrentClocksEventReasons", None)  # the newer name
+            or getattr(nvml, "nvmlDeviceGetCurrentClocksThrottleReasons", None))
+    return None if read is None else _optional(nvml, read, handle)
+
+
 class EnergyMeter:
     """Context manager measuring a GPU over its window: energy from the total-energy counter,
-    mean power and utilisation from samples taken every ``interval_s`` in a thread.
+    mean power and utilisation, and the throttling seen, from samples taken every
+    ``interval_s`` in a thread.
 
     ``available`` is False (and every figure None) without a GPU or NVML. Energy is None for a
     window shorter than ``min_window_s``: NVML's counter and power readings update too rarely
-    to resolve it.
+    to resolve it. ``throttle_reasons`` is every throttling reason any sample saw (`()`: none),
+    None where NVML cannot read them.
     """
 
     def __init__(self, index: int = 0, interval_s: float = 0.1, min_window_s: float = 1.0):
@@ -93,12 +196,14 @@ class EnergyMeter:
         self.joules: float | None = None
         self.mean_power_w: float | None = None
         self.mean_util_pct: float | None = None
+        self.throttle_reasons: tuple[str, ...] | None = None
         self._nvml: Any | None = None
         self._handle: Any | None = None
         self._start_mj: int | None = None
         self._start_s = 0.0
         self._power_mw: list[int] = []
         self._util_pct: list[int] = []
+        self._throttle_mask: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -131,6 +236,8 @@ class EnergyMeter:
         if self._thread is not None:
             self._thread.join()
         self._close()
+        if self._throttle_mask is not None:
+            self.throttle_reasons = throttle_reasons(self._throttle_mask)
         if self.seconds < self.min_window_s:
             log.info("energy window of %.2f s is under %.1f s: not reported", self.seconds,
                      self.min_window_s)
@@ -164,6 +271,9 @@ class EnergyMeter:
             except nvml.NVMLError as e:
                 log.debug("NVML sampling stopped: %s", e)
                 return
+            mask = _throttle_mask(nvml, self._handle)
+            if mask is not None:
+                self._throttle_mask = (self._throttle_mask or 0) | mask
             self._stop.wait(self.interval_s)
 
     def _close(self) -> None:

@@ -1,20 +1,43 @@
-"""Throughput: warm-up steps, then device-synchronised timing of each step."""
+"""Throughput: warm-up steps, then device-synchronised timing of each step, in rounds that go
+on until the median is known precisely enough, alternating between steps compared."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from passt.device import synchronize
 from passt.errors import UsageError
+from passt.measure.stability import Stability, stability
 from passt.measure.step import Step
 
 
 @dataclass(frozen=True)
+class RoundPlan:
+    """How long to time: at least ``min_rounds``; then until every median's 95% interval is
+    within ``ci_target`` of it (0.03: +-3%), or ``max_rounds``, or ``max_seconds`` of timing."""
+
+    min_rounds: int
+    max_rounds: int
+    max_seconds: float = math.inf
+    ci_target: float = 0.03
+
+    def __post_init__(self) -> None:
+        if self.min_rounds < 1 or self.max_rounds < self.min_rounds:
+            raise UsageError(f"need 1 <= min_rounds <= max_rounds, got {self.min_rounds} and "
+                             f"{self.max_rounds}")
+        if not self.max_seconds > 0 or not self.ci_target > 0:
+            raise UsageError(f"max_seconds and ci_target must be positive, got "
+                             f"{self.max_seconds} and {self.ci_target}")
+
+
+@dataclass(frozen=True)
 class Timing:
-    """Step times in seconds and the spectrograms per second implied by the median."""
+    """Step times in seconds, their median's precision and the spectrograms per second."""
 
     times_s: list[float]
     median_s: float
@@ -26,40 +49,60 @@ class Timing:
     batch_size: int
     warmup: int
     iters: int
+    stability: Stability
+    unstable: bool  # the plan's precision target was not met
+
+    @classmethod
+    def of(cls, times: Sequence[float], batch_size: int, warmup: int,
+           target: float | None = None) -> Timing:
+        """The timing of ``times``; ``target``: the precision asked for (None: none)."""
+        times = list(times)
+        s = stability(times)
+        return cls(times_s=times, median_s=s.median, mean_s=statistics.fmean(times),
+                   min_s=min(times), max_s=max(times),
+                   stdev_s=statistics.stdev(times) if len(times) > 1 else 0.0,
+                   samples_per_s=batch_size / s.median, batch_size=batch_size, warmup=warmup,
+                   iters=len(times), stability=s,
+                   unstable=target is not None and not s.meets(target))
+
+
+def time_rounds(steps: Sequence[Step], warmup: int, plan: RoundPlan,
+                during: contextlib.AbstractContextManager | None = None) -> list[list[float]]:
+    """Warm each step up, then time them in alternating rounds (A B A B ...), so that drift
+    in the machine's speed hits all alike; returns each step's times.
+
+    ``during`` is entered around the timed rounds only (an `EnergyMeter`, say), so warm-up
+    and compilation stay out of what it measures.
+    """
+    if warmup < 0:
+        raise UsageError(f"warmup must be >= 0, got {warmup}")
+    for step in steps:
+        for _ in range(warmup):
+            step()
+    times: list[list[float]] = [[] for _ in steps]
+    for step in steps:
+        synchronize(step.device)
+    started = time.perf_counter()
+    with during or contextlib.nullcontext():
+        while True:
+            for step, own in zip(steps, times, strict=True):
+                start = time.perf_counter()
+                step()
+                synchronize(step.device)
+                own.append(time.perf_counter() - start)
+            rounds = len(times[0])
+            if rounds < plan.min_rounds:
+                continue
+            if (rounds >= plan.max_rounds
+                    or time.perf_counter() - started >= plan.max_seconds
+                    or all(stability(own).meets(plan.ci_target) for own in times)):
+                return times
 
 
 def time_step(step: Step, warmup: int = 5, iters: int = 20,
               during: contextlib.AbstractContextManager | None = None) -> Timing:
-    """Run ``warmup`` untimed steps, then time ``iters`` steps one by one.
-
-    ``during`` is entered around the timed steps only (an `EnergyMeter`, say), so warm-up and
-    compilation stay out of what it measures.
-    """
-    if warmup < 0:
-        raise UsageError(f"warmup must be >= 0, got {warmup}")
+    """Run ``warmup`` untimed steps, then time exactly ``iters`` steps one by one."""
     if iters < 1:
         raise UsageError(f"iters must be >= 1, got {iters}")
-    for _ in range(warmup):
-        step()
-    times = []
-    synchronize(step.device)
-    with during or contextlib.nullcontext():
-        for _ in range(iters):
-            start = time.perf_counter()
-            step()
-            synchronize(step.device)
-            times.append(time.perf_counter() - start)
-    median = statistics.median(times)
-    batch = step.settings.batch_size
-    return Timing(
-        times_s=times,
-        median_s=median,
-        mean_s=statistics.fmean(times),
-        min_s=min(times),
-        max_s=max(times),
-        stdev_s=statistics.stdev(times) if iters > 1 else 0.0,
-        samples_per_s=batch / median,
-        batch_size=batch,
-        warmup=warmup,
-        iters=iters,
-    )
+    times = time_rounds([step], warmup, RoundPlan(iters, iters), during)[0]
+    return Timing.of(times, step.settings.batch_size, warmup)

@@ -12,6 +12,7 @@ from typing import Any
 
 from passt.errors import UsageError
 from passt.measure.bench_record import BenchRecord
+from passt.measure.environment import environment_warnings
 from passt.measure.peers import PEERS
 from passt.optional import require
 from passt.report.inputs import load_maps, load_paper_table, load_train_benchmarks
@@ -31,7 +32,8 @@ COLUMNS = (
     "map_source", "map_paper", "speed_spec_per_s", "speed_spec_per_s_paper", "speed_vs_b",
     "speed_vs_b_paper", "memory_gb_per_sample", "memory_gb_per_sample_paper", "memory_vs_b",
     "memory_vs_b_paper", "memory_measure", "seq_len", "seq_len_paper", "gflops_per_sample", "mfu",
-    "mfu_of_ceiling", "joules_per_sample", "benchmark",
+    "mfu_of_ceiling", "joules_per_sample", "speed_ci_half_width", "unstable",
+    "speedup_vs_ours", "speedup_ci_low", "speedup_ci_high", "benchmark",
 )
 
 
@@ -98,6 +100,10 @@ def _run_row(key: str, record: BenchRecord, paper: pd.DataFrame, measure: str,
         "gflops_per_sample": math.nan if oom else record.train_gflops_per_sample,
         "mfu": _number(record.mfu), "mfu_of_ceiling": _number(record.mfu_of_ceiling),
         "joules_per_sample": _number(record.joules_per_sample),
+        "speed_ci_half_width": _number(record.ci_half_width), "unstable": record.unstable,
+        "speedup_vs_ours": _number(record.speedup_vs_ours),
+        "speedup_ci_low": _number(record.speedup_ci_low),
+        "speedup_ci_high": _number(record.speedup_ci_high),
         "benchmark": key,
     }
 
@@ -174,7 +180,7 @@ def build_table(bench_path: str | Path,
     ours = {k: r for k, r in train.items() if not r.peer} or train
     meta = {**_run_meta(ours, machine_info, measure, Path(bench_path)),
             "has_reference": len(_reference(table)) > 0}
-    meta["notes"] = _notes(table, train, meta, maps_path)
+    meta["notes"] = _notes(table, train, meta, maps_path, machine_info)
     return table, meta
 
 
@@ -207,7 +213,7 @@ def _run_meta(train: dict[str, BenchRecord], machine_info: dict[str, Any], measu
 
 
 def _notes(table: pd.DataFrame, train: dict[str, BenchRecord], meta: dict[str, Any],
-           maps_path: str | Path | None) -> list[str]:
+           maps_path: str | Path | None, machine_info: dict[str, Any]) -> list[str]:
     """The footnotes of the table: what each column holds and what the run lacks."""
     run = table[table["status"].isin(["measured", "OOM"])]
     notes = [
@@ -242,5 +248,18 @@ def _notes(table: pd.DataFrame, train: dict[str, BenchRecord], meta: dict[str, A
     if run["joules_per_sample"].isna().all():
         notes.append("J/sample is empty without an NVML energy counter (GPUs only).")
     notes += sorted({f"{r.variant} ({r.peer}): {r.note}." for r in train.values() if r.note})
+    if table["speedup_vs_ours"].notna().any():
+        notes.append("vs ours: a peer's speed over ours, timed in alternating rounds (the "
+                     "median of the per-round ratios, with its 95% interval); above 1: the peer "
+                     "is faster.")
+    notes.append("speed: +-x% is the median's 95% interval; (unstable): the interval did not "
+                 "reach +-3% within the time cap, so compare such rows with care.")
+    above = sorted(f"{r.variant}{f' ({r.peer})' if r.peer else ''}" for r in train.values()
+                   if r.above_ceiling)
+    if above:
+        notes.append(f"above the measured matmul ceiling: {', '.join(above)} (the ceiling was "
+                     "measured while the machine was busy, or the FLOP count is too high): "
+                     "their MFU over the ceiling is not trustworthy.")
+    notes += [f"warning: {w}" for w in environment_warnings(machine_info)]
     notes.append("[n]: the paper's citations; *: the paper's own runs.")
     return notes

@@ -23,9 +23,16 @@ def _cells(row: pd.Series) -> dict[str, str]:
     """The displayed cells of one row (markdown and LaTeX)."""
     missing = {"OOM": "OOM", "not run": "not run"}.get(row["status"], "-")
     mark = "" if row["map_source"] in ("paper", "") else f" ({row['map_source']})"
+    width, unstable = row["speed_ci_half_width"], row["unstable"] is True
+    interval = "" if pd.isna(width) else f" ±{width:.0%}"
+    speedup = ("-" if pd.isna(row["speedup_vs_ours"]) else
+               f"{row['speedup_vs_ours']:.2f}" + ("" if pd.isna(row["speedup_ci_low"]) else
+                                                  f" [{row['speedup_ci_low']:.2f}, "
+                                                  f"{row['speedup_ci_high']:.2f}]"))
     return {
         "speed": missing if pd.isna(row["speed_spec_per_s"]) else
-        _speed(row["speed_spec_per_s"]),
+        _speed(row["speed_spec_per_s"]) + interval + (" (unstable)" if unstable else ""),
+        "vs ours": speedup,
         "memory": missing if pd.isna(row["memory_gb_per_sample"]) else
         _fmt(row["memory_gb_per_sample"], ".3g"),
         "map": _fmt(row["map"], ".3f") + mark,
@@ -40,7 +47,8 @@ def display_table(table: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
         c = _cells(r)
         rows.append({
             "model": r["model"], "variant": r["variant"] or "-", "mAP": c["map"],
-            "speed (spec/s)": c["speed"], "paper speed": _speed(r["speed_spec_per_s_paper"]),
+            "speed (spec/s)": c["speed"], "vs ours": c["vs ours"],
+            "paper speed": _speed(r["speed_spec_per_s_paper"]),
             "vs B": _fmt(r["speed_vs_b"], ".2f"),
             "paper vs B": _fmt(r["speed_vs_b_paper"], ".2f"),
             memory: c["memory"],
@@ -51,7 +59,10 @@ def display_table(table: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
             "train GFLOPs/sample": _fmt(r["gflops_per_sample"], ".1f"),
             "MFU": _fmt(r["mfu"], ".1%"), "J/sample": _fmt(r["joules_per_sample"], ".3g"),
         })
-    return pd.DataFrame(rows)
+    shown = pd.DataFrame(rows)
+    if (shown["vs ours"] == "-").all():  # no peer in the run
+        shown = shown.drop(columns="vs ours")
+    return shown
 
 
 def settings_line(meta: dict[str, Any]) -> str:
