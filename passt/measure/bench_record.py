@@ -168,6 +168,8 @@ class BenchRecord:
     mean_power_w: float | None = _optional("energy", "mean power over the timed steps")
     mean_gpu_util_pct: float | None = _optional("energy", "mean GPU utilisation over them")
     energy_window_s: float | None = _optional("energy", "length of the metered window")
+    gpu_throttle_reasons: tuple[str, ...] | None = _optional(
+        "energy", "clock-throttle reasons NVML reported during the timed steps (empty: none)")
 
     compile_graphs: int | None = _optional("compile", "graphs dynamo compiled")
     compile_graph_breaks: int | None = _optional("compile", "graph breaks")

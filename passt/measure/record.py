@@ -123,6 +123,7 @@ def with_timing(record: BenchRecord, timing: Timing, energy: EnergyMeter | None,
         mean_power_w=energy.mean_power_w if energy_ok else None,
         mean_gpu_util_pct=energy.mean_util_pct if energy_ok else None,
         energy_window_s=energy.seconds if energy_ok else None,
+        gpu_throttle_reasons=energy.throttle_reasons if energy_ok else None,
     )
 
 

@@ -260,6 +260,7 @@ def _notes(table: pd.DataFrame, train: dict[str, BenchRecord], meta: dict[str, A
         notes.append(f"above the measured matmul ceiling: {', '.join(above)} (the ceiling was "
                      "measured while the machine was busy, or the FLOP count is too high): "
                      "their MFU over the ceiling is not trustworthy.")
-    notes += [f"warning: {w}" for w in environment_warnings(machine_info)]
+    throttled = {reason for r in train.values() for reason in r.gpu_throttle_reasons or ()}
+    notes += [f"warning: {w}" for w in environment_warnings(machine_info, sorted(throttled))]
     notes.append("[n]: the paper's citations; *: the paper's own runs.")
     return notes
