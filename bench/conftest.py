@@ -23,7 +23,7 @@ from passt.measure.environment import MACHINE_INFO_KEY, Environment, capture
 from passt.measure.flops import matmul_ceiling_tflops
 from passt.measure.journal import Journal
 from passt.measure.peers import PEERS
-from passt.measure.presets import PRESETS, Preset, get_preset
+from passt.measure.presets import PLAN_FIELDS, PRESETS, Preset, get_preset
 from passt.measure.step import StepSettings
 from passt.measure.suite import Measurement
 from passt.measure.telemetry import gpu_info
@@ -62,6 +62,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-max-seconds", type=float, default=None,
                     help="time spent timing one benchmark at most, once --bench-rounds are "
                          "done (default: the preset's)")
+    group.addoption("--bench-ci-target", type=float, default=None,
+                    help="time until the median's 95%% interval is within this fraction of it, "
+                         "e.g. 0.03 for +-3%% (default: the preset's)")
+    group.addoption("--bench-replicas", type=int, default=None,
+                    help="separately built copies of each step, timed in alternating rounds, "
+                         "so that the interval covers the spread between builds (default: the "
+                         "preset's; 1 for a compiled step)")
     group.addoption("--bench-memory-batch-sizes", default=None, metavar="B1,B2,B3",
                     help="batch sizes of the CUDA peak-memory fit (default: the preset's)")
     group.addoption("--bench-peers", action="store_true",
@@ -100,7 +107,7 @@ def _preset(config: pytest.Config) -> Preset:
     with _option("--bench-preset"):
         preset = get_preset(config.getoption("--bench-preset"))
     plan = {field: config.getoption(f"--bench-{field.replace('_', '-')}")
-            for field in ("warmup", "rounds", "max_rounds", "max_seconds")}
+            for field in PLAN_FIELDS}
     plan = {field: value for field, value in plan.items() if value is not None}
     if "rounds" in plan and "max_rounds" not in plan:
         plan["max_rounds"] = max(preset.max_rounds, plan["rounds"])

@@ -107,7 +107,8 @@ def test_an_oom_while_timing_is_a_row_and_the_next_benchmark_runs(tmp_path):
     proc = run_bench(tmp_path, f"--bench-plugin={plugin}", "--bench-variants", "tiny-oom",
                      "--bench-clip-seconds", "1", "--bench-batch-size", "3",
                      "--bench-rounds", "2", "--bench-max-rounds", "2", "--bench-warmup", "1",
-                     f"--benchmark-json={out}", f"--bench-journal={journal}", "-k", "test_step")
+                     "--bench-replicas", "1", f"--benchmark-json={out}",
+                     f"--bench-journal={journal}", "-k", "test_step")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = {b["extra_info"]["kind"]: b["extra_info"] for b in json.loads(out.read_text())[
         "benchmarks"]}

@@ -12,7 +12,7 @@ from scipy.stats import quantile_test
 from passt.errors import UsageError
 from passt.measure.bench_file import Benchmark
 from passt.measure.bench_record import BenchRecord
-from passt.measure.stability import median_ci, ratio_stability, stability
+from passt.measure.stability import median_ci, ratio_stability, replica_stability, stability
 from passt.measure.timing import RoundPlan, Timing, time_rounds
 from passt.regress import Thresholds, compare_benchmarks
 
@@ -39,6 +39,29 @@ def test_stability_and_paired_ratios():
         ratio_stability([1.0], [1.0, 2.0])
 
 
+def test_replicas_that_disagree_widen_the_interval():
+    # three builds, each steady within itself, at 1.00, 1.03 and 1.06 s
+    groups = [[1.00] * 10, [1.03] * 10, [1.06] * 10]
+    s = replica_stability(groups)
+    half = 4.302652729911275 * 0.03 / 3**0.5  # t(0.975, 2) * sd of medians / sqrt(3)
+    assert s.median == pytest.approx(1.03) and s.rounds == 30
+    assert (s.ci_low, s.ci_high) == (pytest.approx(1.03 - half), pytest.approx(1.03 + half))
+    assert not s.meets(0.03)  # each build alone would look exact
+    assert all(stability(g).meets(0.001) for g in groups)
+
+
+def test_replicas_that_agree_keep_the_pooled_interval():
+    rng = np.random.default_rng(0)
+    groups = [list(1.0 + rng.normal(0, 0.01, 12)) for _ in range(3)]
+    pooled = stability([t for g in groups for t in g])
+    s = replica_stability(groups)
+    assert s.ci_low <= pooled.ci_low and s.ci_high >= pooled.ci_high
+    assert s.meets(0.03) and replica_stability([groups[0]]) == stability(groups[0])
+    timing = Timing.of_replicas(groups, batch_size=2, warmup=0, target=0.03)
+    assert timing.times_s[:3] == [groups[0][0], groups[1][0], groups[2][0]]  # round order
+    assert timing.replica_medians_s == [float(np.median(g)) for g in groups]
+
+
 class FakeStep:
     """A step that records the order it ran in and takes the next of its scripted times."""
 
@@ -58,6 +81,16 @@ def test_rounds_alternate_and_stop_when_the_interval_is_tight(monkeypatch):
     times = time_rounds([a, b], warmup=2, plan=RoundPlan(min_rounds=6, max_rounds=50))
     assert log[:4] == ["A", "A", "B", "B"]  # each warms up, then A B A B ...
     assert log[4:] == ["A", "B"] * 6 and [len(t) for t in times] == [6, 6]
+
+
+def test_replicas_alternate_and_stop_on_their_pooled_interval(monkeypatch):
+    log: list[str] = []
+    copies = [FakeStep(name, log, []) for name in "ABC"]
+    clock = itertools.count(step=0.5)
+    monkeypatch.setattr("passt.measure.timing.time.perf_counter", lambda: next(clock))
+    times = time_rounds(copies, warmup=1, plan=RoundPlan(min_rounds=6, max_rounds=50),
+                        replicas=True)
+    assert log == ["A", "B", "C"] + ["A", "B", "C"] * 6 and [len(t) for t in times] == [6] * 3
 
 
 def test_noisy_rounds_go_on_to_the_cap_and_are_unstable(monkeypatch):

@@ -40,8 +40,10 @@ GROUPS = {
                   "device-independent",
     "timing": "from the median step time",
     "stability": "how far the median can be trusted: a distribution-free 95% interval "
-                 "(order statistics) and the IQR; rounds go on until the interval is within "
-                 "+-3% of the median or the time cap is reached, else the row is `unstable`",
+                 "(order statistics), widened to a t interval of the replicas' medians when "
+                 "separately built copies disagree, and the IQR; rounds go on until the "
+                 "interval is within +-3% of the median or the time cap is reached, else the "
+                 "row is `unstable`",
     "comparison": "peers and ablation settings are timed in alternating rounds with our step "
                   "(A B A B ...), so drift hits both: the median of the per-round ratios of "
                   "our step's time to this row's, with its 95% interval (above 1: this row is "
@@ -87,7 +89,8 @@ class BenchRecord:
         "settings", "every `StepSettings` field of the step, so that it can be measured again "
                     "(`passt check --rerun`)")
     round_plan: dict[str, Any] | None = _optional(
-        "settings", "how it was timed: preset, warm-up, rounds, time cap, precision target")
+        "settings", "how it was timed: preset, warm-up, rounds, time cap, precision target, "
+                    "replicas")
 
     peer: str | None = _optional("labels", "the other implementation measured (--bench-peers)")
     implementation: str | None = _optional("labels", "the peer's package and version")
@@ -143,6 +146,10 @@ class BenchRecord:
         "stability", "interquartile range of the timed steps over their median")
     unstable: bool | None = _optional(
         "stability", "true when the interval did not reach the target within the time cap")
+    replica_medians_s: tuple[float, ...] | None = _optional(
+        "stability", "the median of each separately built copy of the step, timed in "
+                     "alternating rounds (the preset's replicas); their spread widens the "
+                     "interval")
 
     speedup_vs_ours: float | None = _optional(
         "comparison", "median over rounds of our step's time over this row's")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -11,6 +13,9 @@ from passt.frontend import create_frontend
 from passt.measure.step import StepSettings
 from passt.measure.timing import RoundPlan
 from passt.variants import proportional_patchout
+
+# the Preset fields that say how long and how each benchmark is timed
+PLAN_FIELDS = ("warmup", "rounds", "max_rounds", "max_seconds", "ci_target", "replicas")
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,10 @@ class Preset:
     max_rounds: int = 200
     max_seconds: float = 30.0
     ci_target: float = 0.03
+    # separately built copies of each step, timed in alternating rounds, so that the interval
+    # covers the spread between builds too (a copy costs a step's memory; a compiled step and
+    # a step compared with ours are timed as one copy)
+    replicas: int = 1
 
     def __post_init__(self) -> None:
         if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
@@ -43,6 +52,9 @@ class Preset:
             raise UsageError(f"max_rounds ({self.max_rounds}) must be at least rounds "
                              f"({self.rounds})")
         self.plan  # noqa: B018 (validates the timing bounds)
+        if isinstance(self.replicas, bool) or not isinstance(self.replicas, int) \
+                or self.replicas < 1:
+            raise UsageError(f"replicas must be an integer >= 1, got {self.replicas!r}")
         sizes = self.memory_batch_sizes
         if len(set(sizes)) < 3 or any(isinstance(b, bool) or not isinstance(b, int) or b < 1
                                       for b in sizes):
@@ -53,6 +65,18 @@ class Preset:
     def plan(self) -> RoundPlan:
         """How long each benchmark is timed."""
         return RoundPlan(self.rounds, self.max_rounds, self.max_seconds, self.ci_target)
+
+    def plan_record(self) -> dict[str, Any]:
+        """How a row was timed, as stored in it: enough to time it again alike."""
+        return {"preset": self.name, **{f: getattr(self, f) for f in PLAN_FIELDS},
+                "memory_batch_sizes": list(self.memory_batch_sizes)}
+
+    @classmethod
+    def from_plan_record(cls, plan: dict[str, Any]) -> Preset:
+        """The preset a row stored with `plan_record` was timed under."""
+        known = {f: plan[f] for f in PLAN_FIELDS if f in plan}  # older rows lack replicas
+        return dataclasses.replace(get_preset(plan["preset"]), **known,
+                                   memory_batch_sizes=tuple(plan["memory_batch_sizes"]))
 
     def settings(self, variant: str, **overrides) -> StepSettings:
         """The `StepSettings` of ``variant`` under this preset (``overrides`` win)."""
@@ -84,7 +108,7 @@ PRESETS: dict[str, Preset] = {
                "minutes on a 2-core CPU; patchout keeps the paper's fraction of patches",
                device="cpu", batch_size=2, clip_seconds=3.0, dtype="fp32", attention="sdpa",
                compile=False, warmup=2, rounds=6, memory_batch_sizes=(1, 2, 4),
-               proportional_patchout=True, max_rounds=40, max_seconds=12.0),
+               proportional_patchout=True, max_rounds=40, max_seconds=20.0, replicas=3),
         Preset("paper", "the paper's setting: 10 s clips, batch 12, fp16 AMP, math attention",
                device="cuda", batch_size=12, clip_seconds=10.0, dtype="fp16", attention="math",
                compile=False, warmup=5, rounds=10, memory_batch_sizes=(4, 8, 12),

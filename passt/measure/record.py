@@ -112,6 +112,8 @@ def with_timing(record: BenchRecord, timing: Timing, energy: EnergyMeter | None,
         ci_half_width=s.half_width,
         iqr_over_median=s.iqr_over_median,
         unstable=timing.unstable,
+        replica_medians_s=(tuple(timing.replica_medians_s) if len(timing.replica_medians_s) > 1
+                           else None),
         samples_per_s=samples_per_s,
         achieved_tflops=flops * samples_per_s / 1e12,
         peak_tflops=peak,

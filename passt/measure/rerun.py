@@ -10,7 +10,7 @@ from passt.errors import UsageError
 from passt.measure.bench_record import BenchRecord
 from passt.measure.flops import matmul_ceiling_tflops
 from passt.measure.peers import build_peer_step, profile_peer
-from passt.measure.presets import get_preset
+from passt.measure.presets import Preset
 from passt.measure.record import profile_step
 from passt.measure.step import StepSettings, build_step
 from passt.measure.suite import measure
@@ -26,11 +26,7 @@ def remeasure(record: BenchRecord) -> tuple[BenchRecord, list[float]]:
         raise UsageError(f"the row of {record.variant} {record.kind} was written before rows "
                          "kept their settings; measure it again with pytest bench/")
     settings = _settings(record.step_settings)
-    plan = record.round_plan
-    preset = dataclasses.replace(
-        get_preset(plan["preset"]), warmup=plan["warmup"], rounds=plan["rounds"],
-        max_rounds=plan["max_rounds"], max_seconds=plan["max_seconds"],
-        ci_target=plan["ci_target"], memory_batch_sizes=tuple(plan["memory_batch_sizes"]))
+    preset = Preset.from_plan_record(record.round_plan)
     reference = (None if record.reference_settings is None
                  else _settings(record.reference_settings))
     build, profile = build_step, profile_step

@@ -1,12 +1,13 @@
 """How far a median step time can be trusted: a distribution-free 95% confidence interval of
-the median (order statistics), the interquartile range, and the same for paired ratios."""
+the median (order statistics), widened by the spread between separately built replicas of the
+step, the interquartile range, and the same for paired ratios."""
 
 from __future__ import annotations
 
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 CONFIDENCE = 0.95
 
@@ -71,6 +72,30 @@ def stability(values: Sequence[float]) -> Stability:
     return Stability(median=median, ci_low=ci[0] if ci else None, ci_high=ci[1] if ci else None,
                      iqr_over_median=(q3 - q1) / median if median else math.nan,
                      rounds=len(values))
+
+
+def replica_stability(groups: Sequence[Sequence[float]],
+                      confidence: float = CONFIDENCE) -> Stability:
+    """`stability` of the pooled times of separately built replicas of one step (timed in
+    alternating rounds), with an interval wide enough for the spread between builds too.
+
+    Rounds of one build vary less than builds do (memory layout, thread placement: a few
+    percent on a shared CPU), so the interval is the wider of the pooled order-statistic one
+    and a Student t interval of the replicas' medians around the pooled median.
+    """
+    groups = [list(g) for g in groups]
+    if not groups or not all(groups):
+        raise ValueError("replica_stability needs at least one value per replica")
+    pooled = stability([t for g in groups for t in g])
+    if len(groups) < 2 or pooled.ci_low is None or pooled.ci_high is None:
+        return pooled
+    from scipy.stats import t as student_t  # scipy is slow to import; few callers need it
+
+    medians = [statistics.median(g) for g in groups]
+    half = (student_t.ppf(0.5 + confidence / 2, len(groups) - 1)
+            * statistics.stdev(medians) / math.sqrt(len(groups)))
+    return replace(pooled, ci_low=min(pooled.ci_low, pooled.median - half),
+                   ci_high=max(pooled.ci_high, pooled.median + half))
 
 
 def ratio_stability(numerators: Sequence[float], denominators: Sequence[float]) -> Stability:

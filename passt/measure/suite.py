@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
 
 import torch
 
@@ -86,14 +85,20 @@ def _measure(settings: StepSettings, kind: str, preset: Preset, ceilings: Ceilin
     free_device_memory()
     if reference is None:
         meter = EnergyMeter(index=_gpu_index(step.device)) if step.device.type == "cuda" else None
-        times = time_rounds([step], preset.warmup, preset.plan, during=meter)[0]
+        # Copies are built after the memory fit, which must see one step only. Building a
+        # compiled copy would reset the compiler under the first one.
+        copies = 1 if settings.compile else preset.replicas
+        steps = [step, *(build(settings, kind) for _ in range(copies - 1))]
+        groups = time_rounds(steps, preset.warmup, preset.plan, during=meter, replicas=True)
         own_stats = compile_stats() if settings.compile else None
     else:
         meter = None  # the meter cannot tell two alternating steps apart
         times, ours_times, own_stats = _alternate(step, reference, preset)
-    timing = Timing.of(times, settings.batch_size, preset.warmup, preset.plan.ci_target)
+        groups = [times]
+    timing = Timing.of_replicas(groups, settings.batch_size, preset.warmup,
+                                preset.plan.ci_target)
     record = replace(with_timing(record, timing, meter, ceilings(settings.dtype)),
-                     step_settings=asdict(settings), round_plan=round_plan(preset),
+                     step_settings=asdict(settings), round_plan=preset.plan_record(),
                      reference_settings=None if reference is None else asdict(reference))
     if reference is not None:
         record = replace(with_comparison(record, ours_times, times), notes=(
@@ -120,13 +125,6 @@ def _alternate(step: Step, reference: StepSettings,
     times, ours_times = time_rounds([step, ours], 0, preset.plan)
     own = compile_stats().minus(ours_stats) if compiled else None
     return times, ours_times, own
-
-
-def round_plan(preset: Preset) -> dict[str, Any]:
-    """How a row was timed, as stored in it: enough to time it again alike."""
-    return {"preset": preset.name, "warmup": preset.warmup, "rounds": preset.rounds,
-            "max_rounds": preset.max_rounds, "max_seconds": preset.max_seconds,
-            "ci_target": preset.ci_target, "memory_batch_sizes": list(preset.memory_batch_sizes)}
 
 
 def _gpu_index(device: torch.device) -> int:

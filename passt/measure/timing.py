@@ -1,9 +1,11 @@
 """Throughput: warm-up steps, then device-synchronised timing of each step, in rounds that go
-on until the median is known precisely enough, alternating between steps compared."""
+on until the median is known precisely enough, alternating between steps compared (or between
+replicas of one step)."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import statistics
 import time
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 
 from passt.device import synchronize
 from passt.errors import UsageError
-from passt.measure.stability import Stability, stability
+from passt.measure.stability import Stability, replica_stability, stability
 from passt.measure.step import Step
 
 
@@ -51,25 +53,38 @@ class Timing:
     iters: int
     stability: Stability
     unstable: bool  # the plan's precision target was not met
+    replica_medians_s: list[float]  # each separately built replica's median (one: no replicas)
 
     @classmethod
     def of(cls, times: Sequence[float], batch_size: int, warmup: int,
            target: float | None = None) -> Timing:
         """The timing of ``times``; ``target``: the precision asked for (None: none)."""
-        times = list(times)
-        s = stability(times)
+        return cls.of_replicas([times], batch_size, warmup, target)
+
+    @classmethod
+    def of_replicas(cls, groups: Sequence[Sequence[float]], batch_size: int, warmup: int,
+                    target: float | None = None) -> Timing:
+        """The timing of separately built replicas of one step, timed in alternating rounds
+        (``groups``: each replica's times); the interval covers the spread between them."""
+        times = [t for round_ in itertools.zip_longest(*groups) for t in round_ if t is not None]
+        s = replica_stability(groups)
         return cls(times_s=times, median_s=s.median, mean_s=statistics.fmean(times),
                    min_s=min(times), max_s=max(times),
                    stdev_s=statistics.stdev(times) if len(times) > 1 else 0.0,
                    samples_per_s=batch_size / s.median, batch_size=batch_size, warmup=warmup,
                    iters=len(times), stability=s,
-                   unstable=target is not None and not s.meets(target))
+                   unstable=target is not None and not s.meets(target),
+                   replica_medians_s=[statistics.median(g) for g in groups])
 
 
 def time_rounds(steps: Sequence[Step], warmup: int, plan: RoundPlan,
-                during: contextlib.AbstractContextManager | None = None) -> list[list[float]]:
+                during: contextlib.AbstractContextManager | None = None,
+                replicas: bool = False) -> list[list[float]]:
     """Warm each step up, then time them in alternating rounds (A B A B ...), so that drift
     in the machine's speed hits all alike; returns each step's times.
+
+    The rounds end when each step's median is precise enough, or with ``replicas`` (the steps
+    are separately built copies of one) when their pooled `replica_stability` is.
 
     ``during`` is entered around the timed rounds only (an `EnergyMeter`, say), so warm-up
     and compilation stay out of what it measures.
@@ -95,7 +110,8 @@ def time_rounds(steps: Sequence[Step], warmup: int, plan: RoundPlan,
                 continue
             if (rounds >= plan.max_rounds
                     or time.perf_counter() - started >= plan.max_seconds
-                    or all(stability(own).meets(plan.ci_target) for own in times)):
+                    or (replica_stability(times).meets(plan.ci_target) if replicas
+                        else all(stability(own).meets(plan.ci_target) for own in times))):
                 return times
 
 
