@@ -99,7 +99,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from passt.report import write_report  # needs pandas: imported by this command only
 
-    report = write_report(args.bench, args.out, maps_path=args.maps, profile_dir=args.profile)
+    report = write_report(args.bench, args.out, maps_path=args.maps, profile_dir=args.profile,
+                          vs=args.vs, only_measured=args.only_measured)
     print(report.markdown)
     print("wrote " + ", ".join(str(p) for p in report.paths), file=sys.stderr)
     return 0

@@ -106,8 +106,14 @@ def _add_benchmark_commands(sub: argparse._SubParsersAction, commands: Mapping[s
                                       "table1.md/.csv/.tex and speed_vs_map.png/.svg")
     p.add_argument("bench", help="JSON of a run (pytest bench/ --benchmark-json=FILE)")
     p.add_argument("--maps", default=None, metavar="MAPS.csv",
-                   help="measured mAPs, columns variant,map (optional: task, steps); they "
-                        "replace the paper's for those variants and are marked")
+                   help="proxy mAPs of passt sweep (maps.csv: a row per variant and seed, or "
+                        "legacy variant,map): a column of their own beside the paper's mAP, "
+                        "and the y of the figure's right panel")
+    p.add_argument("--vs", default=None, metavar="VARIANT",
+                   help="also the ratios of speed, memory and proxy mAP to this measured "
+                        "variant of the run (beside those to PaSST-B)")
+    p.add_argument("--only-measured", action="store_true",
+                   help="leave the paper-only rows out of the table")
     p.add_argument("--profile", default=None, metavar="DIR",
                    help="also include a passt profile folder's breakdown and scaling tables "
                         "and figures")

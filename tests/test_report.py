@@ -48,8 +48,8 @@ def report(tmp_path_factory):
 
 def read_csv(path: Path) -> pd.DataFrame:
     """table1.csv with empty text cells as ``""``."""
-    table = pd.read_csv(path)
-    text = ["variant", "peer", "paper_row", "map_source"]
+    text = ["variant", "peer", "paper_row", "map_proxy_text"]
+    table = pd.read_csv(path, dtype=dict.fromkeys(text, str))
     table[text] = table[text].fillna("")
     return table
 
@@ -96,7 +96,7 @@ def test_paper_values_and_ratios(report):
         assert r["memory_gb_per_sample_paper"] == 0.513
         assert r["speed_vs_b_paper"] == pytest.approx(88.7 / 23.1)
         assert r["memory_vs_b_paper"] == pytest.approx(0.513 / 2.33)
-        assert r["map"] == 0.471 and r["map_source"] == "paper"
+        assert r["map_paper"] == 0.471 and pd.isna(r["map_proxy"]) and r["map_proxy_text"] == ""
     assert row(table, "passt-b")["speed_vs_b"] == pytest.approx(1.0)
     # the paper's other rows carry the paper's values
     panns = table[table["paper_row"] == "panns"].iloc[0]
@@ -126,7 +126,8 @@ def test_markdown_header_and_peer(report):
     assert "activation GB/sample (CPU: saved for backward)" in md
     assert "| PaSST-S (official hear21passt 0.0.26) | passt-s |" in md
     assert "| 1.25 | 88.7 |" in md  # the peer's speed beside the paper's
-    assert "| mAP | speed (spec/s) | paper speed | vs B | paper vs B |" in md
+    assert "| paper mAP | speed (spec/s) | paper speed | vs B | paper vs B |" in md
+    assert "proxy mAP" not in md  # no --maps
     assert md.count("inference") == 0
 
 
@@ -140,21 +141,126 @@ def test_latex_has_a_tabular(report):
 
 def test_png_has_the_figure_size(report):
     out, _, _ = report
-    assert png_size(out / "speed_vs_map.png") == (900, 600)
+    assert png_size(out / "speed_vs_map.png") == (1300, 650)
 
 
-def test_maps_mark_measured_map(tmp_path):
-    maps = tmp_path / "maps.csv"
-    maps.write_text("variant,map,task,steps\npasst-s,0.512,synthetic,200\n")
+PROXY_SETTINGS = ("task,embed_dim,depth,num_heads,clip_seconds,train_clips,budget_tflops,"
+                  "steps,chance_map,baseline_map")
+PROXY_MAPS = (0.499, 0.511, 0.526)  # passt-s, seeds 0, 1, 2
+
+
+def write_proxy_maps(path: Path, levels: bool = True) -> Path:
+    """A maps.csv of passt-s over three seeds and passt-b over one, on one synthetic task;
+    ``levels``: with the chance and baseline levels."""
+    chance, baseline = ("0.075", "0.426") if levels else ("", "")
+    common = f"synthetic,128,4,4,2.0,2000,10,900,{chance},{baseline}"
+    lines = [f"variant,seed,map,{PROXY_SETTINGS}",
+             *(f"passt-s,{seed},{value},{common}" for seed, value in enumerate(PROXY_MAPS)),
+             f"passt-b,0,0.47,{common}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_proxy_map_column(tmp_path):
+    from scipy import stats
+
+    maps = write_proxy_maps(tmp_path / "maps.csv")
     write_report(FIXTURE, tmp_path / "out", maps_path=maps)
     table = read_csv(tmp_path / "out" / "table1.csv")
+    mean = sum(PROXY_MAPS) / 3
+    low, high = stats.t.interval(0.95, 2, loc=mean, scale=stats.sem(PROXY_MAPS))
+    expected = (f"{mean:.3f} ± {high - mean:.3f} (synthetic, 128-wide 4-deep, 2 s clips, "
+                "2000 train clips, 10 TFLOPs, 3 seeds)")
+    assert expected == ("0.512 ± 0.034 (synthetic, 128-wide 4-deep, 2 s clips, 2000 train "
+                        "clips, 10 TFLOPs, 3 seeds)")
     r = row(table, "passt-s")
-    assert r["map"] == 0.512 and r["map_source"] == "measured, synthetic, 200 steps"
-    assert r["map_paper"] == 0.471
-    assert row(table, "passt-s", "official")["map_source"] == "paper"
-    assert row(table, "passt-b")["map_source"] == "paper"
+    assert r["map_proxy_text"] == expected
+    assert r["map_proxy"] == pytest.approx(mean, rel=1e-12)
+    assert r["map_proxy_ci_low"] == pytest.approx(low, rel=1e-12)
+    assert r["map_proxy_ci_high"] == pytest.approx(high, rel=1e-12)
+    assert r["map_proxy_seeds"] == 3
+    b = row(table, "passt-b")
+    assert b["map_proxy"] == 0.47 and pd.isna(b["map_proxy_ci_low"]) and b["map_proxy_seeds"] == 1
+    assert b["map_proxy_text"].startswith("0.470 (synthetic, ") and "1 seed)" in b["map_proxy_text"]
+    peer = row(table, "passt-s", "official")  # the sweep trains ours, not the peer's
+    assert pd.isna(peer["map_proxy"]) and peer["map_proxy_text"] == ""
     md = (tmp_path / "out" / "table1.md").read_text()
-    assert "0.512 (measured, synthetic, 200 steps)" in md
+    assert "| paper mAP | proxy mAP | speed (spec/s) |" in md
+    assert f"| PaSST-S | passt-s | 0.471 | {expected} |" in md
+    assert "chance 0.075 and the mean-spectrum baseline 0.426" in md
+
+
+def test_paper_map_stays_the_papers_with_maps(tmp_path):
+    write_report(FIXTURE, tmp_path, maps_path=write_proxy_maps(tmp_path / "maps.csv"))
+    table = read_csv(tmp_path / "table1.csv")
+    paper = load_paper_table()
+    for _, r in table.iterrows():
+        assert r["map_paper"] == paper.loc[r["paper_row"], "map"], r["model"]
+    assert (table["map_proxy"].notna()).sum() == 2  # passt-s and passt-b, ours only
+
+
+def test_legacy_maps_read_as_one_seed(tmp_path):
+    maps = tmp_path / "maps.csv"
+    maps.write_text("variant,map,task,steps\npasst-s,0.512,synthetic,200\n")
+    table, _ = build_table(FIXTURE, maps)
+    r = row(table, "passt-s")
+    assert r["map_proxy"] == 0.512 and r["map_proxy_text"] == "0.512 (synthetic, 200 steps, 1 seed)"
+    assert r["map_paper"] == 0.471
+
+
+def speeds_and_memory() -> dict[tuple[str, str], tuple[float, float]]:
+    """The fixture's measured training rows: (speed, activation bytes) by (variant, peer)."""
+    return {k: (e["samples_per_s"], e["activation_bytes_per_sample"])
+            for k, e in extra_infos().items() if not e["oom"]}
+
+
+def test_vs_gives_ratios_to_that_variant(tmp_path):
+    maps = write_proxy_maps(tmp_path / "maps.csv")
+    assert main(["report", str(FIXTURE), "--maps", str(maps), "--vs", "passt-s", "--out",
+                 str(tmp_path / "out")]) == 0
+    table = read_csv(tmp_path / "out" / "table1.csv")
+    measured = speeds_and_memory()
+    s_speed, s_bytes = measured[("passt-s", "")]
+    for (variant, peer), (speed, nbytes) in measured.items():
+        r = row(table, variant, peer)
+        assert r["speed_vs_passt-s"] == pytest.approx(speed / s_speed, rel=1e-12)
+        assert r["memory_vs_passt-s"] == pytest.approx(nbytes / s_bytes, rel=1e-12)
+        assert r["speed_vs_b"] == pytest.approx(speed / measured[("passt-b", "")][0])
+    assert row(table, "passt-b")["map_proxy_vs_passt-s"] == pytest.approx(
+        0.47 / (sum(PROXY_MAPS) / 3))
+    assert table.loc[table["status"] == "paper", "speed_vs_passt-s"].isna().all()
+    columns = list(table.columns)
+    assert columns.index("speed_vs_passt-s") == columns.index("speed_vs_b_paper") + 1
+    md = (tmp_path / "out" / "table1.md").read_text()
+    assert "| paper vs B | vs passt-s |" in md and "| paper mem vs B | mem vs passt-s |" in md
+    assert "| proxy mAP vs passt-s |" in md
+
+
+def test_vs_without_maps_has_no_map_ratio():
+    table, meta = build_table(FIXTURE, vs="passt-b")
+    assert "map_proxy_vs_passt-b" not in table.columns
+    assert row(table, "passt-s")["speed_vs_passt-b"] == pytest.approx(row(table, "passt-s")[
+        "speed_vs_b"])
+    assert any(n.startswith("vs passt-b: ratio to our passt-b") for n in meta["notes"])
+
+
+@pytest.mark.parametrize("vs", ["passt-x", "passt-u", "official"])  # unknown, OOM, a peer
+def test_vs_must_be_a_measured_variant(tmp_path, capsys, vs):
+    assert main(["report", str(FIXTURE), "--vs", vs, "--out", str(tmp_path / "out")]) == 2
+    assert (f"passt report: error: unknown --vs variant {vs!r}; accepted: passt-b, passt-s"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_only_measured_drops_paper_only_rows(tmp_path):
+    assert main(["report", str(FIXTURE), "--only-measured", "--out", str(tmp_path)]) == 0
+    table = read_csv(tmp_path / "table1.csv")
+    full, _ = build_table(FIXTURE)
+    run = full[full["status"].isin(["measured", "OOM"])]
+    assert set(table["status"]) == {"measured", "OOM"}
+    assert list(table["benchmark"]) == list(run["benchmark"])
+    assert "PANNS" not in (tmp_path / "table1.md").read_text()
+    assert row(table, "passt-s")["speed_vs_b_paper"] == pytest.approx(88.7 / 23.1)
 
 
 def test_gpu_run_uses_peak_memory(tmp_path):
@@ -217,7 +323,8 @@ def test_not_json(tmp_path):
 @pytest.mark.parametrize(("text", "match"), [
     ("name,score\npasst-s,0.5\n", "lacks column"),
     ("variant,map\npasst-x,0.5\n", r"not in the benchmark run: passt-x; the run's: passt-b"),
-    ("variant,map\npasst-s,high\n", r"a number in \[0, 1\]"),
+    ("variant,map\npasst-s,high\n", "map should be float, got 'high'"),
+    ("variant,map\npasst-s,1.5\n", r"map of passt-s is 1.5; every map must be a number in \[0, 1"),
     ("variant,map\npasst-s,0.5\npasst-s,0.6\n", "several mAPs for passt-s"),
 ])
 def test_bad_maps(tmp_path, text, match):

@@ -2,8 +2,10 @@
 
 The table has a row per variant and per peer of the run's training benchmarks, with the
 paper's values (Titan RTX) beside ours and the ratios of speed and memory to PaSST-B, which
-compare across devices; the paper's other rows carry the paper's values. The figure plots
-training throughput against mAP with circle areas proportional to memory per sample.
+compare across devices (and, ``--vs``, to another variant of the run); the paper's other rows
+carry the paper's values. The paper's AudioSet mAP and the proxy mAP of ``--maps`` are separate
+columns. The figure plots training throughput against mAP in two panels, the paper's and this
+run's, with circle areas proportional to memory per sample.
 """
 
 from __future__ import annotations
@@ -37,17 +39,19 @@ class Report:
 
 def write_report(bench_path: str | Path, out_dir: str | Path = "reports",
                  maps_path: str | Path | None = None,
-                 profile_dir: str | Path | None = None) -> Report:
+                 profile_dir: str | Path | None = None, *, vs: str | None = None,
+                 only_measured: bool = False) -> Report:
     """Write ``table1.md``, ``table1.csv``, ``table1.tex``, ``speed_vs_map.png`` and ``.svg``
-    of a benchmark run into ``out_dir``; with ablation benchmarks in the run, also
-    ``ablation.md`` and ``.csv`` (a run of the ablation alone writes only those); with a
-    ``passt profile`` folder, its breakdown and scaling tables and figures too."""
+    of a benchmark run into ``out_dir`` (``vs`` and ``only_measured``: see `build_table`); with
+    ablation benchmarks in the run, also ``ablation.md`` and ``.csv`` (a run of the ablation
+    alone writes only those); with a ``passt profile`` folder, its breakdown and scaling
+    tables and figures too."""
     records = load_bench_file(bench_path).records
     ablation = ablation_rows(records)
     if ablation and len(ablation) == len(records):
         paths = write_ablation_table(ablation, out_dir)
         return Report(markdown=ablation_markdown(ablation), paths=paths)
-    table, meta = build_table(bench_path, maps_path)
+    table, meta = build_table(bench_path, maps_path, vs=vs, only_measured=only_measured)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     markdown = format_markdown(table, meta)

@@ -1,5 +1,6 @@
-"""Figure 1 of a benchmark run: training throughput against mAP, circle areas proportional to
-memory per sample; this run's points filled, the paper's hollow."""
+"""Figure 1 of a benchmark run in two panels: the paper's training throughput against its
+AudioSet mAP (left), and this run's measured throughput against the proxy mAP of ``--maps``
+or, without it, the paper's mAP (right); circle areas proportional to memory per sample."""
 
 from __future__ import annotations
 
@@ -9,37 +10,188 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from passt.optional import require
+from passt.report.inputs import load_paper_table
 from passt.report.table import PAPER_DEVICE, clean_name
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.text import Annotation
 
 pd = require("pandas", "the benchmark report")
 
-FIGURE_SIZE_IN = (9.0, 6.0)
+FIGURE_SIZE_IN = (13.0, 6.5)
 FIGURE_DPI = 100
-MAX_MARKER_AREA = 1400.0  # pt^2 of the largest memory per sample in the figure
+MAX_MARKER_AREA = 1400.0  # pt^2 of the largest memory per sample in a panel
+LABEL_GAP_PX = 2.0  # the least vertical gap between two labels' boxes
+PEER_COLORS = {"": "tab:blue", "official": "tab:orange", "official-sdpa": "tab:green",
+               "hf-ast": "tab:purple"}
+LEVELS = (("chance_map", "chance", ":"), ("baseline_map", "mean-spectrum baseline", "--"))
 
 
-def _paper_points(table: pd.DataFrame) -> pd.DataFrame:
-    """The paper's rows with a speed and an mAP; rows at the same point share it."""
-    rows = table[table["paper_row"] != ""].drop_duplicates("paper_row")
-    rows = rows.dropna(subset=["speed_spec_per_s_paper", "map_paper"])
-    points = rows.assign(label=rows["paper_model"].map(clean_name))
-    return (points.groupby(["speed_spec_per_s_paper", "map_paper", "memory_gb_per_sample_paper"],
-                           as_index=False, sort=False)
+def _paper_points() -> pd.DataFrame:
+    """The paper's Table 1 rows with a speed and an mAP; rows at the same point share it:
+    columns ``speed``, ``map``, ``memory`` and ``label``."""
+    paper = load_paper_table().dropna(subset=["speed_spec_per_s", "map"])
+    points = paper.assign(label=paper["model"].map(clean_name)).rename(
+        columns={"speed_spec_per_s": "speed", "mem_gb_per_sample": "memory"})
+    return (points.groupby(["speed", "map", "memory"], as_index=False, sort=False)
             .agg(label=("label", lambda s: ", ".join(dict.fromkeys(s)))))
 
 
+def _run_points(table: pd.DataFrame, proxy: bool) -> pd.DataFrame:
+    """The run's measured rows with a speed and an mAP (the proxy mAP with ``proxy``, else
+    the paper's): columns ``speed``, ``map``, ``low``, ``high``, ``memory``, ``peer`` and
+    ``label``."""
+    column = "map_proxy" if proxy else "map_paper"
+    rows = table[table["status"] == "measured"].dropna(subset=["speed_spec_per_s", column])
+    return pd.DataFrame({
+        "speed": rows["speed_spec_per_s"], "map": rows[column],
+        "low": rows["map_proxy_ci_low"] if proxy else math.nan,
+        "high": rows["map_proxy_ci_high"] if proxy else math.nan,
+        "memory": rows["memory_gb_per_sample"], "peer": rows["peer"],
+        "label": rows["variant"] + rows["peer"].map(lambda p: f" ({p})" if p else "")})
+
+
+def _area_scale(memory: pd.Series) -> Callable[[float], float]:
+    """Marker area (pt^2) of a memory per sample, proportional within a panel."""
+    known = memory.dropna()
+    top = known.max() if len(known) else 1.0
+    return lambda v: 40.0 if pd.isna(v) else max(12.0, MAX_MARKER_AREA * v / top)
+
+
+def _set_x(ax: Axes, speeds: pd.Series) -> bool:
+    """x limits with room for labels, logarithmic when the speeds span over 10x; whether
+    it is logarithmic."""
+    from matplotlib.ticker import FuncFormatter
+
+    log_x = len(speeds) > 1 and speeds.max() / speeds.min() > 10
+    if log_x:
+        ax.set_xscale("log")
+        ax.set_xlim(speeds.min() / 1.6, speeds.max() * 1.6)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    else:
+        ax.set_xlim(0, speeds.max() * 1.2 if len(speeds) else 1)
+    ax.margins(y=0.12)
+    ax.grid(True, which="major", alpha=0.3)
+    return log_x
+
+
+def _side(ax: Axes, x: float) -> int:
+    """Where a point's label goes: right of it (1) in the left 60% of the panel, else left
+    (-1), so that labels stay inside the panel."""
+    fraction = ax.transAxes.inverted().transform(ax.transData.transform((x, 0.0)))[0]
+    return 1 if fraction < 0.6 else -1
+
+
+def _label(ax: Axes, text: str, x: float, y: float, area: float, color: str) -> Annotation:
+    """A point's label beside its circle, on a white ground, with a leader line (shown by
+    `_declutter` if it moves the label)."""
+    radius, side = math.sqrt(area) / 2, _side(ax, x)
+    label = ax.annotate(text, (x, y), xytext=(side * (radius + 3), 0),
+                        textcoords="offset points", ha="left" if side > 0 else "right",
+                        va="center", fontsize=8, color=color, zorder=5,
+                        bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none",
+                              "alpha": 0.7},
+                        arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.6",
+                                    "shrinkA": 0, "shrinkB": radius})
+    label.set_in_layout(False)  # labels move after the layout: they must not change it
+    return label
+
+
+def _plot_paper(ax: Axes) -> list[Annotation]:
+    """The left panel: the paper's points, hollow; their labels."""
+    points = _paper_points()
+    area = _area_scale(points["memory"])
+    log_x = _set_x(ax, points["speed"])
+    labels = []
+    for _, p in points.iterrows():
+        s = area(p["memory"])
+        ax.scatter(p["speed"], p["map"], s=s, facecolors="none", edgecolors="0.45",
+                   linewidths=1.3, zorder=2)
+        labels.append(_label(ax, p["label"], p["speed"], p["map"], s, "0.3"))
+    ax.set_title(f"The paper ({PAPER_DEVICE}, AudioSet mAP)", fontsize=10)
+    ax.set_xlabel(f"training throughput on the {PAPER_DEVICE} (spectrograms/s)"
+                  + (", log scale" if log_x else ""))
+    ax.set_ylabel("AudioSet mAP (the paper's)")
+    _size_legend(ax, points["memory"], area, "memory/sample\n(paper: GPU)", "upper left")
+    return labels
+
+
+def _plot_run(ax: Axes, table: pd.DataFrame, meta: dict[str, Any]) -> list[Annotation]:
+    """The right panel: the run's measured points, filled, at the proxy mAP (with its 95%
+    interval) when ``--maps`` gave one, else at the paper's mAP; the proxy task's chance and
+    baseline levels as lines; the points' labels."""
+    proxy = meta["maps_file"] is not None
+    points = _run_points(table, proxy)
+    area = _area_scale(points["memory"])
+    log_x = _set_x(ax, points["speed"])
+    labels = []
+    for _, r in points.iterrows():
+        s, color = area(r["memory"]), PEER_COLORS.get(r["peer"], "tab:red")
+        if pd.notna(r["low"]):
+            ax.errorbar(r["speed"], r["map"], yerr=[[r["map"] - r["low"]], [r["high"] - r["map"]]],
+                        fmt="none", ecolor=color, elinewidth=1.0, capsize=3, zorder=2.5)
+        ax.scatter(r["speed"], r["map"], s=s, color=color, alpha=0.8, edgecolors="white",
+                   linewidths=0.6, zorder=3)
+        labels.append(_label(ax, r["label"], r["speed"], r["map"], s, color))
+    for key, name, style in LEVELS if proxy else ():
+        if meta[key] is not None:
+            ax.axhline(meta[key], color="0.4", lw=1.0, ls=style, zorder=1,
+                       label=f"{name} {meta[key]:.3f}")
+    ax.set_title(f"This run ({meta['device_name']}, {meta['dtype']}, batch "
+                 f"{meta['batch_size']}, preset {meta['preset']})", fontsize=10)
+    ax.set_xlabel("measured training throughput (spectrograms/s)"
+                  + (", log scale" if log_x else ""))
+    ax.set_ylabel("proxy mAP (passt sweep, mean and 95% CI)" if proxy
+                  else "AudioSet mAP (the paper's, not measured)")
+    _kind_legend(ax, points)
+    _size_legend(ax, points["memory"], area,
+                 f"memory/sample\n(ours: {meta['memory_measure']})", "lower left")
+    return labels
+
+
+def _kind_legend(ax: Axes, points: pd.DataFrame) -> None:
+    """What the right panel's markers and lines are, right of it."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker="o", ls="", color=PEER_COLORS.get(p, "tab:red"),
+                      markersize=8, label="passt-bench" if not p else f"peer {p}")
+               for p in dict.fromkeys(points["peer"])]
+    handles += ax.get_legend_handles_labels()[0]  # the levels' lines
+    legend = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                       fontsize=8, borderaxespad=0)
+    legend.set_clip_on(False)  # an added artist clipped to the axes is left out of the layout
+    ax.add_artist(legend)
+
+
+def _size_legend(ax: Axes, memory: pd.Series, area: Callable[[float], float], title: str,
+                 loc: str) -> None:
+    """What a panel's circle sizes mean, right of it (the panel's last legend)."""
+    from matplotlib.lines import Line2D
+
+    known = memory.dropna()
+    handles = [Line2D([], [], marker="o", ls="", markerfacecolor="none", markeredgecolor="0.3",
+                      markersize=math.sqrt(area(v)), label=f"{v:g} GB")
+               for v in _size_legend_values(known if len(known) else pd.Series([1.0]))]
+    ax.legend(handles=handles, loc=loc,
+              bbox_to_anchor=(1.02, 1.0 if loc.startswith("upper") else 0.0), fontsize=8,
+              borderaxespad=0, labelspacing=2.0, borderpad=1.2, handlelength=3.5,
+              handletextpad=1.2, title=title, title_fontsize=8)
+
+
 def _size_legend_values(gb: pd.Series) -> list[float]:
+    """Up to three round sizes spanning ``gb``."""
     nice = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50]
     inside = [v for v in nice if gb.min() / 1.5 <= v <= gb.max() * 1.5] or [nice[0]]
     return list(dict.fromkeys([inside[0], inside[len(inside) // 2], inside[-1]]))
 
 
-def _declutter(fig: Figure, labels: list[Any], iterations: int = 100) -> None:
-    """Nudge overlapping point labels apart vertically: boxes measured once after a draw,
-    moved in display space, then set as the labels' offsets."""
+def _declutter(fig: Figure, labels: list[Annotation], iterations: int = 100) -> None:
+    """Move labels apart vertically until no two boxes (in either panel or across them)
+    overlap: boxes measured once after a draw, spread in display space by pushing
+    overlapping pairs apart, then stacked where pushing did not settle, then set as the
+    labels' offsets."""
     from matplotlib.text import Text
 
     fig.canvas.draw()
@@ -51,130 +203,93 @@ def _declutter(fig: Figure, labels: list[Any], iterations: int = 100) -> None:
         moved = False
         for i in range(len(labels)):
             for j in range(i + 1, len(labels)):
-                a, b = boxes[i].translated(0, shift[i]), boxes[j].translated(0, shift[j])
-                overlap = min(a.y1, b.y1) - max(a.y0, b.y0) + 2  # 2 px apart at least
-                if overlap <= 0 or min(a.x1, b.x1) <= max(a.x0, b.x0):
+                overlap = _overlap(boxes[i].translated(0, shift[i]),
+                                   boxes[j].translated(0, shift[j]))
+                if overlap <= 0:
                     continue
-                lower, upper = (i, j) if (a.y0, i) < (b.y0, j) else (j, i)
+                lower, upper = (i, j) if (boxes[i].y0 + shift[i], i) < (boxes[j].y0 + shift[j],
+                                                                         j) else (j, i)
                 shift[lower] -= overlap / 2
                 shift[upper] += overlap / 2
                 moved = True
         if not moved:
             break
+    _stack(boxes, shift)
     for label, dy in zip(labels, shift, strict=True):
         dx, y = label.xyann
         label.xyann = (dx, y + dy * 72 / fig.dpi)
         label.arrow_patch.set_visible(abs(dy) > 2)  # a leader line for moved labels only
 
 
+def _overlap(a: Any, b: Any) -> float:
+    """How far (px) box ``b`` must move up or down to clear ``a`` by `LABEL_GAP_PX`; 0 or
+    less when they are apart (side by side, or far enough above each other)."""
+    if min(a.x1, b.x1) <= max(a.x0, b.x0):
+        return 0.0
+    return min(a.y1, b.y1) - max(a.y0, b.y0) + LABEL_GAP_PX
+
+
+def _stack(boxes: list[Any], shift: list[float]) -> None:
+    """From the lowest up, move each label that still overlaps a label below it to just
+    above that one: afterwards no two overlap."""
+    order = sorted(range(len(boxes)), key=lambda i: (boxes[i].y0 + shift[i], i))
+    for n, i in enumerate(order):
+        placed = order[:n]
+        while True:
+            box = boxes[i].translated(0, shift[i])
+            tops = [boxes[j].y1 + shift[j] for j in placed
+                    if _overlap(box, boxes[j].translated(0, shift[j])) > 0]
+            if not tops:
+                break
+            shift[i] += max(tops) + LABEL_GAP_PX - box.y0
+
+
 def plot(table: pd.DataFrame, meta: dict[str, Any]) -> Figure:
-    """The paper's Figure 1 for this run: training throughput (x) against mAP (y), circle
-    area proportional to memory per sample; measured points filled, the paper's hollow."""
+    """The paper's Figure 1 beside this run's: training throughput (x) against mAP (y), circle
+    area proportional to memory per sample."""
     require("matplotlib", "plotting Figure 1")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-    ours = table[(table["status"] == "measured")].dropna(subset=["map", "speed_spec_per_s"])
-    paper = _paper_points(table)
-    speeds = pd.concat([ours["speed_spec_per_s"], paper["speed_spec_per_s_paper"]])
-    log_x = len(speeds) > 1 and speeds.max() / speeds.min() > 10
-    caption = _caption(table, meta, log_x, ours, paper)
-    fig = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI)
+    caption = _caption(table, meta)
+    bottom = 0.02 + 0.022 * (caption.count("\n") + 1)  # room for the caption's lines
+    fig = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI,
+                 layout=ConstrainedLayoutEngine(rect=(0, bottom, 1, 1 - bottom), w_pad=0.1))
     FigureCanvasAgg(fig)
     fig.text(0.01, 0.01, caption, fontsize=7.5, va="bottom", color="0.2")
-    bottom = 0.09 + 0.022 * (caption.count("\n") + 1)  # room for the caption's lines
-    ax = fig.add_axes((0.085, bottom, 0.7, 0.92 - bottom))
-    gb = pd.concat([ours["memory_gb_per_sample"], paper["memory_gb_per_sample_paper"]]).dropna()
-    top = gb.max() if len(gb) else 1.0
-
-    def area(value: float) -> float:
-        return 40.0 if pd.isna(value) else max(12.0, MAX_MARKER_AREA * value / top)
-
-    colors = {"": "tab:blue", "official": "tab:orange", "official-sdpa": "tab:green",
-              "hf-ast": "tab:purple"}
-    labels = []
-    for _, p in paper.iterrows():
-        s = area(p["memory_gb_per_sample_paper"])
-        ax.scatter(p["speed_spec_per_s_paper"], p["map_paper"], s=s, facecolors="none",
-                   edgecolors="0.45", linewidths=1.3, zorder=2)
-        labels.append(_label(ax, p["label"], p["speed_spec_per_s_paper"], p["map_paper"], s,
-                             "0.3", side=-1))
-    for _, r in ours.iterrows():
-        s, color = area(r["memory_gb_per_sample"]), colors.get(r["peer"], "tab:red")
-        ax.scatter(r["speed_spec_per_s"], r["map"], s=s, color=color, alpha=0.8,
-                   edgecolors="white", linewidths=0.6, zorder=3)
-        text = r["variant"] + (f" ({r['peer']})" if r["peer"] else "") + (
-            " (measured mAP)" if r["map_source"].startswith("measured") else "")
-        labels.append(_label(ax, text, r["speed_spec_per_s"], r["map"], s, color))
-    if log_x:
-        ax.set_xscale("log")
-        ax.set_xlim(speeds.min() / 1.6, speeds.max() * 2.2)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    else:
-        ax.set_xlim(0, speeds.max() * 1.25 if len(speeds) else 1)
-    ax.margins(y=0.12)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.set_xlabel("training throughput (spectrograms/s)" + (", log scale" if log_x else ""))
-    ax.set_ylabel("mAP")
-    ax.set_title(f"Training throughput vs mAP — {meta['device_name']}, {meta['dtype']}, "
-                 f"batch {meta['batch_size']}, preset {meta['preset']}", fontsize=11)
-    _legends(ax, Line2D, colors, ours, gb, area, meta)
+    fig.suptitle("Training throughput vs mAP: the paper and this run", fontsize=12)
+    left, right = fig.subplots(1, 2)
+    labels = _plot_paper(left) + _plot_run(right, table, meta)
     _declutter(fig, labels)
     return fig
 
 
-def _label(ax: Any, text: str, x: float, y: float, area: float, color: str,
-           side: int = 1) -> Any:
-    """A point's label beside its circle (``side`` 1: right, -1: left), on a white ground,
-    with a leader line (shown by `_declutter` if it moves the label)."""
-    radius = math.sqrt(area) / 2
-    return ax.annotate(text, (x, y), xytext=(side * (radius + 3), 0), textcoords="offset points",
-                       ha="left" if side > 0 else "right", va="center", fontsize=8, color=color,
-                       zorder=5, bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none",
-                                       "alpha": 0.7},
-                       arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.6",
-                                   "shrinkA": 0, "shrinkB": radius})
-
-
-def _legends(ax: Any, line2d: Any, colors: dict[str, str], ours: pd.DataFrame, gb: pd.Series,
-             area: Callable[[float], float], meta: dict[str, Any]) -> None:
-    """Two legends: what the markers are, and what the circle sizes mean."""
-    kinds = [line2d([], [], marker="o", ls="", color=colors.get(p, "tab:red"), markersize=8,
-                    label="measured: passt-bench" if not p else f"measured: peer {p}")
-             for p in dict.fromkeys(ours["peer"])]
-    kinds.append(line2d([], [], marker="o", ls="", markerfacecolor="none",
-                        markeredgecolor="0.45", markersize=8, label=f"paper ({PAPER_DEVICE})"))
-    first = ax.legend(handles=kinds, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
-                      borderaxespad=0)
-    ax.add_artist(first)
-    sizes = [line2d([], [], marker="o", ls="", markerfacecolor="none", markeredgecolor="0.3",
-                    markersize=math.sqrt(area(v)), label=f"{v:g} GB") for v in
-             _size_legend_values(gb if len(gb) else pd.Series([1.0]))]
-    ax.legend(handles=sizes, loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=8,
-              borderaxespad=0, labelspacing=2.0, borderpad=1.2, handlelength=3.5,
-              handletextpad=1.2,
-              title=f"memory/sample\nours: {meta['memory_measure']}\npaper: GPU",
-              title_fontsize=8)
-
-
-def _caption(table: pd.DataFrame, meta: dict[str, Any], log_x: bool, ours: pd.DataFrame,
-             paper: pd.DataFrame) -> str:
-    parts = ["Filled: measured in this run; hollow grey: the paper's values "
-             f"({PAPER_DEVICE}). Circle area is proportional to memory per sample (ours: "
-             f"{meta['memory_label']}). Measured points sit at the paper's mAP of their variant "
-             "unless a measured mAP was given (--maps)."]
-    if log_x and len(ours) and len(paper):
-        factor = paper["speed_spec_per_s_paper"].median() / ours["speed_spec_per_s"].median()
-        parts.append(f"x is logarithmic: this run's speeds and the paper's differ by about "
-                     f"{factor:.3g}x (median), so both fit and equal ratios look equally long.")
+def _caption(table: pd.DataFrame, meta: dict[str, Any]) -> str:
+    """What the panels show, where the proxy mAP comes from, and what is not plotted."""
+    proxy = meta["maps_file"] is not None
+    parts = [f"Left: the paper's Table 1 ({PAPER_DEVICE}, AudioSet mAP). Right: this run's "
+             "measured throughput; filled by implementation. Circle area is proportional to "
+             "memory per sample within each panel (left: the paper's GPU memory; right: "
+             f"{meta['memory_label']})."]
+    if proxy:
+        by_source: dict[str, list[str]] = {}
+        for variant, source in meta["proxy_sources"].items():
+            by_source.setdefault(source, []).append(variant)
+        where = (next(iter(by_source)) if len(by_source) == 1 else
+                 "; ".join(f"{', '.join(v)}: {s}" for s, v in by_source.items()))
+        parts.append(f"Right y: proxy mAP from {meta['maps_file']} ({where}), mean over seeds "
+                     "with its 95% t interval; it is not AudioSet mAP.")
+    else:
+        parts.append("Right y: the paper's mAP of each variant (no --maps given): only x is "
+                     "measured.")
     left = table[table["status"].isin(["OOM", "not run"])]
     if len(left):
-        parts.append("Not plotted: " + ", ".join(f"{m} ({s})" for m, s in
-                                                 zip(left["model"], left["status"], strict=True))
-                     + ".")
-    no_map = table[(table["status"] == "measured") & table["map"].isna()]
+        parts.append("Not measured: " + ", ".join(
+            f"{m} ({s})" for m, s in zip(left["model"], left["status"], strict=True)) + ".")
+    column = "map_proxy" if proxy else "map_paper"
+    no_map = table[(table["status"] == "measured") & table[column].isna()]
     if len(no_map):
-        parts.append(f"Not plotted (no mAP): {', '.join(no_map['model'])}.")
-    return "\n".join(textwrap.fill(p, 170) for p in parts)
+        parts.append(f"Right, not plotted (no {'proxy ' if proxy else ''}mAP): "
+                     f"{', '.join(no_map['model'])}.")
+    return "\n".join(textwrap.fill(p, 240) for p in parts)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import statistics
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from passt.errors import UsageError
+from passt.maps import MapRow, MapSummary, read_maps, summarize
 from passt.measure.bench_file import load_bench_file
 from passt.measure.bench_record import BenchRecord
 from passt.optional import require
@@ -16,6 +19,17 @@ pd = require("pandas", "the benchmark report")
 # What Table 1 needs of a training row that did not run out of memory.
 TABLE1_NEEDS = ("samples_per_s", "seq_len", "train_gflops_per_sample",
                 "activation_bytes_per_sample")
+
+
+@dataclass(frozen=True)
+class Maps:
+    """The proxy mAPs of a ``maps.csv``: per variant over its seeds, and the task's reference
+    levels (the mean over the rows that carry them; None where none does)."""
+
+    file: str
+    summaries: dict[str, MapSummary]
+    chance_map: float | None
+    baseline_map: float | None
 
 
 def load_paper_table() -> pd.DataFrame:
@@ -41,37 +55,21 @@ def load_train_benchmarks(path: str | Path) -> tuple[dict[str, BenchRecord], dic
     return train, bench.machine_info
 
 
-def load_maps(path: str | Path, variants: list[str]) -> dict[str, tuple[float, str]]:
-    """Measured mAPs of a CSV with columns ``variant,map`` (optional ``task``, ``steps``):
-    ``variant -> (map, source)``. Only ``variants`` (the run's) may be named."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mAP file not found: {path}")
-    try:
-        maps = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path.name} is not a CSV file: {e}") from None
-    absent = [c for c in ("variant", "map") if c not in maps.columns]
-    if absent:
-        raise UsageError(f"{path.name} lacks column(s) {', '.join(absent)}; expected a CSV with "
-                         f"columns variant,map (optional: task, steps), got {list(maps.columns)}")
-    maps["variant"] = maps["variant"].astype(str).str.strip()
-    unknown = sorted(set(maps["variant"]) - set(variants))
+def _level(rows: list[MapRow], name: str) -> float | None:
+    """The mean of a reference level (``chance_map``, ``baseline_map``) over the rows that
+    carry it, or None."""
+    values = [getattr(r, name) for r in rows if getattr(r, name) is not None]
+    return statistics.fmean(values) if values else None
+
+
+def load_maps(path: str | Path, variants: list[str]) -> Maps:
+    """The measured (proxy) mAPs of a ``maps.csv`` (`passt.maps.read_maps`), summarized over
+    seeds per variant. Only ``variants`` (the run's) may be named."""
+    rows = read_maps(path)
+    unknown = sorted({r.variant for r in rows} - set(variants))
     if unknown:
-        raise UsageError(f"{path.name} names variant(s) not in the benchmark run: "
+        raise UsageError(f"{Path(path).name} names variant(s) not in the benchmark run: "
                          f"{', '.join(unknown)}; the run's: {', '.join(variants)}")
-    dupes = sorted(set(maps["variant"][maps["variant"].duplicated()]))
-    if dupes:
-        raise UsageError(f"{path.name} gives several mAPs for {', '.join(dupes)}")
-    values = pd.to_numeric(maps["map"], errors="coerce")
-    if values.isna().any() or not values.between(0, 1).all():
-        raise UsageError(f"{path.name}: every map must be a number in [0, 1]")
-    out = {}
-    for row, value in zip(maps.to_dict("records"), values, strict=True):
-        details = ["measured"]
-        if pd.notna(row.get("task")):
-            details.append(str(row["task"]))
-        if pd.notna(row.get("steps")):  # 200, or 200.0 when another row has no steps
-            details.append(f"{str(row['steps']).removesuffix('.0')} steps")
-        out[row["variant"]] = (float(value), ", ".join(details))
-    return out
+    return Maps(file=Path(path).name, summaries={s.variant: s for s in summarize(rows)},
+                chance_map=_level(rows, "chance_map"),
+                baseline_map=_level(rows, "baseline_map"))

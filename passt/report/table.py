@@ -10,12 +10,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from passt.errors import UsageError
+from passt.errors import UsageError, check_choice
+from passt.maps import MapSummary
 from passt.measure.bench_record import BenchRecord
 from passt.measure.environment import environment_warnings
 from passt.measure.peers import PEERS
 from passt.optional import require
-from passt.report.inputs import load_maps, load_paper_table, load_train_benchmarks
+from passt.report.inputs import Maps, load_maps, load_paper_table, load_train_benchmarks
 from passt.variants import get_variant, list_variants
 
 pd = require("pandas", "the benchmark report")
@@ -28,12 +29,13 @@ PEER_LABELS = {"official": "official {impl}", "official-sdpa": "official {impl} 
 MEMORY_LABELS = {"peak": "peak GB/sample (CUDA allocator)",
                  "activation": "activation GB/sample (CPU: saved for backward)"}
 COLUMNS = (
-    "model", "variant", "peer", "implementation", "paper_row", "paper_model", "status", "map",
-    "map_source", "map_paper", "speed_spec_per_s", "speed_spec_per_s_paper", "speed_vs_b",
-    "speed_vs_b_paper", "memory_gb_per_sample", "memory_gb_per_sample_paper", "memory_vs_b",
-    "memory_vs_b_paper", "memory_measure", "seq_len", "seq_len_paper", "gflops_per_sample", "mfu",
-    "mfu_of_ceiling", "joules_per_sample", "speed_ci_half_width", "unstable",
-    "speedup_vs_ours", "speedup_ci_low", "speedup_ci_high", "benchmark",
+    "model", "variant", "peer", "implementation", "paper_row", "paper_model", "status",
+    "map_paper", "map_proxy", "map_proxy_std", "map_proxy_ci_low", "map_proxy_ci_high",
+    "map_proxy_seeds", "map_proxy_text", "speed_spec_per_s", "speed_spec_per_s_paper",
+    "speed_vs_b", "speed_vs_b_paper", "memory_gb_per_sample", "memory_gb_per_sample_paper",
+    "memory_vs_b", "memory_vs_b_paper", "memory_measure", "seq_len", "seq_len_paper",
+    "gflops_per_sample", "mfu", "mfu_of_ceiling", "joules_per_sample", "speed_ci_half_width",
+    "unstable", "speedup_vs_ours", "speedup_ci_low", "speedup_ci_high", "benchmark",
 )
 
 
@@ -74,9 +76,21 @@ def _paper_fields(paper: pd.DataFrame, row_id: str | None) -> dict[str, Any]:
             "memory_gb_per_sample_paper": p["mem_gb_per_sample"], "seq_len_paper": p["seq"]}
 
 
+def _proxy_fields(summary: MapSummary | None) -> dict[str, Any]:
+    """The proxy mAP columns of a row: the sweep's mean over seeds, its spread and t interval,
+    and ``mean ± CI (task, budget, seeds)``; none without a measured mAP."""
+    if summary is None:
+        return {}
+    return {"map_proxy": summary.map_mean, "map_proxy_std": _number(summary.map_std),
+            "map_proxy_ci_low": _number(summary.map_ci_low),
+            "map_proxy_ci_high": _number(summary.map_ci_high), "map_proxy_seeds": summary.seeds,
+            "map_proxy_text": summary.describe()}
+
+
 def _run_row(key: str, record: BenchRecord, paper: pd.DataFrame, measure: str,
-             maps: dict[str, tuple[float, str]]) -> dict[str, Any]:
-    """A row of a training benchmark of the run (ours or a peer's)."""
+             maps: dict[str, MapSummary]) -> dict[str, Any]:
+    """A row of a training benchmark of the run (ours or a peer's); a peer's has no proxy mAP
+    (the sweep trains ours)."""
     variant, peer = record.variant, record.peer or ""
     row_id = _paper_row_id(variant)
     fields = _paper_fields(paper, row_id)
@@ -84,14 +98,12 @@ def _run_row(key: str, record: BenchRecord, paper: pd.DataFrame, measure: str,
     impl = record.implementation or ""
     if peer:
         name += f" ({PEER_LABELS.get(peer, peer + ', {impl}').format(impl=impl).strip(', ')})"
-    map_value, source = (maps[variant] if variant in maps and not peer
-                         else (fields["map_paper"], "paper"))
     oom = record.oom
     bytes_per_sample = _memory_bytes(record, measure)
     return {
-        **fields, "model": name, "variant": variant, "peer": peer, "implementation": impl,
-        "status": "OOM" if oom else "measured", "map": map_value,
-        "map_source": source if pd.notna(map_value) else "",
+        **fields, **_proxy_fields(None if peer else maps.get(variant)), "model": name,
+        "variant": variant, "peer": peer, "implementation": impl,
+        "status": "OOM" if oom else "measured",
         "speed_spec_per_s": math.nan if oom else record.samples_per_s,
         "memory_gb_per_sample": math.nan if oom or bytes_per_sample is None
         else bytes_per_sample / 1e9,
@@ -118,8 +130,7 @@ def _paper_only_row(paper: pd.DataFrame, row_id: str, variant: str | None) -> di
     fields = _paper_fields(paper, row_id)
     name = fields["paper_model"]
     return {**fields, "model": clean_name(name) if variant else name, "variant": variant,
-            "status": "not run" if variant else "paper", "map": fields["map_paper"],
-            "map_source": "paper" if pd.notna(fields["map_paper"]) else ""}
+            "status": "not run" if variant else "paper"}
 
 
 def _order(record: BenchRecord) -> tuple[int, str]:
@@ -145,11 +156,34 @@ def _add_ratios(table: pd.DataFrame, paper: pd.DataFrame) -> None:
                                        / paper.loc[PAPER_REFERENCE, paper_column])
 
 
-def build_table(bench_path: str | Path,
-                maps_path: str | Path | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _add_vs_ratios(table: pd.DataFrame, vs: str) -> None:
+    """Speed, memory and (where it has one) proxy mAP over our measured ``vs`` row's, each
+    beside its ratio to PaSST-B."""
+    ref = table[(table["variant"] == vs) & (table["peer"] == "")
+                & (table["status"] == "measured")].iloc[0]
+    pairs = [("speed_spec_per_s", "speed", "speed_vs_b_paper"),
+             ("memory_gb_per_sample", "memory", "memory_vs_b_paper")]
+    if pd.notna(ref["map_proxy"]):
+        pairs.append(("map_proxy", "map_proxy", "map_proxy_text"))
+    for column, name, after in pairs:
+        table.insert(table.columns.get_loc(after) + 1, f"{name}_vs_{vs}",
+                     table[column] / ref[column])
+
+
+def measured_variants(train: dict[str, BenchRecord]) -> list[str]:
+    """Our variants of the run that were measured (not out of memory), in run order."""
+    return list(dict.fromkeys(r.variant for r in train.values() if not r.peer and not r.oom))
+
+
+def build_table(bench_path: str | Path, maps_path: str | Path | None = None, *,
+                vs: str | None = None,
+                only_measured: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Table 1 of a benchmark run (one row per variant and peer, then the paper's other rows,
-    in the paper's order) and the run's settings and notes."""
+    in the paper's order; ``only_measured``: the run's rows only) and the run's settings and
+    notes; ``vs``: ratios to that measured variant of the run too."""
     train, machine_info = load_train_benchmarks(bench_path)
+    if vs is not None:
+        check_choice("--vs variant", vs, measured_variants(train))
     by_key: dict[tuple[str, str], str] = {}
     for key, record in train.items():
         pair = (record.variant, record.peer or "")
@@ -158,7 +192,7 @@ def build_table(bench_path: str | Path,
                              f"measure training of {'/'.join(p for p in pair if p)}")
         by_key[pair] = key
     run_variants = list(dict.fromkeys(r.variant for r in train.values()))
-    maps = load_maps(maps_path, run_variants) if maps_path is not None else {}
+    maps = load_maps(maps_path, run_variants) if maps_path is not None else None
     paper, measure = load_paper_table(), _memory_measure(train)
     by_row: dict[str | None, list[str]] = {}  # paper row -> the run's benchmarks
     for key in sorted(train, key=lambda k: (run_variants.index(train[k].variant),
@@ -168,20 +202,37 @@ def build_table(bench_path: str | Path,
     rows = []
     for row_id in [*paper.index, None]:  # None: variants that are not in the paper
         keys = by_row.get(row_id, [])
-        rows += [_run_row(k, train[k], paper, measure, maps) for k in keys]
+        rows += [_run_row(k, train[k], paper, measure, maps.summaries if maps else {})
+                 for k in keys]
         if row_id is not None and not keys:
             rows.append(_paper_only_row(paper, row_id, registered.get(row_id)))
     table = pd.DataFrame(rows).reindex(columns=list(COLUMNS))
-    for col in ("variant", "peer", "implementation", "paper_model", "map_source",
+    for col in ("variant", "peer", "implementation", "paper_model", "map_proxy_text",
                 "memory_measure", "benchmark"):
-        table[col] = table[col].fillna("")
+        table[col] = table[col].astype(object).fillna("")  # all-NaN (float) without maps
+    table["map_proxy_seeds"] = table["map_proxy_seeds"].astype("Int64")
     table.loc[table["status"].isin(["paper", "not run"]), "memory_measure"] = ""
     _add_ratios(table, paper)
+    if vs is not None:
+        _add_vs_ratios(table, vs)
+    if only_measured:
+        table = table[table["status"].isin(["measured", "OOM"])].reset_index(drop=True)
     ours = {k: r for k, r in train.items() if not r.peer} or train
     meta = {**_run_meta(ours, machine_info, measure, Path(bench_path)),
-            "has_reference": len(_reference(table)) > 0}
-    meta["notes"] = _notes(table, train, meta, maps_path, machine_info)
+            **_maps_meta(maps), "has_reference": len(_reference(table)) > 0, "vs": vs}
+    meta["notes"] = _notes(table, train, meta, machine_info)
     return table, meta
+
+
+def _maps_meta(maps: Maps | None) -> dict[str, Any]:
+    """What the figure and notes need of the proxy mAPs: their file, each variant's source
+    (task, model size, clips, budget) and the task's chance and baseline levels."""
+    if maps is None:
+        return {"maps_file": None, "proxy_sources": {}, "chance_map": None,
+                "baseline_map": None}
+    return {"maps_file": maps.file,
+            "proxy_sources": {v: s.source.describe() for v, s in maps.summaries.items()},
+            "chance_map": maps.chance_map, "baseline_map": maps.baseline_map}
 
 
 def _setting(values: Iterable[Any]) -> Any:
@@ -212,19 +263,38 @@ def _run_meta(train: dict[str, BenchRecord], machine_info: dict[str, Any], measu
     }
 
 
+def _map_notes(meta: dict[str, Any]) -> list[str]:
+    """What the two mAP columns hold, and the proxy task's reference levels."""
+    notes = ["paper mAP: the paper's AudioSet mAP (never ours)."]
+    if meta["maps_file"] is None:
+        return notes
+    notes.append(f"proxy mAP: measured by passt sweep ({meta['maps_file']}) on a small proxy "
+                 "task, not AudioSet: mean ± 95% t interval over seeds (task, model size, clip "
+                 "length, training clips, budget, seeds); compare it between variants, not with "
+                 "the paper's mAP.")
+    levels = [f"{name} {meta[key]:.3f}" for name, key in
+              (("chance", "chance_map"), ("the mean-spectrum baseline", "baseline_map"))
+              if meta[key] is not None]
+    if levels:
+        notes.append(f"proxy task levels: {' and '.join(levels)}.")
+    return notes
+
+
 def _notes(table: pd.DataFrame, train: dict[str, BenchRecord], meta: dict[str, Any],
-           maps_path: str | Path | None, machine_info: dict[str, Any]) -> list[str]:
+           machine_info: dict[str, Any]) -> list[str]:
     """The footnotes of the table: what each column holds and what the run lacks."""
     run = table[table["status"].isin(["measured", "OOM"])]
     notes = [
-        "mAP: the paper's AudioSet mAP unless marked measured"
-        + (f" (from {Path(maps_path).name})" if maps_path else "") + ".",
+        *_map_notes(meta),
         "speed: training throughput (frontend, model, loss, backward, AdamW), spectrograms/s; "
         f"paper: the paper's values on an {PAPER_DEVICE}.",
         f"memory: {meta['memory_label']}; paper: GPU memory to train per sample.",
         "vs B: ratio to PaSST-B in the same column, ours to our passt-b, the paper's to the "
         "paper's PaSST-B: these compare across devices.",
     ]
+    if meta["vs"] is not None:
+        notes.append(f"vs {meta['vs']}: ratio to our {meta['vs']} in the same column (speed, "
+                     "memory and, where it has one, proxy mAP).")
     if not meta["has_reference"]:
         notes.append("passt-b was not measured in this run (missing or OOM): our ratios to "
                      "PaSST-B are empty.")

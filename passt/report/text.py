@@ -22,7 +22,6 @@ def _speed(value: Any) -> str:
 def _cells(row: pd.Series) -> dict[str, str]:
     """The displayed cells of one row (markdown and LaTeX)."""
     missing = {"OOM": "OOM", "not run": "not run"}.get(row["status"], "-")
-    mark = "" if row["map_source"] in ("paper", "") else f" ({row['map_source']})"
     width, unstable = row["speed_ci_half_width"], row["unstable"] is True
     interval = "" if pd.isna(width) else f" ±{width:.0%}"
     speedup = ("-" if pd.isna(row["speedup_vs_ours"]) else
@@ -35,18 +34,40 @@ def _cells(row: pd.Series) -> dict[str, str]:
         "vs ours": speedup,
         "memory": missing if pd.isna(row["memory_gb_per_sample"]) else
         _fmt(row["memory_gb_per_sample"], ".3g"),
-        "map": _fmt(row["map"], ".3f") + mark,
+        "proxy": row["map_proxy_text"] or "-",
     }
 
 
+def _vs_cells(row: pd.Series, vs: str | None) -> dict[str, dict[str, str]]:
+    """The ``--vs`` ratio cells of one row, by the column they follow."""
+    if vs is None:
+        return {}
+    cells = {"paper vs B": {f"vs {vs}": _fmt(row[f"speed_vs_{vs}"], ".2f")},
+             "paper mem vs B": {f"mem vs {vs}": _fmt(row[f"memory_vs_{vs}"], ".2f")}}
+    if f"map_proxy_vs_{vs}" in row:
+        cells["proxy mAP"] = {f"proxy mAP vs {vs}": _fmt(row[f"map_proxy_vs_{vs}"], ".2f")}
+    return cells
+
+
+def _with_vs(cells: dict[str, str], vs_cells: dict[str, dict[str, str]]) -> dict[str, str]:
+    """``cells`` with the ``--vs`` ratios inserted after the columns they follow."""
+    out = {}
+    for name, value in cells.items():
+        out[name] = value
+        out.update(vs_cells.get(name, {}))
+    return out
+
+
 def display_table(table: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
-    """The table as displayed: formatted strings under readable headers."""
+    """The table as displayed: formatted strings under readable headers; the proxy mAP only
+    with measured mAPs, ``vs ours`` only with peers."""
     memory = meta["memory_label"]
     rows = []
     for _, r in table.iterrows():
         c = _cells(r)
-        rows.append({
-            "model": r["model"], "variant": r["variant"] or "-", "mAP": c["map"],
+        rows.append(_with_vs({
+            "model": r["model"], "variant": r["variant"] or "-",
+            "paper mAP": _fmt(r["map_paper"], ".3f"), "proxy mAP": c["proxy"],
             "speed (spec/s)": c["speed"], "vs ours": c["vs ours"],
             "paper speed": _speed(r["speed_spec_per_s_paper"]),
             "vs B": _fmt(r["speed_vs_b"], ".2f"),
@@ -58,8 +79,10 @@ def display_table(table: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
             "seq": _fmt(r["seq_len"], ".0f"), "paper seq": _fmt(r["seq_len_paper"], ".0f"),
             "train GFLOPs/sample": _fmt(r["gflops_per_sample"], ".1f"),
             "MFU": _fmt(r["mfu"], ".1%"), "J/sample": _fmt(r["joules_per_sample"], ".3g"),
-        })
+        }, _vs_cells(r, meta["vs"])))
     shown = pd.DataFrame(rows)
+    if meta["maps_file"] is None:
+        shown = shown.drop(columns="proxy mAP")
     if (shown["vs ours"] == "-").all():  # no peer in the run
         shown = shown.drop(columns="vs ours")
     return shown

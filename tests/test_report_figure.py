@@ -1,0 +1,131 @@
+"""`passt report`'s Figure 1: two panels (the paper's, this run's), labels that never overlap,
+the proxy mAP's interval and levels, and a title inside the figure."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+from test_report import FIXTURE, rewrite, write_proxy_maps
+
+from passt.report import build_table
+from passt.report.figure import _stack, plot
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def render(bench: Path, maps: Path | None = None):
+    """Figure 1 of a run, drawn, and its renderer."""
+    fig = plot(*build_table(bench, maps))
+    fig.canvas.draw()
+    return fig, fig.canvas.get_renderer()
+
+
+def label_boxes(fig, renderer) -> list[list]:
+    """Per panel, the display boxes of its point labels' texts (not their leader lines)."""
+    from matplotlib.text import Text
+
+    return [[Text.get_window_extent(t, renderer) for t in ax.texts] for ax in fig.axes]
+
+
+def same_point(data):
+    """Five variants measured at one speed and memory: their labels start on top of each
+    other in the right panel."""
+    template = next(b for b in data["benchmarks"]
+                    if b["extra_info"]["variant"] == "passt-s" and not b["extra_info"].get("peer")
+                    and b["extra_info"]["kind"] == "train")
+    for variant in ("passt-s-l", "passt-s-n", "ast", "ast-n"):
+        row = json.loads(json.dumps(template))
+        row["fullname"] = row["fullname"].replace("passt-s", variant)
+        row["extra_info"]["variant"] = variant
+        data["benchmarks"].append(row)
+
+
+@pytest.fixture(params=["fixture", "proxy", "same point", "committed"])
+def figure(request, tmp_path):
+    if request.param == "fixture":
+        return render(FIXTURE)
+    if request.param == "proxy":
+        return render(FIXTURE, write_proxy_maps(tmp_path / "maps.csv"))
+    if request.param == "same point":
+        return render(rewrite(tmp_path, same_point))
+    return render(ROOT / "reports" / "bench.json", ROOT / "reports" / "maps.csv")
+
+
+def test_two_panels(figure):
+    fig, _ = figure
+    assert len(fig.axes) == 2
+    left, right = fig.axes
+    assert left.get_title() == "The paper (Nvidia Titan RTX, AudioSet mAP)"
+    assert right.get_title().startswith("This run (")
+    assert left.get_ylabel() == "AudioSet mAP (the paper's)"
+    assert "throughput" in left.get_xlabel() and "measured" in right.get_xlabel()
+
+
+def test_no_label_overlaps_another(figure):
+    fig, renderer = figure
+    per_panel = label_boxes(fig, renderer)
+    assert all(per_panel)  # each panel has labels
+    boxes = [b for panel in per_panel for b in panel]
+    for a, b in itertools.combinations(boxes, 2):
+        assert not a.overlaps(b), (a, b)
+
+
+def test_title_is_inside_the_figure(figure):
+    fig, renderer = figure
+    title = fig.get_suptitle()
+    assert title.startswith("Training throughput vs mAP")
+    box = fig._suptitle.get_window_extent(renderer)
+    width, height = fig.bbox.width, fig.bbox.height
+    assert 0 <= box.x0 < box.x1 <= width and 0 <= box.y0 < box.y1 <= height, box
+    tops = [ax.title.get_window_extent(renderer).y1 for ax in fig.axes]
+    assert max(tops) <= box.y0  # the panels' titles stay below it
+
+
+def test_same_point_labels_were_moved(tmp_path):
+    fig, renderer = render(rewrite(tmp_path, same_point))
+    right = fig.axes[1]
+    moved = [t for t in right.texts if t.arrow_patch.get_visible()]
+    assert len(moved) >= 3  # five labels on one point: most move, with a leader line
+
+
+def levels(ax) -> dict[str, float]:
+    """The horizontal reference lines of a panel by legend label."""
+    return {line.get_label(): line.get_ydata()[0] for line in ax.get_lines()
+            if not line.get_label().startswith("_")}
+
+
+def test_right_panel_shows_proxy_map_with_levels(tmp_path):
+    fig, _ = render(FIXTURE, write_proxy_maps(tmp_path / "maps.csv"))
+    right = fig.axes[1]
+    assert right.get_ylabel() == "proxy mAP (passt sweep, mean and 95% CI)"
+    assert levels(right) == {"chance 0.075": 0.075, "mean-spectrum baseline 0.426": 0.426}
+    assert len(right.containers) == 1  # passt-s's interval (passt-b has one seed)
+    assert sorted(t.get_text() for t in right.texts) == ["passt-b", "passt-s"]  # no peer
+    assert levels(fig.axes[0]) == {}
+
+
+def test_no_levels_without_them(tmp_path):
+    fig, _ = render(FIXTURE, write_proxy_maps(tmp_path / "maps.csv", levels=False))
+    assert levels(fig.axes[1]) == {}
+    fig, _ = render(FIXTURE)  # the paper's mAP: no proxy levels
+    right = fig.axes[1]
+    assert right.get_ylabel() == "AudioSet mAP (the paper's, not measured)"
+    assert levels(right) == {} and right.containers == []
+    assert sorted(t.get_text() for t in right.texts) == ["passt-b", "passt-s",
+                                                         "passt-s (official)"]
+
+
+def test_stacking_separates_labels_pushing_left_overlapping():
+    from matplotlib.transforms import Bbox
+
+    boxes = [Bbox([[0, 0], [40, 10]]), Bbox([[10, 0], [50, 10]]), Bbox([[20, 5], [60, 15]]),
+             Bbox([[100, 0], [140, 10]])]  # the last stands apart
+    shift = [0.0] * len(boxes)
+    _stack(boxes, shift)
+    moved = [b.translated(0, dy) for b, dy in zip(boxes, shift, strict=True)]
+    for a, b in itertools.combinations(moved, 2):
+        assert not a.overlaps(b), (a, b)
+    assert shift[0] == 0 and shift[3] == 0
