@@ -3,13 +3,15 @@ honest verdict on noisy machines.
 
 pytest-benchmark's ``--benchmark-compare-fail`` checks time statistics only; the memory and
 FLOPs of each benchmark's `BenchRecord` (its ``extra_info``) are checked here. Speed compares
-the medians' 95% intervals: a slowdown is a regression only when even the ends of the
-intervals most favourable to the current run show it beyond the limit; when the intervals are
-too wide to rule it out, the row is inconclusive.
+the medians through the interval of their ratio (the two runs' 95% intervals combined in
+quadrature on a log scale, as for independent estimates): a slowdown is a regression only when
+the whole interval lies beyond the limit; when the interval reaches beyond it, but not wholly,
+the row is inconclusive.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -63,15 +65,26 @@ class Comparison:
         return self.current.value / b - 1.0 if b else 0.0
 
     @property
-    def status(self) -> Status:
-        """``regressed`` when the growth is beyond the limit even between the intervals' nearest
-        ends; ``inconclusive`` when it is beyond the limit between their farthest ends."""
+    def ratio_interval(self) -> tuple[float, float]:
+        """The interval of current over baseline: the log-scale half-widths of the two
+        intervals added in quadrature, each on the side that moves the ratio."""
         b, c = self.baseline, self.current
-        if not b.high or not b.low:
-            return "ok"
-        if c.low / b.high - 1.0 > self.limit + 1e-9:
+        r = math.log(c.value / b.value)
+        down = math.hypot(math.log(c.value / c.low), math.log(b.high / b.value))
+        up = math.hypot(math.log(c.high / c.value), math.log(b.value / b.low))
+        return math.exp(r - down), math.exp(r + up)
+
+    @property
+    def status(self) -> Status:
+        """``regressed`` when the whole interval of the ratio is beyond the limit;
+        ``inconclusive`` when its upper end is."""
+        b, c = self.baseline, self.current
+        if min(b.value, b.low, c.value, c.low) <= 0:
+            return "ok"  # nothing to compare (a count of zero)
+        low, high = self.ratio_interval
+        if low - 1.0 > self.limit + 1e-9:
             return "regressed"
-        if c.high / b.low - 1.0 > self.limit + 1e-9:
+        if high - 1.0 > self.limit + 1e-9:
             return "inconclusive"
         return "ok"
 

@@ -123,7 +123,7 @@ def bench(median: float, low: float | None, high: float | None) -> Benchmark:
 
 @pytest.mark.parametrize("current, verdict, code", [
     (bench(1.01, 0.99, 1.03), "ok", 0),  # within the noise, which is narrow
-    (bench(1.20, 1.16, 1.24), "regressed", 1),  # even the nearest ends are 12% apart
+    (bench(1.20, 1.16, 1.24), "regressed", 1),  # the ratio's interval is beyond 10%
     (bench(1.05, 0.90, 1.30), "inconclusive", 3),  # too noisy to rule out a 10% slowdown
     (bench(1.20, None, None), "regressed", 1),  # no interval: the median alone decides
 ])
@@ -131,6 +131,18 @@ def test_verdicts_follow_the_intervals(current, verdict, code):
     base = {"b": bench(1.0, 0.98, 1.02)}
     result = compare_benchmarks(base, {"b": current}, Thresholds(slowdown=0.10))
     assert result.verdict == verdict and result.exit_code == code
+
+
+def test_the_ratio_interval_adds_the_two_in_quadrature():
+    # nearest ends 1.14 / 1.05 = 1.086 would not show 10%; the ratio's interval does
+    base, cur = bench(1.0, 0.95, 1.05), bench(1.20, 1.14, 1.26)
+    result = compare_benchmarks({"b": base}, {"b": cur}, Thresholds(slowdown=0.10))
+    (comparison,) = [c for c in result.comparisons if c.metric == "median_s"]
+    down = np.hypot(np.log(1.20 / 1.14), np.log(1.05 / 1.0))
+    up = np.hypot(np.log(1.26 / 1.20), np.log(1.0 / 0.95))
+    assert comparison.ratio_interval == (pytest.approx(1.2 * np.exp(-down)),
+                                         pytest.approx(1.2 * np.exp(up)))
+    assert result.verdict == "regressed" and 1.2 * np.exp(-down) > 1.10
 
 
 def test_dropped_and_new_benchmarks_are_listed():
