@@ -28,13 +28,14 @@ from passt.inference import (
     save_embeddings,
     tag,
 )
+from passt.maps import MAPS_FILE, summarize
 from passt.measure.rerun import remeasure
 from passt.plugins import load_plugins
 from passt.profiling.config import ProfileConfig
 from passt.profiling.run import run_profile
 from passt.regress import Thresholds, compare, format_result, parse_percent
 from passt.settings import flag_names, parse_overrides, read_flags
-from passt.sweep import MAPS_COLUMNS, MAPS_FILE, run_sweep
+from passt.sweep import Budget, parse_seeds, run_sweep
 from passt.train import (
     Cluster,
     TrainConfig,
@@ -197,10 +198,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    rows = run_sweep(variants, _train_config(args), args.out, steps=args.steps,
-                     minutes=args.minutes, resume=args.resume, progress=_progress(args))
-    print(format_table(rows, [(c, c) for c in MAPS_COLUMNS]))
-    print(f"\nwrote {Path(args.out) / MAPS_FILE}", file=sys.stderr)
+    budget = Budget(steps=args.steps, minutes=args.minutes, tflops=args.budget_tflops)
+    seeds = parse_seeds(args.seeds)
+    cfg = _train_config(args)
+    baseline = None
+    if args.baseline_clips is not None:
+        baseline = mean_spectrum_baseline(open_train_set(cfg), open_eval_set(cfg),
+                                          train_clips=args.baseline_clips).map
+    rows = run_sweep(variants, cfg, args.out, budget, seeds=seeds, baseline_map=baseline,
+                     resume=args.resume, progress=_progress(args))
+    summary = [{"variant": s.variant, "map": s.describe()} for s in summarize(rows)]
+    print(format_table(summary, [("variant", "variant"),
+                                 ("map", "mAP mean ± 95% interval (what it was measured on)")]))
+    print(f"\nwrote {Path(args.out) / MAPS_FILE} and the sweep's other files", file=sys.stderr)
     return 0
 
 

@@ -185,16 +185,26 @@ def _add_training_commands(sub: argparse._SubParsersAction, commands: Mapping[st
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=commands["eval"])
 
-    p = sub.add_parser("sweep", help="train every variant with the same budget and seed and "
-                                     "write maps.csv for `passt report --maps`")
+    p = sub.add_parser("sweep", help="train every variant and seed with the same budget and "
+                                     "write maps.csv, maps_summary.csv, curves.csv and the "
+                                     "learning curves for `passt report --maps`")
     p.add_argument("--variants", default=",".join(list_variants()), metavar="NAME,...",
                    help="default: every registered variant (%(default)s)")
     _add_settings(p, SWEEP_SETTINGS)
-    p.add_argument("--steps", type=int, default=None, help="steps per variant")
+    p.add_argument("--budget-tflops", type=float, default=None,
+                   help="training compute per run, counted on the model (forward and backward "
+                        "FLOPs per step): a variant with cheaper steps takes more of them")
+    p.add_argument("--steps", type=int, default=None, help="steps per run")
     p.add_argument("--minutes", type=float, default=None,
-                   help="training minutes per variant (slower variants take fewer steps)")
-    p.add_argument("--out", default="reports",
-                   help="maps.csv here, runs in OUT/runs/VARIANT; default: %(default)s")
+                   help="training minutes per run (slower variants take fewer steps)")
+    p.add_argument("--seeds", default="0", metavar="S,...",
+                   help="a run per variant and seed, e.g. 0,1,2; default: %(default)s")
+    p.add_argument("--baseline-clips", type=int, default=None, metavar="N",
+                   help="fit the mean-spectrum baseline on the first N training clips and "
+                        "store its mAP in every row (the figures draw it); default: none")
+    p.add_argument("--out", default="reports/sweep",
+                   help="the sweep's files here, runs in OUT/runs/VARIANT/seed-S; default: "
+                        "%(default)s")
     _add_run_flags(p)
     p.set_defaults(func=commands["sweep"])
 

@@ -1,100 +1,190 @@
-"""The mAP sweep: train every variant with one budget, seed and settings; write ``maps.csv``.
+"""The mAP sweep: train every variant and seed with one budget and settings, and write
+``maps.csv``, ``curves.csv`` and ``maps_summary.csv`` (see `passt.maps`) with the learning
+curves' figures.
 
-``maps.csv`` (columns `MAPS_COLUMNS`; ``task`` is the data spec, e.g. ``synthetic``) is what
-``passt report --maps`` puts in Table 1, labelled as measured on that task. It is
-rewritten atomically after every variant, so a crash keeps the finished rows, and a sweep
-rerun with ``resume`` continues each variant's run from its last checkpoint.
+A compute budget (``budget_tflops``, counted on the model) gives every variant the same
+training FLOPs, so a variant whose steps are cheaper takes more of them: the comparison that
+tests patchout's efficiency. The files are rewritten atomically after every run, so a crash
+keeps the finished rows; a sweep rerun with ``resume`` skips the (variant, seed) pairs in
+``maps.csv`` and continues the others from their last checkpoint.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from passt.atomic import write_text_atomic
 from passt.errors import UsageError
+from passt.maps import (
+    CURVES_FILE,
+    MAPS_FILE,
+    SUMMARY_FILE,
+    CurvePoint,
+    MapRow,
+    read_curves,
+    read_maps,
+    summarize,
+    write_curves,
+    write_maps,
+    write_summary,
+)
 from passt.train import Cluster, TrainConfig, TrainResult, train
+from passt.train.run_files import MetricsLog
 from passt.variants import get_variant
 
 log = logging.getLogger(__name__)
 
-MAPS_FILE = "maps.csv"
-MAPS_COLUMNS = ("variant", "map", "roc_auc", "d_prime", "steps", "train_seconds", "task",
-                "embed_dim", "depth", "num_heads", "clip_seconds")
-# the settings `variant_config` replaces for each variant: `passt sweep` offers no flag for them
-SWEPT = ("variant", "out_dir", "epochs", "max_steps", "max_minutes")
+# the settings `run_config` replaces for each run: `passt sweep` offers no flag for them
+SWEPT = ("variant", "seed", "out_dir", "epochs", "max_steps", "max_minutes", "max_tflops")
+CURVE_FIGURES = {"map_vs_compute": "train_tflops", "map_vs_time": "seconds"}
 
 
-def variant_config(base: TrainConfig, variant: str, out_dir: Path, steps: int | None,
-                   minutes: float | None) -> TrainConfig:
-    """``base`` for ``variant`` under the sweep's budget, in ``out_dir/runs/VARIANT``.
+@dataclass(frozen=True)
+class Budget:
+    """What every run of a sweep may spend: steps, minutes, TFLOPs (the first reached ends
+    it). A step or compute budget keeps the paper's schedule over the steps; a time budget
+    alone (the step count is then unknown) warms up and holds the learning rate constant."""
 
-    The budget replaces ``base``'s epochs. A step budget keeps the paper schedule over those
-    steps; a time budget alone (the step count is then unknown) warms up and holds the
-    learning rate constant.
-    """
-    changes: dict[str, Any] = {"variant": variant, "out_dir": str(out_dir / "runs" / variant),
-                               "epochs": None, "max_steps": steps, "max_minutes": minutes}
-    if steps is None:
+    steps: int | None = None
+    minutes: float | None = None
+    tflops: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps is None and self.minutes is None and self.tflops is None:
+            raise UsageError("the sweep needs a budget: --steps, --minutes or --budget-tflops")
+        for name, value in (("steps", self.steps), ("minutes", self.minutes),
+                            ("budget_tflops", self.tflops)):
+            if value is not None and not value > 0:
+                raise UsageError(f"{name} must be positive, got {value}")
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` as ``(0, 1, 2)``: distinct integers >= 0."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        seeds = tuple(int(p) for p in parts)
+    except ValueError:
+        raise UsageError(f"seeds must be integers separated by commas, like 0,1,2; got "
+                         f"{text!r}") from None
+    if any(s < 0 for s in seeds):
+        raise UsageError(f"seeds must be >= 0, got {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"seeds named more than once in {text!r}")
+    return seeds
+
+
+def run_config(base: TrainConfig, variant: str, seed: int, out_dir: Path,
+               budget: Budget) -> TrainConfig:
+    """``base`` for ``variant`` and ``seed`` under ``budget``, in
+    ``out_dir/runs/VARIANT/seed-SEED``."""
+    changes: dict[str, Any] = {
+        "variant": variant, "seed": seed,
+        "out_dir": str(out_dir / "runs" / variant / f"seed-{seed}"),
+        "epochs": None, "max_steps": budget.steps, "max_minutes": budget.minutes,
+        "max_tflops": budget.tflops}
+    if budget.steps is None and budget.tflops is None:
         changes["schedule"] = "constant"
     return dataclasses.replace(base, **changes)
 
 
-def maps_row(variant: str, result: TrainResult, cfg: TrainConfig) -> dict[str, Any]:
-    """One row of ``maps.csv`` from a finished run."""
+def map_row(variant: str, seed: int, result: TrainResult, cfg: TrainConfig,
+            baseline_map: float | None) -> MapRow:
+    """The ``maps.csv`` row of a finished run."""
     m = result.metrics or {}
-    return {"variant": variant, "map": m.get("map"), "roc_auc": m.get("roc_auc"),
-            "d_prime": m.get("d_prime"), "steps": result.step,
-            "train_seconds": round(result.train_seconds, 1), "task": cfg.data,
-            "embed_dim": result.embed_dim, "depth": result.depth, "num_heads": result.num_heads,
-            "clip_seconds": cfg.clip_seconds}
+    return MapRow(
+        variant=variant, map=m["map"], seed=seed, roc_auc=m.get("roc_auc"),
+        d_prime=m.get("d_prime"), chance_map=m.get("chance_map"), baseline_map=baseline_map,
+        steps=result.step, train_samples=result.train_samples,
+        train_tflops=result.train_tflops, budget_tflops=cfg.max_tflops,
+        train_seconds=round(result.train_seconds, 1), task=cfg.data, train_clips=result.train_clips,
+        embed_dim=result.embed_dim, depth=result.depth, num_heads=result.num_heads,
+        clip_seconds=cfg.clip_seconds)
 
 
-def write_maps(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Write ``rows`` to ``path`` as CSV with `MAPS_COLUMNS`, atomically."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, MAPS_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text_atomic(path, buf.getvalue())
+def curve_points(variant: str, seed: int, run_dir: Path) -> list[CurvePoint]:
+    """The evaluations of a run's metrics log, as learning-curve points."""
+    return [CurvePoint(variant=variant, seed=seed, step=r["step"], train_samples=r["samples"],
+                       train_tflops=r["tflops"], seconds=r["seconds"], map=r["map"])
+            for r in MetricsLog(run_dir).rows() if r.get("kind") == "eval"]
+
+
+def _same_sweep(row: MapRow, cfg: TrainConfig) -> bool:
+    return row.task == cfg.data and row.budget_tflops == cfg.max_tflops \
+        and row.clip_seconds == cfg.clip_seconds
 
 
 def run_sweep(
     variants: Sequence[str],
     base: TrainConfig,
     out_dir: str | Path,
+    budget: Budget,
     *,
-    steps: int | None = None,
-    minutes: float | None = None,
+    seeds: Sequence[int] = (0,),
+    baseline_map: float | None = None,
     resume: bool = False,
     progress: bool | None = None,
-) -> list[dict[str, Any]]:
-    """Train each of ``variants`` from ``base`` with the same budget (``steps`` and/or
-    ``minutes``), evaluate it, and write ``out_dir/maps.csv``; returns its rows."""
+) -> list[MapRow]:
+    """Train each of ``variants`` with each of ``seeds`` from ``base`` under ``budget``,
+    evaluate, and write the sweep's files into ``out_dir``; returns the ``maps.csv`` rows.
+    ``baseline_map``: the mean-spectrum baseline's mAP on the task, stored in every row."""
     if not variants:
         raise UsageError("the sweep needs at least one variant")
-    if steps is None and minutes is None:
-        raise UsageError("the sweep needs a budget: steps, minutes, or both")
+    if not seeds:
+        raise UsageError("the sweep needs at least one seed")
     for name in variants:
         get_variant(name)
     dupes = sorted({v for v in variants if list(variants).count(v) > 1})
     if dupes:
         raise UsageError(f"variant(s) named more than once: {', '.join(dupes)}")
     out_dir = Path(out_dir)
+    maps_path, curves_path = out_dir / MAPS_FILE, out_dir / CURVES_FILE
+    rows: list[MapRow] = []
+    points: list[CurvePoint] = []
+    if maps_path.exists():
+        if not resume:
+            raise UsageError(f"{out_dir} holds a sweep ({MAPS_FILE}); pass --resume to continue "
+                             "it, or choose another --out")
+        rows = read_maps(maps_path)
+        points = read_curves(curves_path) if curves_path.exists() else []
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any]] = []
-    with Cluster.join(base.device) as cluster:  # one process group for every variant's run
+    with Cluster.join(base.device) as cluster:  # one process group for every run
         for name in variants:
-            cfg = variant_config(base, name, out_dir, steps, minutes)
-            log.info("sweep: training %s", name)
-            result = train(cfg, resume=resume, progress=progress)
-            rows.append(maps_row(name, result, cfg))
-            if cluster.main:  # it has the metrics
-                write_maps(out_dir / MAPS_FILE, rows)
-            log.info("sweep: %s mAP %s after %d steps", name, rows[-1]["map"], result.step)
+            for seed in seeds:
+                cfg = run_config(base, name, seed, out_dir, budget)
+                done = [r for r in rows if (r.variant, r.seed) == (name, seed)]
+                if done and all(_same_sweep(r, cfg) for r in done):
+                    log.info("sweep: %s seed %d is in %s: skipped", name, seed, maps_path)
+                    continue
+                if done:
+                    raise UsageError(f"{maps_path} holds {name} seed {seed} from other settings "
+                                     "(task, budget or clip length); choose another --out")
+                log.info("sweep: training %s, seed %d", name, seed)
+                result = train(cfg, resume=resume, progress=progress)
+                if not cluster.main:  # rank 0 has the metrics and writes the files
+                    continue
+                rows.append(map_row(name, seed, result, cfg, baseline_map))
+                points = [p for p in points if (p.variant, p.seed) != (name, seed)]
+                points += curve_points(name, seed, Path(cfg.out_dir))
+                write_sweep_files(out_dir, rows, points)
+                log.info("sweep: %s seed %d: mAP %.4f after %d steps, %.4g TFLOPs", name, seed,
+                         rows[-1].map, result.step, result.train_tflops)
     return rows
+
+
+def write_sweep_files(out_dir: Path, rows: Sequence[MapRow],
+                      points: Sequence[CurvePoint]) -> list[Path]:
+    """``maps.csv``, ``curves.csv``, ``maps_summary.csv`` and the learning curves' figures."""
+    from passt.report.curves import plot_curves  # matplotlib: only once a run has finished
+
+    write_maps(out_dir / MAPS_FILE, rows)
+    write_curves(out_dir / CURVES_FILE, points)
+    write_summary(out_dir / SUMMARY_FILE, summarize(rows))
+    paths = [out_dir / n for n in (MAPS_FILE, CURVES_FILE, SUMMARY_FILE)]
+    for name, x in CURVE_FIGURES.items():
+        paths += plot_curves(points, rows, x, out_dir / name)
+    return paths
+

@@ -1,4 +1,4 @@
-"""End to end on `passt.data`'s synthetic task: the CLI's train, eval and sweep, a 2-process
+"""End to end on `passt.data`'s synthetic task: the CLI's train and eval, a 2-process
 ``torchrun`` run, and a short training that learns."""
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import pytest
 from passt.cli import main
 from passt.data import AugmentConfig
 from passt.inference import load_model
-from passt.report import load_maps
-from passt.sweep import MAPS_COLUMNS
 from passt.train import LAST_CHECKPOINT, METRICS_JSONL, MetricsLog, TrainConfig, train
 
 TINY_ARGS = ["--data", "synthetic", "--data-options", "size=32", "--eval-data-options",
@@ -47,22 +45,6 @@ def test_cli_train_reports_bad_settings(tmp_path, capsys):
     assert main(["train", *TINY_ARGS, "--max-steps", "1", "--lr", "0", "--out",
                  str(tmp_path)]) == 2
     assert "lr must be positive" in capsys.readouterr().err
-
-
-def test_sweep_writes_maps_for_the_report(tmp_path, capsys):
-    args = ["sweep", "--variants", "passt-s,passt-s-n", "--steps", "2", *TINY_ARGS,
-            "--out", str(tmp_path)]
-    assert main(args) == 0
-    lines = (tmp_path / "maps.csv").read_text().splitlines()
-    assert lines[0] == ",".join(MAPS_COLUMNS)
-    rows = [dict(zip(MAPS_COLUMNS, line.split(","), strict=True)) for line in lines[1:]]
-    assert [(r["variant"], r["steps"], r["task"], r["embed_dim"]) for r in rows] == [
-        ("passt-s", "2", "synthetic", "32"), ("passt-s-n", "2", "synthetic", "32")]
-    maps = load_maps(tmp_path / "maps.csv", ["passt-s", "passt-s-n"])
-    assert maps["passt-s"][1] == "measured, synthetic, 2 steps"
-    before = (tmp_path / "maps.csv").read_text()
-    assert main([*args, "--resume"]) == 0  # finished runs are not trained again
-    assert (tmp_path / "maps.csv").read_text() == before
 
 
 def test_killed_run_resumes_without_lost_or_repeated_rows(tmp_path):

@@ -105,6 +105,27 @@ def torch_flops(fn: Callable[[], Any]) -> int:
     return counter.get_total_flops()
 
 
+def train_flops_per_sample(model: nn.Module, frames: int) -> float:
+    """FLOPs of one sample's training pass through ``model`` (a PaSST): forward with its
+    patchout, loss and backward, by `FlopCounterMode` on a zero log-mel clip of ``frames``
+    frames. The global RNG (patchout draws) and the model's gradients are left as they were;
+    what the optimizer does per parameter is not counted."""
+    p = next(model.parameters())
+    mel = torch.zeros(1, 1, model.cfg.n_mels, frames, device=p.device, dtype=p.dtype)
+    grads = {q: q.grad for q in model.parameters()}
+    was_training = model.training
+    devices = [p.device] if p.device.type == "cuda" else []
+    try:
+        model.train()
+        with torch.random.fork_rng(devices=devices):
+            flops = torch_flops(lambda: model(mel).float().sum().backward())
+    finally:
+        model.train(was_training)
+        for q, g in grads.items():
+            q.grad = g
+    return float(flops)
+
+
 def analytic_flops(cfg: PaSSTConfig, seq_len: int, frames: int | None = None) -> float:
     """Forward FLOPs per sample of the matmuls of a PaSST with ``seq_len`` tokens.
 

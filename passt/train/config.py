@@ -25,6 +25,8 @@ AUGMENT_OFF = {"gain": {"gain_db": 0.0}, "roll": {"roll": False},
                "spectrogram-mixup": {"spectrogram_mixup_alpha": 0.0}}
 # settings that may change when a run is resumed; every other one must match the checkpoint's
 RUNTIME_FIELDS = ("out_dir", "num_workers", "device")
+# the settings that bound a run; it ends at the first reached
+BUDGETS = ("epochs", "max_steps", "max_minutes", "max_tflops")
 OPTIONS = "KEY=VALUE,..."
 
 
@@ -76,6 +78,13 @@ class TrainConfig:
                                           "clips")
     max_minutes: float | None = setting(None, help="stop (evaluate, checkpoint) after this much "
                                         "training time")
+    max_tflops: float | None = setting(None, help="stop after this much training compute: the "
+                                       "model's forward and backward FLOPs (FlopCounterMode) "
+                                       "per step, summed; device-independent")
+    eval_points: int | None = setting(None, help="evaluate (and checkpoint) at this many evenly "
+                                      "spaced steps instead of at each epoch's end: a learning "
+                                      "curve; needs a step count (epochs, --max-steps or "
+                                      "--max-tflops)")
     lr: float = setting(1e-5, help="peak learning rate; default: %(default)s (the paper's; try "
                         "1e-3 for a small model from scratch)")
     weight_decay: float = setting(1e-4, help="default: %(default)s")
@@ -111,14 +120,14 @@ class TrainConfig:
         for name in ("batch_size", "log_every"):
             _check_int(name, getattr(self, name), minimum=1)
         for name in ("eval_batch_size", "epochs", "max_steps", "steps_per_epoch",
-                     "checkpoint_every"):
+                     "checkpoint_every", "eval_points"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=1)
         for name in ("warmup_steps", "decay_start"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=0)
         _check_int("num_workers", self.num_workers, minimum=0)
-        for name in ("clip_seconds", "lr", "max_minutes"):
+        for name in ("clip_seconds", "lr", "max_minutes", "max_tflops"):
             value = getattr(self, name)
             if value is not None and not 0 < value < math.inf:
                 raise UsageError(f"{name} must be positive and finite, got {value}")
@@ -128,8 +137,8 @@ class TrainConfig:
             raise UsageError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         check_choice("dtype", self.dtype, DTYPES)
         check_choice("schedule", self.schedule, SCHEDULES)
-        if self.epochs is None and self.max_steps is None and self.max_minutes is None:
-            raise UsageError("an unbounded run: set epochs, max_steps or max_minutes")
+        if all(getattr(self, b) is None for b in BUDGETS):
+            raise UsageError(f"an unbounded run: set {', '.join(BUDGETS)} (one at least)")
         if "num_classes" in self.model_overrides:
             raise UsageError("num_classes comes from the dataset; remove it from the model "
                              "overrides")

@@ -3,6 +3,7 @@ its number of steps."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -63,8 +64,20 @@ def build_model(cfg: TrainConfig, num_classes: int, frames: int, init: bool = Tr
     return model
 
 
-def plan_steps(cfg: TrainConfig, train_set: Dataset, world_size: int) -> tuple[int, int | None]:
-    """Steps per epoch and in all (None: a time budget only) of ``cfg`` on ``train_set``."""
+def budget_steps(max_tflops: float, flops_per_step: float) -> int:
+    """The steps a compute budget pays for: its cumulative FLOPs end within one step of it."""
+    steps = math.floor(max_tflops * 1e12 / flops_per_step * (1 + 1e-12))  # k x step is k
+    if steps < 1:
+        raise UsageError(f"a budget of {max_tflops:g} TFLOPs is less than one training step "
+                         f"({flops_per_step / 1e12:.4g} TFLOPs at this batch size); raise "
+                         "--max-tflops (--budget-tflops) or lower the batch size")
+    return steps
+
+
+def plan_steps(cfg: TrainConfig, train_set: Dataset, world_size: int,
+               flops_per_step: float | None = None) -> tuple[int, int | None]:
+    """Steps per epoch and in all (None: a time budget only) of ``cfg`` on ``train_set``;
+    ``flops_per_step`` (all ranks) prices ``cfg.max_tflops``."""
     per_step = cfg.batch_size * world_size
     # an epoch draws without replacement; the balanced sampler draws labelled clips only
     drawable = int((train_set.targets.sum(1) > 0).sum()) if cfg.balanced else len(train_set)
@@ -76,6 +89,10 @@ def plan_steps(cfg: TrainConfig, train_set: Dataset, world_size: int) -> tuple[i
                          f"make {full_batches} batches of {cfg.batch_size} per rank on "
                          f"{world_size} rank(s), and steps_per_epoch is {per_epoch}")
     bounds = [cfg.max_steps, cfg.epochs * per_epoch if cfg.epochs is not None else None]
+    if cfg.max_tflops is not None:
+        if flops_per_step is None:
+            raise ValueError("max_tflops needs flops_per_step")
+        bounds.append(budget_steps(cfg.max_tflops, flops_per_step))
     known = [b for b in bounds if b is not None]
     return per_epoch, min(known) if known else None
 

@@ -27,7 +27,7 @@ LAST_CHECKPOINT = "last.pt"
 METRICS_JSONL = "metrics.jsonl"
 METRICS_CSV = "metrics.csv"
 CSV_COLUMNS = ("kind", "step", "epoch", "loss", "lr", "map", "roc_auc", "d_prime", "chance_map",
-               "seconds")
+               "seconds", "samples", "tflops")
 
 
 def save_checkpoint(path: Path, *, config: TrainConfig, num_classes: int,

@@ -21,6 +21,7 @@ from passt.data import Augment, BalancedSampler
 from passt.device import synchronize
 from passt.errors import UsageError
 from passt.evaluate import evaluate
+from passt.measure.flops import train_flops_per_sample
 from passt.metrics import TaggingMetrics
 from passt.optional import require
 from passt.precision import autocast, backward_and_step
@@ -65,6 +66,9 @@ class TrainResult:
     step: int
     epochs: int
     train_seconds: float
+    train_samples: int  # clips trained on, all ranks
+    train_tflops: float  # training compute spent, counted on the model
+    train_clips: int  # distinct clips in the training set
     metrics: dict[str, Any] | None
     embed_dim: int
     depth: int
@@ -99,8 +103,12 @@ class Trainer:
         model.head_dist.requires_grad_(False)  # unused in forward (DDP needs every grad used)
         self.model = model.to(self.device)
         self.net: nn.Module = self.model
-        self.steps_per_epoch, self.total_steps = plan_steps(cfg, train_set,
-                                                            cluster.world_size)
+        frames = clip_frames(cfg.clip_seconds, self.frontend)
+        self.samples_per_step = cfg.batch_size * cluster.world_size
+        self.flops_per_step = train_flops_per_sample(self.model, frames) * self.samples_per_step
+        self.steps_per_epoch, self.total_steps = plan_steps(
+            cfg, train_set, cluster.world_size, self.flops_per_step)
+        self.eval_steps = self._eval_steps()
         if cluster.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
@@ -113,6 +121,22 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.dtype == "fp16" else None
         self.augment = Augment(cfg.augment)  # torch's generator: its state is checkpointed
         self.sampler = self._make_sampler()
+
+    def _eval_steps(self) -> frozenset[int]:
+        """The steps `eval_points` evaluates at, evenly spaced, the last one included."""
+        n = self.cfg.eval_points
+        if n is None:
+            return frozenset()
+        if self.total_steps is None:
+            raise UsageError("eval_points needs a step count: set epochs, max_steps or "
+                             "max_tflops, not max_minutes alone")
+        return frozenset(max(1, round(self.total_steps * i / n)) for i in range(1, n + 1))
+
+    def _spent(self) -> dict[str, float | int]:
+        """The training so far in samples and TFLOPs, for the metrics rows."""
+        s = self.state
+        return {"samples": s.step * self.samples_per_step,
+                "tflops": round(s.step * self.flops_per_step / 1e12, 6)}
 
     def _make_sampler(self) -> Iterable[int]:
         cfg, c = self.cfg, self.cluster
@@ -214,7 +238,8 @@ class Trainer:
             return
         s = self.state
         row = {"kind": "train", "step": s.step, "epoch": s.epoch + 1, "loss": round(loss, 6),
-               "lr": float(f"{self.lr:.6g}"), "seconds": round(s.train_seconds, 3)}
+               "lr": float(f"{self.lr:.6g}"), "seconds": round(s.train_seconds, 3),
+               **self._spent()}
         self.log.append(row)
         bar.set_postfix(loss=f"{loss:.4f}", lr=f"{row['lr']:.2e}", refresh=False)
 
@@ -247,23 +272,38 @@ class Trainer:
             # the epoch's end has its own checkpoint
             checkpoint_due = bool(cfg.checkpoint_every and s.step % cfg.checkpoint_every == 0
                                   and not done and s.batch < self.steps_per_epoch)
-            if log_due or checkpoint_due or done or s.batch == self.steps_per_epoch:
+            eval_due = s.step in self.eval_steps and not done  # the end evaluates anyway
+            if log_due or checkpoint_due or eval_due or done or s.batch == self.steps_per_epoch:
                 self._read_clock(sync=True)
             bar.update()
             if log_due:
                 self._log_train(loss_sum, loss_steps, bar)
                 loss_sum, loss_steps = torch.zeros((), device=self.device), 0
-            if checkpoint_due:
+            if eval_due:
+                self._evaluate()
+                self.net.train()
+                self.frontend.train()
+            if checkpoint_due or eval_due:
                 self.save()
             for hook in hooks:
                 hook(s)
             if done:
                 break
-            if log_due or checkpoint_due:
+            if log_due or checkpoint_due or eval_due:
                 self._tick = time.perf_counter()  # not training time, and the device is idle
 
     def _end_epoch(self) -> None:
-        """Evaluate, log and checkpoint after a (possibly shortened) epoch."""
+        """Evaluate (unless `eval_points` says when), log and checkpoint after a (possibly
+        shortened) epoch."""
+        s = self.state
+        if self.cfg.eval_points is None or self._done():
+            self._evaluate()
+        s.epoch += 1
+        s.batch = 0
+        self.save()
+
+    def _evaluate(self) -> None:
+        """Score the eval set and log the row (rank 0 has the metrics)."""
         s, cfg = self.state, self.cfg
         start = time.perf_counter()
         metrics = evaluate(self.model, self.frontend, self.eval_set, self.cluster,
@@ -272,14 +312,11 @@ class Trainer:
         if metrics is not None:
             self.last_metrics = _metrics_row(metrics)
             row = {"kind": "eval", "step": s.step, "epoch": s.epoch + 1, **self.last_metrics,
-                   "seconds": round(s.train_seconds, 3),
+                   "seconds": round(s.train_seconds, 3), **self._spent(),
                    "eval_seconds": round(time.perf_counter() - start, 3)}
             self.log.append(row)
             log.info("epoch %d, step %d: mAP %.4f (chance %.4f), ROC-AUC %.4f", s.epoch + 1,
                      s.step, metrics.map, metrics.chance_map, metrics.roc_auc)
-        s.epoch += 1
-        s.batch = 0
-        self.save()
 
     def fit(self, hooks: Sequence[StepHook] = ()) -> None:
         """Train until the step, epoch or time budget is spent."""
@@ -293,8 +330,12 @@ class Trainer:
     def result(self) -> TrainResult:
         """Where the run stands, with its last evaluation (None on ranks other than 0)."""
         mc = self.model.cfg
+        spent = self._spent()
         return TrainResult(step=self.state.step, epochs=self.state.epoch,
-                           train_seconds=self.state.train_seconds, metrics=self.last_metrics,
+                           train_seconds=self.state.train_seconds,
+                           train_samples=int(spent["samples"]),
+                           train_tflops=float(spent["tflops"]),
+                           train_clips=len(self.train_set), metrics=self.last_metrics,
                            embed_dim=mc.embed_dim, depth=mc.depth, num_heads=mc.num_heads,
                            out_dir=self.out_dir)
 
