@@ -30,6 +30,7 @@ from passt.inference import (
 )
 from passt.maps import MAPS_FILE, summarize
 from passt.measure.rerun import remeasure
+from passt.metrics import format_metrics
 from passt.plugins import load_plugins
 from passt.profiling.config import ProfileConfig
 from passt.profiling.run import run_profile
@@ -149,12 +150,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _print_metrics(metrics: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(metrics, indent=2))
-        return
-    print(f"mAP {metrics['map']:.4f} (chance {metrics['chance_map']:.4f}), "
-          f"ROC-AUC {metrics['roc_auc']:.4f}, d-prime {metrics['d_prime']:.3f} "
-          f"({metrics['samples']} clips, {metrics['scored_classes']} classes scored)")
+    print(json.dumps(metrics, indent=2) if as_json else format_metrics(metrics))
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
@@ -190,7 +186,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with Cluster.join(args.device) as cluster:
         metrics = evaluate(model.to(cluster.device), frontend.to(cluster.device), dataset,
                            cluster, batch_size=args.batch_size, dtype=args.dtype or cfg.dtype,
-                           num_workers=args.num_workers)
+                           num_workers=args.num_workers, task=cfg.task)
     if metrics is not None:  # None only on ranks other than 0 of a process group
         _print_metrics(metrics.as_dict(), args.json)
     return 0

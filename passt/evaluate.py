@@ -1,4 +1,5 @@
-"""Scoring a tagging dataset with a model: sigmoid scores, then mAP, ROC-AUC and d-prime.
+"""Scoring a dataset with a model: the task's scores (sigmoid or softmax), then its metrics (mAP,
+ROC-AUC and d-prime; or accuracy, macro F1 and the confusion matrix).
 
 In a distributed run (a `Cluster` of several ranks) every rank scores its share of the clips
 and rank 0 gathers them; the metrics do not depend on the order of the clips.
@@ -15,8 +16,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from passt.metrics import TaggingMetrics, tagging_metrics
 from passt.precision import autocast
+from passt.tasks import Metrics, Task, task_metrics, task_scores
 
 if TYPE_CHECKING:
     from passt.train.distributed import Cluster
@@ -34,8 +35,9 @@ def predict(
     dtype: str = "fp32",
     num_workers: int = 0,
     indices: Sequence[int] | None = None,
+    task: Task = "multi-label",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sigmoid scores and targets, both ``[clips, classes]``, of ``dataset`` (or its
+    """Scores (`task_scores`) and targets, both ``[clips, classes]``, of ``dataset`` (or its
     ``indices``), with model and frontend in eval mode (their modes are restored after)."""
     loader = DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers,
@@ -53,7 +55,7 @@ def predict(
                 mel = frontend(waves.to(device, non_blocking=True))
                 with autocast(dtype, device.type):
                     logits = model(mel)
-                scores.append(torch.sigmoid(logits.float()).cpu().numpy())
+                scores.append(task_scores(task, logits.float()).cpu().numpy())
                 targets.append(target.numpy())
     finally:
         model.train(modes[0])
@@ -73,17 +75,18 @@ def evaluate(
     batch_size: int,
     dtype: str = "fp32",
     num_workers: int = 0,
-) -> TaggingMetrics | None:
-    """The tagging metrics of ``model`` on ``dataset``, on ``cluster.device``.
+    task: Task = "multi-label",
+) -> Metrics | None:
+    """The metrics of ``task`` for ``model`` on ``dataset``, on ``cluster.device``.
 
     Every rank of ``cluster`` must call it; rank 0 gets the metrics, the others None.
     """
     share = range(cluster.rank, len(dataset), cluster.world_size)
     scores, targets = predict(model, frontend, dataset, device=cluster.device,
                               batch_size=batch_size, dtype=dtype, num_workers=num_workers,
-                              indices=share)
+                              indices=share, task=task)
     parts = cluster.gather((scores, targets))
     if parts is None:
         return None
-    return tagging_metrics(np.concatenate([p[0] for p in parts]),
-                           np.concatenate([p[1] for p in parts]))
+    return task_metrics(task, np.concatenate([p[0] for p in parts]),
+                        np.concatenate([p[1] for p in parts]))

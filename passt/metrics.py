@@ -1,9 +1,11 @@
-"""Audio-tagging metrics: average precision, ROC-AUC and d-prime, as AudioSet papers report them.
+"""Evaluation metrics. Multi-label tagging: average precision, ROC-AUC and d-prime, as AudioSet
+papers report them; single-label classification: accuracy, macro F1 and the confusion matrix.
 
-Each is computed per class and macro-averaged over the classes where it is defined (AP: at
-least one positive; ROC-AUC: at least one positive and one negative). Per class, the values
-equal scikit-learn's ``average_precision_score`` and ``roc_auc_score``, ties included: tied
-scores form one threshold.
+Tagging metrics are computed per class and macro-averaged over the classes where they are
+defined (AP: at least one positive; ROC-AUC: at least one positive and one negative). Per class,
+the values equal scikit-learn's ``average_precision_score`` and ``roc_auc_score``, ties
+included: tied scores form one threshold. Accuracy and macro F1 equal scikit-learn's
+``accuracy_score`` and ``f1_score(average="macro")`` of the highest-scoring class.
 """
 
 from __future__ import annotations
@@ -141,3 +143,82 @@ def tagging_metrics(scores: Any, targets: Any) -> TaggingMetrics:
         scored_classes=int(scored.sum()),
         samples=int(s.shape[0]),
     )
+
+
+def _labels(scores: Any, targets: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """Predicted and true class indices of ``[N, C]`` scores and one-hot targets, and ``C``."""
+    s, t = _check(scores, targets, ndim=2)
+    counts = t.sum(axis=1)
+    if not (counts == 1).all():
+        row = int(np.flatnonzero(counts != 1)[0])
+        raise UsageError(f"single-label targets need exactly one positive per sample; sample "
+                         f"{row} has {int(counts[row])}")
+    return s.argmax(axis=1), t.argmax(axis=1), s.shape[1]
+
+
+def confusion_matrix(scores: Any, targets: Any) -> np.ndarray:
+    """``[C, C]`` counts of samples of true class ``i`` (row) predicted as ``j`` (column); the
+    prediction is the highest score (the first of tied ones)."""
+    pred, true, classes = _labels(scores, targets)
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (true, pred), 1)
+    return matrix
+
+
+def accuracy(scores: Any, targets: Any) -> float:
+    """The share of samples whose highest score is their class."""
+    pred, true, _ = _labels(scores, targets)
+    return float((pred == true).mean())
+
+
+def macro_f1(scores: Any, targets: Any) -> float:
+    """F1 averaged over the classes that are true or predicted for some sample (as
+    scikit-learn's ``f1_score(average="macro")`` without ``labels``): ``2 TP / (2 TP + FP +
+    FN)`` per class."""
+    return _macro_f1(confusion_matrix(scores, targets))
+
+
+def _macro_f1(matrix: np.ndarray) -> float:
+    tp = np.diag(matrix).astype(np.float64)
+    fp = matrix.sum(axis=0) - tp
+    fn = matrix.sum(axis=1) - tp
+    present = (matrix.sum(axis=0) + matrix.sum(axis=1)) > 0
+    return float((2 * tp[present] / (2 * tp[present] + fp[present] + fn[present])).mean())
+
+
+@dataclass(frozen=True)
+class ClassificationMetrics:
+    """Scores of one single-label evaluation, with the chance level of accuracy beside them."""
+
+    accuracy: float
+    macro_f1: float
+    chance_accuracy: float  # always predicting the most frequent class
+    confusion: list[list[int]]  # [true class][predicted class] counts
+    samples: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def classification_metrics(scores: Any, targets: Any) -> ClassificationMetrics:
+    """Accuracy, macro F1, the confusion matrix and accuracy's chance level of ``[N, C]``
+    scores and one-hot targets."""
+    matrix = confusion_matrix(scores, targets)
+    samples = int(matrix.sum())
+    return ClassificationMetrics(
+        accuracy=float(np.trace(matrix) / samples),
+        macro_f1=_macro_f1(matrix),
+        chance_accuracy=float(matrix.sum(axis=1).max() / samples),
+        confusion=matrix.tolist(),
+        samples=samples,
+    )
+
+
+def format_metrics(row: dict[str, Any]) -> str:
+    """One line of an evaluation's metrics (the ``as_dict`` of either kind)."""
+    if "accuracy" in row:
+        return (f"accuracy {row['accuracy']:.4f} (chance {row['chance_accuracy']:.4f}), "
+                f"macro F1 {row['macro_f1']:.4f} ({row['samples']} clips)")
+    return (f"mAP {row['map']:.4f} (chance {row['chance_map']:.4f}), "
+            f"ROC-AUC {row['roc_auc']:.4f}, d-prime {row['d_prime']:.3f} "
+            f"({row['samples']} clips, {row['scored_classes']} classes scored)")

@@ -104,3 +104,55 @@ def test_bad_inputs(scores, targets, message):
 def test_no_class_with_positives():
     with pytest.raises(ValueError, match="no class has a positive"):
         metrics.mean_average_precision(np.zeros((4, 2)), np.zeros((4, 2)))
+
+
+def single_label_case(seed: int, samples: int = 150, classes: int = 7, levels: int | None = None):
+    """Random scores (rounded for ties) and one-hot targets; class 6 is never true, so it can
+    only be predicted."""
+    rng = np.random.default_rng(seed)
+    scores = rng.random((samples, classes))
+    if levels is not None:
+        scores = np.round(scores * (levels - 1)) / (levels - 1)
+    true = rng.integers(0, classes - 1, samples)
+    scores[np.arange(samples), true] += rng.random(samples) * 0.6  # better than chance
+    return scores, np.eye(classes)[true], true
+
+
+@pytest.mark.parametrize("levels", [None, 3])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_accuracy_macro_f1_and_confusion_equal_sklearn(seed, levels):
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    scores, targets, true = single_label_case(seed, levels=levels)
+    pred = scores.argmax(axis=1)  # numpy's argmax takes the first of tied scores, as ours
+    m = metrics.classification_metrics(scores, targets)
+    assert m.accuracy == pytest.approx(accuracy_score(true, pred), abs=1e-12)
+    assert m.macro_f1 == pytest.approx(f1_score(true, pred, average="macro"), abs=1e-12)
+    assert metrics.macro_f1(scores, targets) == m.macro_f1
+    np.testing.assert_array_equal(m.confusion, confusion_matrix(true, pred, labels=range(7)))
+    assert m.samples == 150
+    assert m.chance_accuracy == pytest.approx(np.bincount(true).max() / 150)
+
+
+def test_macro_f1_counts_classes_predicted_but_never_true():
+    from sklearn.metrics import f1_score
+
+    true, pred = np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1])  # class 2 is a false alarm
+    scores = np.eye(3)[pred]
+    assert metrics.macro_f1(scores, np.eye(3)[true]) == pytest.approx(
+        f1_score(true, pred, average="macro"))
+    assert metrics.accuracy(scores, np.eye(3)[true]) == 0.75
+
+
+def test_single_label_metrics_refuse_multi_hot_targets():
+    targets = np.array([[1.0, 0.0], [1.0, 1.0]])
+    with pytest.raises(ValueError, match="exactly one positive per sample; sample 1 has 2"):
+        metrics.classification_metrics(np.zeros((2, 2)), targets)
+
+
+def test_format_metrics_of_either_kind():
+    scores, targets, _ = single_label_case(0)
+    line = metrics.format_metrics(metrics.classification_metrics(scores, targets).as_dict())
+    assert line.startswith("accuracy ") and "macro F1" in line
+    tagging = metrics.tagging_metrics(*random_case(0))
+    assert metrics.format_metrics(tagging.as_dict()).startswith("mAP ")

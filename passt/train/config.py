@@ -15,6 +15,7 @@ from passt.device import DEVICE_FORMS
 from passt.errors import UsageError, check_choice
 from passt.precision import DTYPES, Dtype
 from passt.settings import KeyFlag, parse_overrides, setting
+from passt.tasks import TASKS, Task
 from passt.train.schedule import SCHEDULES, Schedule
 from passt.variants import get_variant
 
@@ -43,6 +44,10 @@ class TrainConfig:
 
     variant: str = setting("passt-s", help="the model (see `passt variants`); default: "
                            "%(default)s")
+    task: Task = setting("multi-label", help="multi-label: sigmoid scores, binary "
+                         "cross-entropy, mAP (AudioSet, OpenMIC); single-label: one class per "
+                         "clip, softmax cross-entropy (mixup on one-hot targets), accuracy, "
+                         "macro F1 and a confusion matrix (ESC-50); default: %(default)s")
     data: str = setting("synthetic", help="synthetic | folder:DIR | hdf5:FILE (see "
                         "passt.data.open_dataset); default: %(default)s")
     data_options: dict[str, Any] = setting(
@@ -137,6 +142,7 @@ class TrainConfig:
             raise UsageError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         check_choice("dtype", self.dtype, DTYPES)
         check_choice("schedule", self.schedule, SCHEDULES)
+        check_choice("task", self.task, TASKS)
         if all(getattr(self, b) is None for b in BUDGETS):
             raise UsageError(f"an unbounded run: set {', '.join(BUDGETS)} (one at least)")
         if "num_classes" in self.model_overrides:

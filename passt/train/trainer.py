@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
@@ -22,9 +21,10 @@ from passt.device import synchronize
 from passt.errors import UsageError
 from passt.evaluate import evaluate
 from passt.measure.flops import train_flops_per_sample
-from passt.metrics import TaggingMetrics
+from passt.metrics import format_metrics
 from passt.optional import require
 from passt.precision import autocast, backward_and_step
+from passt.tasks import Metrics, check_targets, task_loss
 from passt.train.config import TrainConfig
 from passt.train.distributed import Cluster
 from passt.train.plan import (
@@ -217,7 +217,7 @@ class Trainer:
         mel, targets = self.augment.spectrogram(mel, targets)
         with autocast(self.cfg.dtype, self.device.type):
             logits = self.net(mel)
-        loss = F.binary_cross_entropy_with_logits(logits.float(), targets)
+        loss = task_loss(self.cfg.task, logits.float(), targets)
         self.optimizer.zero_grad(set_to_none=True)
         backward_and_step(loss, self.optimizer, self.scaler)
         self.lr = self.scheduler.get_last_lr()[0]  # the rate this step used
@@ -308,15 +308,15 @@ class Trainer:
         start = time.perf_counter()
         metrics = evaluate(self.model, self.frontend, self.eval_set, self.cluster,
                            batch_size=cfg.eval_batch_size or cfg.batch_size, dtype=cfg.dtype,
-                           num_workers=cfg.num_workers)
+                           num_workers=cfg.num_workers, task=cfg.task)
         if metrics is not None:
             self.last_metrics = _metrics_row(metrics)
             row = {"kind": "eval", "step": s.step, "epoch": s.epoch + 1, **self.last_metrics,
                    "seconds": round(s.train_seconds, 3), **self._spent(),
                    "eval_seconds": round(time.perf_counter() - start, 3)}
             self.log.append(row)
-            log.info("epoch %d, step %d: mAP %.4f (chance %.4f), ROC-AUC %.4f", s.epoch + 1,
-                     s.step, metrics.map, metrics.chance_map, metrics.roc_auc)
+            log.info("epoch %d, step %d: %s", s.epoch + 1, s.step,
+                     format_metrics(self.last_metrics))
 
     def fit(self, hooks: Sequence[StepHook] = ()) -> None:
         """Train until the step, epoch or time budget is spent."""
@@ -340,7 +340,7 @@ class Trainer:
                            out_dir=self.out_dir)
 
 
-def _metrics_row(m: TaggingMetrics) -> dict[str, Any]:
+def _metrics_row(m: Metrics) -> dict[str, Any]:
     return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in m.as_dict().items()}
 
 
@@ -370,6 +370,8 @@ def train(
             out_dir.mkdir(parents=True, exist_ok=True)
         train_set = train_set if train_set is not None else open_train_set(cfg)
         eval_set = eval_set if eval_set is not None else open_eval_set(cfg)
+        check_targets(cfg.task, train_set, "the training data")
+        check_targets(cfg.task, eval_set, "the eval data")
         bar = sys.stderr.isatty() if progress is None else progress
         trainer = Trainer(cfg, cluster, train_set, eval_set, bar)
         if resume and last.exists():
