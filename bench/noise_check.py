@@ -1,15 +1,17 @@
-"""Does the suite tell noise from a regression on this machine? Four runs of the suite:
+"""Does the suite tell noise from a regression on this machine? Five runs of the suite:
 
-1. a quiet run (the baseline), and 2. a second one right after it: each median should lie
-   inside the other's 95% interval, or its row be marked unstable;
-3. a run of passt-s with injected load: a bounded busy loop on one core during part of its
-   timed rounds; ``passt check`` against the quiet run should say inconclusive (3), not
-   regressed (1);
-4. a run whose passt-s does extra work in every training step (a plugin: 15% of the quiet
-   run's passt-s training step); ``passt check`` should say regressed (1).
+1. a quiet run, and 2. a second one right after it: each median should lie inside the other's
+   95% interval, or its row be marked unstable;
+3. a baseline of passt-s's training step with more replicas (a precise one, as a saved
+   baseline should be);
+4. a run of passt-s whose step itself starts a bounded busy loop on one core during part of
+   its timed rounds (a plugin); the row should be unstable or wider, and ``passt check``
+   against the baseline should say inconclusive (3), not regressed (1);
+5. a run whose passt-s does extra work in every training step (a plugin: 15% of the
+   baseline's step); ``passt check`` should say regressed (1).
 
 Each check runs at ``--max-slowdown`` 5% and at the default 10%: a 15% slowdown is shown
-beyond 10% only when both intervals are within about +-2%.
+beyond 10% only when the interval of the ratio lies within about +-4%.
 
     python bench/noise_check.py --out DIR [--variants passt-s,passt-b] [-- more pytest args]
 """
@@ -22,7 +24,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,28 +58,53 @@ SLOW_PLUGIN = textwrap.dedent('''
     passt.register_variant(passt.Variant("passt-s", ("structured-slow",), old.patchout_args,
                                          paper_row=old.paper_row))
 ''')
+LOAD_PLUGIN = textwrap.dedent('''
+    """passt-s whose training step starts a busy loop on one core, once, at its START-th
+    call, for SECONDS: load that lands on part of the timed rounds, stopped by itself."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    import passt
+    from passt.patchout import StructuredPatchout
+
+    START = int(os.environ["PASST_LOAD_START"])
+    SECONDS = float(os.environ["PASST_LOAD_SECONDS"])
+    LOOP = f"import time\\nend = time.time() + {SECONDS}\\nwhile time.time() < end: pass\\n"
+
+
+    class LoadedStructured(StructuredPatchout, name="structured-loaded"):
+        """Structured patchout; the START-th training call starts the busy loop."""
+
+        calls = 0
+
+        def forward(self, x, grid, generator=None):
+            if self.training and not torch.compiler.is_compiling():
+                LoadedStructured.calls += 1
+                if LoadedStructured.calls == START:
+                    subprocess.Popen([sys.executable, "-c", LOOP])
+            return super().forward(x, grid, generator)
+
+
+    old = passt.variants.get_variant("passt-s")
+    passt.register_variant(passt.Variant("passt-s", ("structured-loaded",), old.patchout_args,
+                                         paper_row=old.paper_row))
+''')
 THRESHOLDS = ("5%", "10%")
+TRAIN = "bench/test_passt.py::test_step[passt-s-train]"
 SLOWDOWN = 0.15
-BUSY_LOOP = "import time\nend = time.time() + {seconds}\nwhile time.time() < end: pass\n"
 
 
-def bench(out: Path, name: str, args: list[str], env: dict[str, str] | None = None,
-          load_after_s: float | None = None, load_s: float = 0.0) -> Path:
-    """One run of the suite into ``out/name.json``; with ``load_after_s``, a busy loop on one
-    core runs ``load_s`` seconds from that many seconds after the start."""
+def bench(out: Path, name: str, args: list[str], env: dict[str, str] | None = None) -> Path:
+    """One run of the suite into ``out/name.json``."""
     path = out / f"{name}.json"
     cmd = [sys.executable, "-m", "pytest", str(ROOT / "bench"), "--benchmark-only", "-q",
            "-p", "no:cacheprovider", f"--rootdir={ROOT}", "--bench-journal=",
            f"--benchmark-json={path}", *args]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
-    load = None
-    if load_after_s is not None:
-        time.sleep(load_after_s)
-        load = subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=load_s)])
-    if proc.wait() != 0:
+    if subprocess.run(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL).returncode != 0:
         raise SystemExit(f"{name}: pytest failed ({' '.join(cmd)})")
-    if load is not None:
-        load.wait()
     return path
 
 
@@ -109,36 +135,54 @@ def agreement(a: Path, b: Path) -> list[str]:
     return lines
 
 
+def describe(path: Path) -> str:
+    """passt-s's training row: median, interval, stability, replicas."""
+    r = load_bench_file(path).benchmarks[TRAIN]
+    rec = r.record
+    return (f"{r.median_s:.4g} s [{rec.median_ci_low_s:.4g}, {rec.median_ci_high_s:.4g}]"
+            f"{' unstable' if rec.unstable else ''}, replicas "
+            f"{[round(m, 4) for m in rec.replica_medians_s or ()]}")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--variants", default=None, help="--bench-variants of every run")
-    p.add_argument("--load-after", type=float, default=15.0,
-                   help="seconds into the loaded run when the busy loop starts")
-    p.add_argument("--load-seconds", type=float, default=10.0)
+    p.add_argument("--load-start", type=int, default=12,
+                   help="the training call of passt-s that starts the busy loop (after the "
+                        "replicas' warm-up)")
+    p.add_argument("--load-seconds", type=float, default=6.0)
+    p.add_argument("--baseline-replicas", type=int, default=6)
     p.add_argument("pytest_args", nargs="*")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     common = ([f"--bench-variants={args.variants}"] if args.variants else []) + args.pytest_args
-    summary = {}
+    summary: dict = {}
     quiet = bench(args.out, "quiet", common)
     again = bench(args.out, "again", common)
     summary["back_to_back"] = agreement(quiet, again)
-    # the loaded run measures passt-s alone, so that the load lands on its rounds
-    loaded = bench(args.out, "loaded", [*args.pytest_args, "--bench-variants=passt-s"],
-                   load_after_s=args.load_after, load_s=args.load_seconds)
-    summary["loaded_check_exit"] = check(quiet, loaded)
-    plugin = args.out / "slow_plugin.py"
-    plugin.write_text(SLOW_PLUGIN)
-    quiet_s = load_bench_file(quiet).benchmarks["bench/test_passt.py::test_step[passt-s-train]"]
-    extra = SLOWDOWN * quiet_s.median_s
+    passt_s = [*args.pytest_args, "--bench-variants=passt-s", "-k", "train"]
+    baseline = bench(args.out, "baseline", [*passt_s, "--bench-replicas",
+                                            str(args.baseline_replicas), "--bench-max-seconds",
+                                            "60"])
+    plugins = {"load_plugin.py": LOAD_PLUGIN, "slow_plugin.py": SLOW_PLUGIN}
+    for name, text in plugins.items():
+        (args.out / name).write_text(text)
+    loaded = bench(args.out, "loaded", [*passt_s, f"--bench-plugin={args.out / 'load_plugin.py'}"],
+                   env={**os.environ, "PASST_LOAD_START": str(args.load_start),
+                        "PASST_LOAD_SECONDS": str(args.load_seconds)})
+    summary["loaded_check_exit"] = check(baseline, loaded)
+    extra = SLOWDOWN * load_bench_file(baseline).benchmarks[TRAIN].median_s
     summary["slow_extra_seconds"] = extra
-    slow = bench(args.out, "slow", [*args.pytest_args, "--bench-variants=passt-s",
-                                    f"--bench-plugin={plugin}", "-k", "train"],
+    slow = bench(args.out, "slow", [*passt_s, f"--bench-plugin={args.out / 'slow_plugin.py'}"],
                  env={**os.environ, "PASST_EXTRA_SECONDS": str(extra)})
-    summary["slow_check_exit"] = check(quiet, slow)
+    summary["slow_check_exit"] = check(baseline, slow)
+    summary["rows"] = {n: describe(p) for n, p in (("baseline", baseline), ("loaded", loaded),
+                                                   ("slow", slow))}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1))
     print("\n".join(summary["back_to_back"]))
+    for name, row in summary["rows"].items():
+        print(f"{name:8} passt-s train {row}")
     print(f"injected load: passt check exit by threshold {summary['loaded_check_exit']} "
           "(3 expected)")
     print(f"passt-s {SLOWDOWN:.0%} slower: passt check exit by threshold "

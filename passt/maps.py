@@ -53,7 +53,7 @@ class MapRow:
         """Where the mAP comes from: model size, clips, data and budget."""
         parts = [self.task or "task not recorded"]
         if self.embed_dim is not None:
-            parts.append(f"{self.embed_dim}-wide {self.depth}-deep")
+            parts.append(f"{self.embed_dim}-wide" + (f" {self.depth}-deep" if self.depth else ""))
         if self.clip_seconds is not None:
             parts.append(f"{_g(self.clip_seconds)} s clips")
         if self.train_clips is not None:
@@ -92,6 +92,7 @@ class MapSummary:
 
     @property
     def half_width(self) -> float | None:
+        """The interval's half-width (None: one seed)."""
         return None if self.map_ci_high is None else self.map_ci_high - self.map_mean
 
     def describe(self) -> str:
@@ -101,6 +102,11 @@ class MapSummary:
             value += f" ± {self.half_width:.3f}"
         n = f"{self.seeds} seed{'s' if self.seeds > 1 else ''}"
         return f"{value} ({self.source.describe()}, {n})"
+
+
+# what every seed of one variant must share to be averaged
+SHARED = ("task", "train_clips", "budget_tflops", "embed_dim", "depth", "num_heads",
+          "clip_seconds")
 
 
 def t_interval(values: Sequence[float],
@@ -123,6 +129,10 @@ def summarize(rows: Iterable[MapRow]) -> list[MapSummary]:
         by_variant.setdefault(row.variant, []).append(row)
     out = []
     for variant, runs in by_variant.items():
+        differ = [name for name in SHARED if len({getattr(r, name) for r in runs}) > 1]
+        if differ:
+            raise UsageError(f"the rows of {variant} differ in {', '.join(differ)}: seeds "
+                             "are averaged only over runs of the same settings")
         values = [r.map for r in runs]
         ci = t_interval(values)
         out.append(MapSummary(

@@ -52,6 +52,9 @@ def test_summary_over_seeds():
     assert b.map_std is None and b.map_ci_low is None and b.describe().startswith("0.300 (")
     assert s.describe() == (f"0.450 ± {student_t.ppf(0.975, 2) * 0.05 / 3**0.5:.3f} "
                             "(synthetic, 2 TFLOPs, 3 seeds)")
+    mixed = [*rows, MapRow("passt-s", 0.6, seed=9, task="synthetic", budget_tflops=4.0)]
+    with pytest.raises(UsageError, match="differ in budget_tflops"):
+        summarize(mixed)
 
 
 def test_budget_ends_within_one_step_and_is_priced_on_the_model(tmp_path):

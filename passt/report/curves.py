@@ -45,7 +45,7 @@ def curve_bands(points: Sequence[CurvePoint], x: CurveAxis
 def curve_figure(points: Sequence[CurvePoint], rows: Sequence[MapRow], x: CurveAxis) -> Figure:
     """mAP against ``x``; chance and the mean-spectrum baseline as horizontal lines."""
     plt = require("matplotlib.pyplot", "the learning-curve figures")
-    fig, ax = plt.subplots(figsize=(8.0, 5.0), dpi=100, layout="constrained")
+    fig, ax = plt.subplots(figsize=(9.0, 5.0), dpi=100, layout="constrained")
     for variant, (xs, mean, low, high) in curve_bands(points, x).items():
         (line,) = ax.plot(xs, mean, marker="o", markersize=3, label=variant)
         ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
@@ -62,7 +62,7 @@ def curve_figure(points: Sequence[CurvePoint], rows: Sequence[MapRow], x: CurveA
     ax.set_title(f"Learning curves: mean over {seeds} seed(s), band from lowest to highest\n"
                  f"{what}", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))  # off the curves
     return fig
 
 
