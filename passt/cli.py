@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from passt.baseline import mean_spectrum_baseline
 from passt.cli_parser import build_parser, global_parser
-from passt.data import LabelVocabulary, open_dataset, pack_hdf5
+from passt.data import LabelVocabulary, align_classes, open_dataset, pack_hdf5
 from passt.errors import UsageError
 from passt.evaluate import evaluate
 from passt.inference import (
@@ -41,6 +41,7 @@ from passt.train import (
     Cluster,
     TrainConfig,
     load_trained_model,
+    load_training_checkpoint,
     open_eval_set,
     open_train_set,
     train,
@@ -166,23 +167,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_set(args: argparse.Namespace, cfg: TrainConfig, num_classes: int) -> Dataset:
+def _eval_set(args: argparse.Namespace, cfg: TrainConfig, names: list[str] | None,
+              num_classes: int) -> Dataset:
     """``--data`` (with ``--data-options``), else the checkpoint's eval data; split
-    ``--split``."""
+    ``--split``; its classes lined up with the checkpoint's."""
     if args.data is None:
         dataset = open_eval_set(dataclasses.replace(cfg, eval_split=args.split))
     else:
         dataset = open_dataset(args.data, clip_seconds=cfg.clip_seconds, split=args.split,
                                **parse_overrides(args.data_options))
-    if dataset.num_classes != num_classes:
-        raise UsageError(f"the data has {dataset.num_classes} classes, the checkpoint "
-                         f"{num_classes}")
-    return dataset
+    return align_classes(dataset, names, num_classes, what="the data", model="the checkpoint")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    model, frontend, cfg = load_trained_model(args.checkpoint)
-    dataset = _eval_set(args, cfg, model.cfg.num_classes)
+    ckpt = load_training_checkpoint(args.checkpoint)
+    model, frontend, cfg = load_trained_model(ckpt)
+    dataset = _eval_set(args, cfg, ckpt["label_names"] or None, model.cfg.num_classes)
     with Cluster.join(args.device) as cluster:
         metrics = evaluate(model.to(cluster.device), frontend.to(cluster.device), dataset,
                            cluster, batch_size=args.batch_size, dtype=args.dtype or cfg.dtype,
@@ -199,7 +199,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     cfg = _train_config(args)
     baseline = None
     if args.baseline_clips is not None:
-        baseline = mean_spectrum_baseline(open_train_set(cfg), open_eval_set(cfg),
+        train_set = open_train_set(cfg)
+        baseline = mean_spectrum_baseline(train_set, open_eval_set(cfg, train_set),
                                           train_clips=args.baseline_clips).map
     rows = run_sweep(variants, cfg, args.out, budget, seeds=seeds, baseline_map=baseline,
                      resume=args.resume, progress=_progress(args))
@@ -212,7 +213,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_baseline(args: argparse.Namespace) -> int:
     cfg = _train_config(args)
-    metrics = mean_spectrum_baseline(open_train_set(cfg), open_eval_set(cfg), c=args.c)
+    train_set = open_train_set(cfg)
+    metrics = mean_spectrum_baseline(train_set, open_eval_set(cfg, train_set), c=args.c)
     _print_metrics(metrics.as_dict(), args.json)
     return 0
 

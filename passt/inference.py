@@ -33,6 +33,7 @@ from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
 from passt.model import PaSST
 from passt.optional import require
+from passt.tasks import Task, task_scores
 from passt.train.run_files import is_training_checkpoint, load_trained_model
 from passt.windows import Failure, FileWindows, PathLike, Windowing, collect_files, stream_windows
 
@@ -62,7 +63,7 @@ class TagResult:
 
     path: str
     duration: float  # seconds of decoded audio
-    scores: np.ndarray  # [num_classes] sigmoid scores, aggregated over windows
+    scores: np.ndarray  # [num_classes] scores (sigmoid; softmax: single-label), over windows
     top: list[Label]
     window_starts: np.ndarray  # [W] seconds
     window_ends: np.ndarray  # [W] seconds
@@ -120,6 +121,7 @@ class LoadedModel:
     label_names: list[str] | None = None
     clip_seconds: float | None = None  # the training clips' length
     frontend: MelFrontend | None = None  # the training's, in eval mode
+    task: Task = "multi-label"  # single-label: softmax scores
 
 
 def load_model(checkpoint: PathLike | Mapping[str, Any], variant: str | None = None,
@@ -134,7 +136,7 @@ def load_model(checkpoint: PathLike | Mapping[str, Any], variant: str | None = N
         _check_classes(overrides.pop("num_classes", None), raw["num_classes"])
         model, frontend, cfg = load_trained_model(raw, variant, **overrides)
         return LoadedModel(model, list(raw.get("label_names") or ()) or None, cfg.clip_seconds,
-                           frontend)
+                           frontend, cfg.task)
     sd = read_state_dict(raw)
     if "head.1.weight" not in sd:
         raise UsageError("checkpoint has no classifier (head.1.weight): not a tagging model")
@@ -192,7 +194,8 @@ def _run(paths: PathLike | Iterable[PathLike], loaded: LoadedModel,
          frontend: MelFrontend | None, window_seconds: float | None, hop_seconds: float | None,
          batch_size: int, device: str | torch.device | None, progress: bool | None,
          features: bool) -> tuple[list[FileWindows], list[Failure], Windowing]:
-    """Window outputs of every usable file: sigmoid scores, or embeddings with ``features``."""
+    """Window outputs of every usable file: scores (sigmoid, or softmax for a single-label
+    model), or embeddings with ``features``."""
     if batch_size < 1:
         raise UsageError(f"batch_size must be positive, got {batch_size}")
     model = loaded.model
@@ -209,7 +212,7 @@ def _run(paths: PathLike | Iterable[PathLike], loaded: LoadedModel,
 
     def compute(waves: Tensor) -> Tensor:
         mel = frontend(waves)
-        return model.forward_features(mel) if features else torch.sigmoid(model(mel))
+        return model.forward_features(mel) if features else task_scores(loaded.task, model(mel))
 
     tqdm = require("tqdm", "showing progress").tqdm
     single = isinstance(paths, (str, os.PathLike))

@@ -13,6 +13,7 @@ import soundfile as sf
 from passt.audio import AudioError
 from passt.data import BadFileError, FolderDataset, LabelVocabulary, open_dataset
 from passt.data.labels import split_labels
+from passt.errors import UsageError
 
 SR = 32000
 LABELS_FILE = "index,mid,display_name\n0,/m/0a,Speech\n1,/m/0b,Music\n2,/m/0c,Dog\n"
@@ -28,7 +29,6 @@ BAD = {  # file -> (labels field, words of the reason)
     "corrupt.flac": ("Dog", "not readable audio"),
     "nan.wav": ("Music", "NaN or infinite"),
     "missing.wav": ("Speech", "file not found"),
-    "cat.wav": ("Speech;Cat", "unknown label"),
 }
 
 
@@ -145,8 +145,19 @@ def test_split_column_selects_rows_and_vocabulary_spans_all(folder, tmp_path):
     assert evaluation.targets.tolist() == [[1, 0, 0]]
     with pytest.raises(ValueError, match="no rows of split 'test'"):
         open_dataset(f"folder:{folder}", split="test", csv=csv)
+    assert train.has_splits and evaluation.has_splits
     unsplit = write_csv(tmp_path / "unsplit.csv", rows)
-    assert len(open_dataset(f"folder:{folder}", split="eval", csv=unsplit)) == 3
+    whole = open_dataset(f"folder:{folder}", split="eval", csv=unsplit)
+    assert len(whole) == 3 and not whole.has_splits  # all rows: training then needs eval data
+
+
+def test_a_label_not_in_the_class_list_is_an_error_under_either_policy(folder, tmp_path):
+    csv = write_csv(tmp_path / "cat.csv", {"tone.wav": "Speech", "cat.wav": "Speech;Cat"})
+    for policy in ("skip", "error"):
+        with pytest.raises(UsageError, match=r"cat.csv: line 3 \(cat.wav\): label\(s\) \['Cat'\] "
+                                             r"not in the class list .*class_labels_indices.csv"):
+            FolderDataset(folder, csv=csv, clip_seconds=1.0, on_bad_file=policy,
+                          labels_file=folder / "class_labels_indices.csv")
 
 
 def test_label_fields_split_on_semicolons_first():

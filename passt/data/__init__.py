@@ -10,12 +10,14 @@ from passt.data.augment import (
     waveform_mixup,
 )
 from passt.data.bad_files import BadFileError
+from passt.data.classes import align_classes, class_names
 from passt.data.factory import open_dataset
 from passt.data.folder import FolderDataset
 from passt.data.hdf5 import Hdf5Dataset, PackSummary, pack_hdf5
 from passt.data.labels import LabelVocabulary, read_label_csv
 from passt.data.sampler import BalancedSampler, balanced_weights
 from passt.data.synthetic import CATALOG, SyntheticConfig, SyntheticDataset
+from passt.data.views import DatasetView
 
 __all__ = [
     "CATALOG",
@@ -23,13 +25,16 @@ __all__ = [
     "AugmentConfig",
     "BadFileError",
     "BalancedSampler",
+    "DatasetView",
     "FolderDataset",
     "Hdf5Dataset",
     "LabelVocabulary",
     "PackSummary",
     "SyntheticConfig",
     "SyntheticDataset",
+    "align_classes",
     "balanced_weights",
+    "class_names",
     "open_dataset",
     "pack_hdf5",
     "random_gain",

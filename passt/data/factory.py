@@ -22,11 +22,14 @@ def open_dataset(spec: str, clip_seconds: float = 10.0, split: str = "train",
     - ``"folder:DIR"``: `FolderDataset`; kwargs ``csv`` (default ``DIR/labels.csv``),
       ``labels_file``, ``validate``.
     - ``"hdf5:FILE"``: `Hdf5Dataset` (the file is the split); kwargs ``num_classes``,
-      ``validate``.
+      ``labels_file``, ``validate``.
     """
     check_policy(on_bad_file)
     kind, _, location = spec.partition(":")
     if kind == "synthetic" and not location:
+        if kwargs.pop("labels_file", None) is not None:
+            raise UsageError("the synthetic task names its own classes; a class list "
+                             "(--labels) is for folder and HDF5 data")
         size, seed = kwargs.pop("size", None), kwargs.pop("seed", 0)
         config = SyntheticConfig(clip_seconds=clip_seconds, **kwargs)
         return SyntheticDataset(size, seed=seed, split=split, config=config)

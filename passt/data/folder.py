@@ -26,8 +26,9 @@ class FolderDataset(Dataset):
     split is checked at open time (``validate="full"`` decodes it, ``"header"`` reads its
     header only, ``"none"`` checks that it exists); bad files and rows (missing file, unknown
     label) follow ``on_bad_file``. With a ``split`` column only the rows of ``split`` are used
-    (``split=None``: all rows); without one, all rows are. The vocabulary is every label of
-    the CSV, sorted, or ``labels_file``.
+    (``split=None``: all rows); without one, all rows are (``has_splits`` is then False: the
+    eval data must come from elsewhere). The vocabulary is every label of the CSV, sorted, or
+    ``labels_file``, where a label it lacks is an error.
     """
 
     def __init__(self, root: str | Path, csv: str | Path | None = None,
@@ -46,6 +47,8 @@ class FolderDataset(Dataset):
         rows = read_label_csv(csv_path)
         vocabulary = (LabelVocabulary.from_file(labels_file) if labels_file is not None
                       else LabelVocabulary.from_rows(rows))
+        self._check_labels(rows, vocabulary, csv_path, labels_file)
+        self.has_splits = bool(rows) and rows[0].split is not None
         rows = self._select_split(rows, split, csv_path)
 
         bad = BadFiles(on_bad_file)
@@ -54,7 +57,7 @@ class FolderDataset(Dataset):
         targets = []
         tqdm = require("tqdm", "showing progress").tqdm
         for row in tqdm(rows, desc=f"checking {csv_path.name}", unit="file", disable=None):
-            reason = self._row_problem(row, vocabulary, validate)
+            reason = check_file(self.root / row.filename, validate)
             if reason:
                 bad.report(row.filename, reason)
                 continue
@@ -83,12 +86,16 @@ class FolderDataset(Dataset):
             raise UsageError(f"{csv_path}: no rows of split {split!r}; splits found: {found}")
         return chosen
 
-    def _row_problem(self, row: LabelRow, vocabulary: LabelVocabulary,
-                     validate: Validation) -> str | None:
-        unknown = vocabulary.unknown(row.labels)
-        if unknown:
-            return f"unknown label(s) {unknown} (CSV line {row.line})"
-        return check_file(self.root / row.filename, validate)
+    @staticmethod
+    def _check_labels(rows: list[LabelRow], vocabulary: LabelVocabulary, csv_path: Path,
+                      labels_file: str | Path | None) -> None:
+        """A label the class list lacks is a `UsageError` naming the first such row."""
+        for row in rows:
+            unknown = vocabulary.unknown(row.labels)
+            if unknown:
+                raise UsageError(f"{csv_path}: line {row.line} ({row.filename}): label(s) "
+                                 f"{unknown} not in the class list {labels_file} (accepted: "
+                                 "its display names or mids)")
 
     def __len__(self) -> int:
         return len(self.files)

@@ -21,6 +21,7 @@ from passt.atomic import atomic_path
 from passt.audio import SAMPLE_RATE, decode, fit_length
 from passt.data.bad_files import BadFiles
 from passt.data.folder import FolderDataset
+from passt.data.labels import LabelVocabulary, column_map, remap_targets
 from passt.data.validate import Validation, check_encoded, check_level
 from passt.errors import UsageError
 from passt.optional import require
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     import h5py
 
 log = logging.getLogger(__name__)
+
+AUDIOSET_CLASSES = 527
+AUDIOSET_TARGET_BYTES = 66  # 527 classes packed 8 to a byte
 
 
 def _open(path: Path) -> h5py.File:
@@ -57,10 +61,16 @@ class Hdf5Dataset(Dataset):
     decodes every clip at open time and ``"header"`` reads each clip's header, applying
     ``on_bad_file``; with ``"none"`` (the default, for large files) a clip that fails to
     decode raises `AudioError` naming it when read.
+
+    The classes: the file's ``label_names`` (the targets are mapped by name onto the class list
+    of ``labels_file`` when both are there), else those of ``labels_file`` (an AudioSet
+    ``class_labels_indices.csv``) or ``num_classes`` unnamed (``label_names`` None); an
+    official file (no names, 66 target bytes) holds AudioSet's 527 classes.
     """
 
     def __init__(self, path: str | Path, clip_seconds: float = 10.0, on_bad_file: str = "skip",
-                 num_classes: int | None = None, validate: Validation = "none"):
+                 num_classes: int | None = None, validate: Validation = "none",
+                 labels_file: str | Path | None = None):
         check_level(validate)
         if clip_seconds <= 0:
             raise UsageError(f"clip_seconds must be positive, got {clip_seconds}")
@@ -78,11 +88,17 @@ class Hdf5Dataset(Dataset):
             if len(f["mp3"]) != len(names) or len(packed) != len(names):
                 raise UsageError(f"{self.path}: audio_name, mp3 and target differ in length "
                                  f"({len(names)}, {len(f['mp3'])}, {len(packed)})")
-        label_names = ([n.decode() if isinstance(n, bytes) else str(n) for n in stored]
-                       if stored is not None else None)
-        self.num_classes = self._num_classes(num_classes, label_names, packed)
-        self.label_names = label_names or [str(i) for i in range(self.num_classes)]
-        targets = np.unpackbits(packed, axis=-1, count=self.num_classes).astype(np.float32)
+        stored_names = ([n.decode() if isinstance(n, bytes) else str(n) for n in stored]
+                        if stored is not None else None)
+        vocabulary = LabelVocabulary.from_file(labels_file) if labels_file is not None else None
+        count = self._num_classes(num_classes, stored_names, vocabulary, packed)
+        targets = np.unpackbits(packed, axis=-1, count=count).astype(np.float32)
+        if stored_names is not None and vocabulary is not None:  # the file's classes, by name
+            targets = remap_targets(targets, column_map(
+                stored_names, vocabulary, f"{self.path}'s label_names"))
+        self.label_names = vocabulary.names if vocabulary is not None else stored_names
+        self.num_classes = len(self.label_names) if self.label_names is not None else count
+        self.has_splits = False  # the file is one split
 
         self.clip_samples = round(clip_seconds * SAMPLE_RATE)
         self._handle: h5py.File | None = None
@@ -102,22 +118,35 @@ class Hdf5Dataset(Dataset):
         self.names = [names[i] for i in self.rows]
         self.targets = targets[self.rows]
 
-    def _num_classes(self, num_classes: int | None, label_names: list[str] | None,
-                     packed: np.ndarray) -> int:
-        bits = 8 * packed.shape[-1]
-        if num_classes is None and label_names is not None:
-            num_classes = len(label_names)
-        if num_classes is None:
-            log.warning("%s has no label_names: assuming %d classes (8 per target byte); "
-                        "pass num_classes= (AudioSet: 527)", self.path, bits)
-            num_classes = bits
-        if not bits - 8 < num_classes <= bits:
-            raise UsageError(f"{self.path}: {num_classes} classes do not fit targets packed "
-                             f"in {packed.shape[-1]} bytes")
-        if label_names is not None and len(label_names) != num_classes:
-            raise UsageError(f"{self.path}: {len(label_names)} label_names for {num_classes} "
-                             "classes")
-        return num_classes
+    def _num_classes(self, num_classes: int | None, stored: list[str] | None,
+                     vocabulary: LabelVocabulary | None, packed: np.ndarray) -> int:
+        """The classes packed in the targets: the file's ``label_names``, else the class list
+        of ``labels_file`` or ``num_classes``, else AudioSet's 527 for 66 bytes."""
+        width = packed.shape[-1]
+        counts = {"its label_names": len(stored) if stored is not None else None,
+                  "num_classes": num_classes}
+        if stored is None:
+            counts["the class list"] = len(vocabulary) if vocabulary is not None else None
+        given = {k: v for k, v in counts.items() if v is not None}
+        if len(set(given.values())) > 1:
+            raise UsageError(f"{self.path}: the class counts disagree: "
+                             + ", ".join(f"{k} {v}" for k, v in given.items()))
+        if given:
+            count = next(iter(given.values()))
+        elif width == AUDIOSET_TARGET_BYTES:
+            log.warning("%s has no label_names and %d target bytes: AudioSet's %d classes "
+                        "(pass --labels class_labels_indices.csv for their names)", self.path,
+                        width, AUDIOSET_CLASSES)
+            count = AUDIOSET_CLASSES
+        else:
+            raise UsageError(f"{self.path} has no label_names and targets of {width} bytes "
+                             f"({8 * width - 7} to {8 * width} classes): pass the class list "
+                             "(--labels class_labels_indices.csv) or the count (--data-options "
+                             "num_classes=N)")
+        if not 8 * width - 8 < count <= 8 * width:
+            raise UsageError(f"{self.path}: {count} classes do not fit targets packed in "
+                             f"{width} bytes")
+        return count
 
     def _usable(self, row: int, name: str, validate: Validation, bad: BadFiles) -> bool:
         reason = check_encoded(self._mp3(row).tobytes(), name, validate)

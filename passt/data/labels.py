@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,3 +95,25 @@ class LabelVocabulary:
         target = np.zeros(len(self.names), dtype=np.float32)
         target[[self.index[label] for label in labels]] = 1.0
         return target
+
+
+def column_map(source: Sequence[str], target: LabelVocabulary, what: str) -> np.ndarray:
+    """For each class of ``target``, the column of the class named so in ``source`` (a name or,
+    where ``target`` has them, a mid), or -1 where ``source`` lacks it; `UsageError` naming the
+    classes of ``source`` (``what``) that ``target`` lacks."""
+    unknown = target.unknown(tuple(source))
+    if unknown:
+        shown = ", ".join(map(repr, unknown[:10])) + (f", ... ({len(unknown)} in all)"
+                                                       if len(unknown) > 10 else "")
+        raise UsageError(f"{what}: class(es) {shown} not in the class list "
+                         f"({len(target)} classes: {', '.join(target.names[:5])}, ...)")
+    columns = np.full(len(target), -1, dtype=np.int64)
+    for column, name in enumerate(source):
+        columns[target.index[name]] = column
+    return columns
+
+
+def remap_targets(targets: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``targets`` ``[..., C]`` with its columns chosen by ``columns`` (`column_map`; -1: 0)."""
+    picked = np.take(targets, np.maximum(columns, 0), axis=-1)
+    return np.where(columns >= 0, picked, 0).astype(targets.dtype, copy=False)

@@ -58,6 +58,12 @@ class TrainConfig:
     eval_data: str | None = setting(None, help="the eval data's spec, e.g. hdf5:eval.h5 (an "
                                     "HDF5 file is a split); default: --data")
     eval_split: str = setting("eval", help="default: %(default)s")
+    labels: str | None = setting(None, metavar="CSV", help="the class list of folder and HDF5 "
+                                 "data: an AudioSet class_labels_indices.csv (index,mid,"
+                                 "display_name); its names and count go into the checkpoints "
+                                 "(and so to passt tag); default: the data's own (a folder "
+                                 "CSV's labels, sorted; an HDF5 file's label_names, or "
+                                 "AudioSet's 527 classes for 66 target bytes)")
     eval_data_options: dict[str, Any] = setting(
         default_factory=dict, parse=parse_overrides, metavar=OPTIONS,
         help="the eval split's options over --data-options, e.g. size=500")
@@ -145,6 +151,9 @@ class TrainConfig:
         check_choice("task", self.task, TASKS)
         if all(getattr(self, b) is None for b in BUDGETS):
             raise UsageError(f"an unbounded run: set {', '.join(BUDGETS)} (one at least)")
+        if self.labels is not None and "labels_file" in self.data_options:
+            raise UsageError("the class list is given twice (labels and the data option "
+                             "labels_file); keep labels")
         if "num_classes" in self.model_overrides:
             raise UsageError("num_classes comes from the dataset; remove it from the model "
                              "overrides")

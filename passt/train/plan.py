@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from passt.data import open_dataset
+from passt.data import align_classes, class_names, open_dataset
 from passt.errors import UsageError
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
@@ -20,7 +20,7 @@ from passt.variants import proportional_patchout
 PAPER_CLIP_SECONDS = 10.0
 # the settings that `open_train_set` and `open_eval_set` read: those of `passt baseline`
 DATA_SETTINGS = ("data", "data_options", "eval_data", "eval_split", "eval_data_options",
-                 "clip_seconds")
+                 "labels", "clip_seconds")
 
 
 def clip_frames(clip_seconds: float, frontend: MelFrontend) -> int:
@@ -97,14 +97,38 @@ def plan_steps(cfg: TrainConfig, train_set: Dataset, world_size: int,
     return per_epoch, min(known) if known else None
 
 
+def _options(cfg: TrainConfig, options: dict[str, Any]) -> dict[str, Any]:
+    """`open_dataset` keywords of ``cfg``'s data: ``options`` and its class list."""
+    return {**options, **({"labels_file": cfg.labels} if cfg.labels is not None else {})}
+
+
 def open_train_set(cfg: TrainConfig) -> Dataset:
     """The ``train`` split of ``cfg.data``."""
     return open_dataset(cfg.data, clip_seconds=cfg.clip_seconds, split="train",
-                        **cfg.data_options)
+                        **_options(cfg, cfg.data_options))
 
 
-def open_eval_set(cfg: TrainConfig) -> Dataset:
-    """The eval split of ``cfg.eval_data`` (default ``cfg.data``), its options over the
-    training data's."""
-    return open_dataset(cfg.eval_data or cfg.data, clip_seconds=cfg.clip_seconds,
-                        split=cfg.eval_split, **{**cfg.data_options, **cfg.eval_data_options})
+def _check_splits(cfg: TrainConfig, dataset: Dataset) -> None:
+    """Without ``eval_data``, data without splits of its own would be evaluated on its training
+    clips: a `UsageError` saying what to pass."""
+    if cfg.eval_data is None and not getattr(dataset, "has_splits", True):
+        raise UsageError(f"{cfg.data} has no eval split (a folder CSV without a split column, "
+                         "an HDF5 file): evaluating on it would score the training clips; "
+                         "pass the eval data (--eval-data), add a split column (train, eval) to "
+                         "the CSV, or cross-validate over a fold column (passt finetune "
+                         "--folds)")
+
+
+def open_eval_set(cfg: TrainConfig, train_set: Dataset | None = None) -> Dataset:
+    """The eval split of ``cfg.eval_data`` (default ``cfg.data``, which must then have splits
+    of its own), its options over the training data's; with ``train_set``, its classes lined
+    up with the training data's (`passt.data.align_classes`)."""
+    if train_set is not None:
+        _check_splits(cfg, train_set)
+    dataset = open_dataset(cfg.eval_data or cfg.data, clip_seconds=cfg.clip_seconds,
+                           split=cfg.eval_split,
+                           **_options(cfg, {**cfg.data_options, **cfg.eval_data_options}))
+    _check_splits(cfg, dataset)
+    if train_set is None:
+        return dataset
+    return align_classes(dataset, class_names(train_set), train_set.num_classes)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from passt.data import Augment, BalancedSampler
+from passt.data import Augment, BalancedSampler, align_classes, class_names
 from passt.device import synchronize
 from passt.errors import UsageError
 from passt.evaluate import evaluate
@@ -164,7 +164,7 @@ class Trainer:
         save_checkpoint(
             self.out_dir / LAST_CHECKPOINT, config=self.cfg,
             num_classes=self.train_set.num_classes,
-            label_names=list(getattr(self.train_set, "label_names", [])),
+            label_names=class_names(self.train_set) or [],
             model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict(),
             scaler=self.scaler.state_dict() if self.scaler is not None else None,
@@ -369,7 +369,8 @@ def train(
         if cluster.main:
             out_dir.mkdir(parents=True, exist_ok=True)
         train_set = train_set if train_set is not None else open_train_set(cfg)
-        eval_set = eval_set if eval_set is not None else open_eval_set(cfg)
+        eval_set = eval_set if eval_set is not None else open_eval_set(cfg, train_set)
+        eval_set = align_classes(eval_set, class_names(train_set), train_set.num_classes)
         check_targets(cfg.task, train_set, "the training data")
         check_targets(cfg.task, eval_set, "the eval data")
         bar = sys.stderr.isatty() if progress is None else progress
