@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from passt.baseline import mean_spectrum_baseline
 from passt.cli_parser import build_parser, global_parser
 from passt.data import LabelVocabulary, align_classes, open_dataset, pack_hdf5
+from passt.data.esc50_synthetic import Esc50Like, parse_classes, write_esc50_like
 from passt.errors import UsageError
 from passt.evaluate import evaluate
 from passt.inference import (
@@ -230,9 +231,20 @@ def cmd_data_pack(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_esc50_like(args: argparse.Namespace) -> int:
+    spec = Esc50Like(classes=parse_classes(args.classes), folds=args.folds,
+                     clips_per_class=args.clips_per_class, seconds=args.seconds,
+                     sample_rate=args.sample_rate, seed=args.seed)
+    path = write_esc50_like(args.out, spec)
+    print(f"wrote {len(spec.classes) * spec.clips_per_class} clips of {len(spec.classes)} "
+          f"classes in {spec.folds} folds: {path}")
+    return 0
+
+
 COMMANDS = {"variants": cmd_variants, "check": cmd_check, "profile": cmd_profile,
             "report": cmd_report,
             "tag": cmd_tag, "embed": cmd_embed, "data pack": cmd_data_pack,
+            "data esc50-like": cmd_data_esc50_like,
             "train": cmd_train, "eval": cmd_eval, "sweep": cmd_sweep, "baseline": cmd_baseline}
 
 

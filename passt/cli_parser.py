@@ -163,6 +163,20 @@ def _add_training_commands(sub: argparse._SubParsersAction, commands: Mapping[st
     p.add_argument("--labels-file", help="class_labels_indices.csv-style vocabulary "
                                          "(index,mid,display_name); default: the CSV's labels")
     p.set_defaults(func=commands["data pack"])
+    p = data.add_parser("esc50-like", help="write a small ESC-50-layout folder of generated "
+                                           "sounds (meta/esc50.csv, audio/): one class per "
+                                           "clip, folds, to try fine-tuning without ESC-50")
+    p.add_argument("out", help="folder to write")
+    p.add_argument("--classes", default=None, metavar="NAME,...",
+                   help="classes of the synthetic catalog; default: its last ten, which "
+                        "--data-options num_classes=22 of the synthetic task never shows")
+    p.add_argument("--folds", type=int, default=5, help="default: %(default)s")
+    p.add_argument("--clips-per-class", type=int, default=40,
+                   help="default: %(default)s (ESC-50's)")
+    p.add_argument("--seconds", type=float, default=5.0, help="default: %(default)s")
+    p.add_argument("--sample-rate", type=int, default=44100, help="default: %(default)s")
+    p.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    p.set_defaults(func=commands["data esc50-like"])
 
     p = sub.add_parser("train", help="train a variant (AdamW, warm-up and decay, AMP, mAP "
                                      "every epoch, checkpoints, --resume; runs under torchrun)")
@@ -173,8 +187,8 @@ def _add_training_commands(sub: argparse._SubParsersAction, commands: Mapping[st
     p = sub.add_parser("eval", help="mAP, ROC-AUC and d-prime of a `passt train` checkpoint")
     p.add_argument("--checkpoint", required=True, help="a `passt train` checkpoint (last.pt)")
     p.add_argument("--data", default=None,
-                   help="synthetic | folder:DIR | hdf5:FILE; default: the checkpoint's eval "
-                        "data")
+                   help="synthetic | folder:DIR | esc50:DIR | hdf5:FILE; default: the "
+                        "checkpoint's eval data (or eval fold)")
     p.add_argument("--data-options", default="", metavar="KEY=VALUE,...",
                    help="dataset options (with --data); default: the checkpoint's")
     p.add_argument("--split", default="eval", help="default: %(default)s")

@@ -179,7 +179,8 @@ def test_csv_and_vocabulary_errors_are_clear(folder, tmp_path):
 
 
 def test_open_dataset_rejects_unknown_specs_and_policies():
-    with pytest.raises(ValueError, match="accepted forms: synthetic, folder:DIR, hdf5:FILE"):
+    with pytest.raises(ValueError, match="accepted forms: synthetic, folder:DIR, esc50:DIR, "
+                                         "hdf5:FILE"):
         open_dataset("audioset")
     with pytest.raises(ValueError, match="on_bad_file"):
         open_dataset("synthetic", on_bad_file="ignore")

@@ -1,5 +1,5 @@
-"""Training and evaluation data: a synthetic AudioSet-like task, audio folders, AudioSet HDF5,
-balanced sampling and augmentation."""
+"""Training and evaluation data: a synthetic AudioSet-like task, audio folders, ESC-50 folders,
+AudioSet HDF5, class lists, cross-validation folds, balanced sampling and augmentation."""
 
 from passt.data.augment import (
     Augment,
@@ -11,8 +11,10 @@ from passt.data.augment import (
 )
 from passt.data.bad_files import BadFileError
 from passt.data.classes import align_classes, class_names
+from passt.data.esc50 import Esc50Dataset
 from passt.data.factory import open_dataset
 from passt.data.folder import FolderDataset
+from passt.data.folds import choose_folds, data_folds, fold_sides, parse_folds
 from passt.data.hdf5 import Hdf5Dataset, PackSummary, pack_hdf5
 from passt.data.labels import LabelVocabulary, read_label_csv
 from passt.data.sampler import BalancedSampler, balanced_weights
@@ -26,6 +28,7 @@ __all__ = [
     "BadFileError",
     "BalancedSampler",
     "DatasetView",
+    "Esc50Dataset",
     "FolderDataset",
     "Hdf5Dataset",
     "LabelVocabulary",
@@ -34,9 +37,13 @@ __all__ = [
     "SyntheticDataset",
     "align_classes",
     "balanced_weights",
+    "choose_folds",
     "class_names",
+    "data_folds",
+    "fold_sides",
     "open_dataset",
     "pack_hdf5",
+    "parse_folds",
     "random_gain",
     "random_roll",
     "read_label_csv",

@@ -5,22 +5,26 @@ from __future__ import annotations
 from torch.utils.data import Dataset
 
 from passt.data.bad_files import check_policy
+from passt.data.esc50 import Esc50Dataset
 from passt.data.folder import FolderDataset
 from passt.data.hdf5 import Hdf5Dataset
 from passt.data.synthetic import SyntheticConfig, SyntheticDataset
 from passt.errors import UsageError
 
-SPECS = ("synthetic", "folder:DIR", "hdf5:FILE")
+SPECS = ("synthetic", "folder:DIR", "esc50:DIR", "hdf5:FILE")
 
 
-def open_dataset(spec: str, clip_seconds: float = 10.0, split: str = "train",
+def open_dataset(spec: str, clip_seconds: float = 10.0, split: str | None = "train",
                  on_bad_file: str = "skip", **kwargs) -> Dataset:
-    """Open a dataset of ``(waveform [clip_samples] at 32 kHz, target [num_classes])`` pairs.
+    """Open a dataset of ``(waveform [clip_samples] at 32 kHz, target [num_classes])`` pairs;
+    ``split=None``: every clip of a folder, ESC-50 folder or HDF5 file (for its folds).
 
     - ``"synthetic"``: `SyntheticDataset`; kwargs ``size``, ``seed``, ``num_classes`` and any
       other `SyntheticConfig` field. Splits ``train``/``eval``/``test`` are disjoint streams.
     - ``"folder:DIR"``: `FolderDataset`; kwargs ``csv`` (default ``DIR/labels.csv``),
       ``labels_file``, ``validate``.
+    - ``"esc50:DIR"``: `Esc50Dataset` (``DIR/meta/esc50.csv``, ``DIR/audio``); kwargs as a
+      folder's.
     - ``"hdf5:FILE"``: `Hdf5Dataset` (the file is the split); kwargs ``num_classes``,
       ``labels_file``, ``validate``.
     """
@@ -30,12 +34,19 @@ def open_dataset(spec: str, clip_seconds: float = 10.0, split: str = "train",
         if kwargs.pop("labels_file", None) is not None:
             raise UsageError("the synthetic task names its own classes; a class list "
                              "(--labels) is for folder and HDF5 data")
+        if split is None:
+            raise UsageError("the synthetic task comes in splits (train, eval, test), not "
+                             "folds: cross-validation needs esc50:DIR or a folder CSV with a "
+                             "fold column")
         size, seed = kwargs.pop("size", None), kwargs.pop("seed", 0)
         config = SyntheticConfig(clip_seconds=clip_seconds, **kwargs)
         return SyntheticDataset(size, seed=seed, split=split, config=config)
     if kind == "folder" and location:
         return FolderDataset(location, clip_seconds=clip_seconds, split=split,
                              on_bad_file=on_bad_file, **kwargs)
+    if kind == "esc50" and location:
+        return Esc50Dataset(location, clip_seconds=clip_seconds, split=split,
+                            on_bad_file=on_bad_file, **kwargs)
     if kind == "hdf5" and location:
         return Hdf5Dataset(location, clip_seconds=clip_seconds, on_bad_file=on_bad_file,
                            **kwargs)

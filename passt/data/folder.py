@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 class FolderDataset(Dataset):
-    """Audio files under ``root`` labelled by ``csv`` (default ``root/labels.csv``).
+    """Audio files under ``root`` labelled by ``csv`` (default ``root/labels.csv``; columns
+    ``filename``, ``labels`` and optional ``split`` and ``fold``).
 
     Files are decoded (wav, flac, ogg, mp3, ... through soundfile), mixed to mono, resampled to
     32 kHz and zero-padded or cropped (from the start) to ``clip_seconds``. Every file of the
@@ -28,8 +29,21 @@ class FolderDataset(Dataset):
     label) follow ``on_bad_file``. With a ``split`` column only the rows of ``split`` are used
     (``split=None``: all rows); without one, all rows are (``has_splits`` is then False: the
     eval data must come from elsewhere). The vocabulary is every label of the CSV, sorted, or
-    ``labels_file``, where a label it lacks is an error.
+    ``labels_file``, where a label it lacks is an error. With a ``fold`` column, ``folds``
+    holds each clip's cross-validation fold (else None).
+
+    Another layout subclasses it with its own `CSV` and `AUDIO` (paths under ``root``) and
+    its own `read` (`passt.data.esc50.Esc50Dataset`).
     """
+
+    CSV = "labels.csv"
+    AUDIO = "."  # the folder the CSV's file names are relative to
+
+    @staticmethod
+    def read(csv_path: Path) -> tuple[list[LabelRow], LabelVocabulary]:
+        """The rows of the layout's CSV and its classes (used without a class list)."""
+        rows = read_label_csv(csv_path)
+        return rows, LabelVocabulary.from_rows(rows)
 
     def __init__(self, root: str | Path, csv: str | Path | None = None,
                  clip_seconds: float = 10.0, split: str | None = "train",
@@ -37,16 +51,16 @@ class FolderDataset(Dataset):
                  validate: Validation = "full"):
         if clip_seconds <= 0:
             raise UsageError(f"clip_seconds must be positive, got {clip_seconds}")
-        self.root = Path(root)
+        self.root = Path(root) / self.AUDIO
         if not self.root.is_dir():
             raise FileNotFoundError(f"audio folder {self.root} does not exist")
-        csv_path = Path(csv) if csv is not None else self.root / "labels.csv"
+        csv_path = Path(csv) if csv is not None else Path(root) / self.CSV
         if not csv_path.is_file():
             raise FileNotFoundError(f"label CSV {csv_path} does not exist")
         check_level(validate)
-        rows = read_label_csv(csv_path)
-        vocabulary = (LabelVocabulary.from_file(labels_file) if labels_file is not None
-                      else LabelVocabulary.from_rows(rows))
+        rows, vocabulary = self.read(csv_path)
+        if labels_file is not None:
+            vocabulary = LabelVocabulary.from_file(labels_file)
         self._check_labels(rows, vocabulary, csv_path, labels_file)
         self.has_splits = bool(rows) and rows[0].split is not None
         rows = self._select_split(rows, split, csv_path)
@@ -54,6 +68,7 @@ class FolderDataset(Dataset):
         bad = BadFiles(on_bad_file)
         self.files: list[Path] = []
         self.names: list[str] = []
+        folds = []
         targets = []
         tqdm = require("tqdm", "showing progress").tqdm
         for row in tqdm(rows, desc=f"checking {csv_path.name}", unit="file", disable=None):
@@ -63,10 +78,12 @@ class FolderDataset(Dataset):
                 continue
             self.files.append(self.root / row.filename)
             self.names.append(row.filename)
+            folds.append(row.fold)
             targets.append(vocabulary.encode(row.labels))
         bad.summarise(str(csv_path), len(rows))
 
         self.bad_files = bad.items
+        self.folds: list[int] | None = folds if rows and rows[0].fold is not None else None
         self.label_names = list(vocabulary.names)
         self.num_classes = len(vocabulary)
         self.clip_samples = round(clip_seconds * SAMPLE_RATE)

@@ -1,4 +1,5 @@
-"""Label CSVs (``filename,labels[,split]``) and the label vocabulary that maps names to columns."""
+"""Label CSVs (``filename,labels[,split][,fold]``) and the label vocabulary that maps names to
+columns."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from passt.errors import UsageError
 
 @dataclass(frozen=True)
 class LabelRow:
-    """One CSV row: the file (as written), its label names, its split (or None), its line."""
+    """One CSV row: the file (as written), its label names, its split and cross-validation
+    fold (None without the column), its line."""
 
     filename: str
     labels: tuple[str, ...]
     split: str | None
     line: int
+    fold: int | None = None
 
 
 def split_labels(field: str) -> tuple[str, ...]:
@@ -30,9 +33,10 @@ def split_labels(field: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in parts if part.strip())
 
 
-def _read_csv(path: Path, required: tuple[str, ...],
-              optional: str) -> list[tuple[int, dict[str, str]]]:
-    """``(line, row)`` of each row of ``path``, which must have the ``required`` columns."""
+def read_csv_rows(path: Path, required: tuple[str, ...],
+                  optional: str) -> list[tuple[int, dict[str, str]]]:
+    """``(line, row)`` of each row of ``path``, which must have the ``required`` columns
+    (``optional`` names the others, for the message)."""
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = set(required) - set(reader.fieldnames or ())
@@ -43,14 +47,24 @@ def _read_csv(path: Path, required: tuple[str, ...],
         return [(reader.line_num, row) for row in reader]
 
 
+def parse_int(value: str | None, column: str, path: Path, line: int) -> int:
+    """The integer of a CSV field; `UsageError` naming file, line and column otherwise."""
+    try:
+        return int((value or "").strip())
+    except ValueError:
+        raise UsageError(f"{path}: line {line}: {column} {value!r} is not an integer") from None
+
+
 def read_label_csv(path: str | Path) -> list[LabelRow]:
-    """Read a CSV with columns ``filename`` and ``labels`` (see `split_labels`) and an optional
-    ``split``."""
+    """Read a CSV with columns ``filename`` and ``labels`` (see `split_labels`) and optional
+    ``split`` and ``fold`` (an integer: cross-validation folds)."""
+    path = Path(path)
     return [LabelRow(filename=(row["filename"] or "").strip(),
                      labels=split_labels(row["labels"] or ""),
                      split=(row["split"] or "").strip() if "split" in row else None,
-                     line=line)
-            for line, row in _read_csv(Path(path), ("filename", "labels"), "split")]
+                     line=line,
+                     fold=parse_int(row["fold"], "fold", path, line) if "fold" in row else None)
+            for line, row in read_csv_rows(path, ("filename", "labels"), "split, fold")]
 
 
 class LabelVocabulary:
@@ -71,12 +85,8 @@ class LabelVocabulary:
         optionally ``mid``; labels may then be given by display name or mid."""
         path = Path(path)
         rows = []
-        for line, r in _read_csv(path, ("index", "display_name"), "mid"):
-            try:
-                index = int(r["index"])
-            except (TypeError, ValueError):
-                raise UsageError(f"{path}: line {line}: index {r['index']!r} is not an "
-                                 "integer") from None
+        for line, r in read_csv_rows(path, ("index", "display_name"), "mid"):
+            index = parse_int(r["index"], "index", path, line)
             rows.append((index, (r.get("mid") or "").strip(), r["display_name"].strip()))
         rows.sort()
         if [r[0] for r in rows] != list(range(len(rows))):

@@ -48,8 +48,8 @@ class TrainConfig:
                          "cross-entropy, mAP (AudioSet, OpenMIC); single-label: one class per "
                          "clip, softmax cross-entropy (mixup on one-hot targets), accuracy, "
                          "macro F1 and a confusion matrix (ESC-50); default: %(default)s")
-    data: str = setting("synthetic", help="synthetic | folder:DIR | hdf5:FILE (see "
-                        "passt.data.open_dataset); default: %(default)s")
+    data: str = setting("synthetic", help="synthetic | folder:DIR | esc50:DIR | hdf5:FILE "
+                        "(see passt.data.open_dataset); default: %(default)s")
     data_options: dict[str, Any] = setting(
         default_factory=dict, parse=parse_overrides, metavar=OPTIONS,
         help="dataset options of both splits, e.g. size=2000,seed=0 (synthetic)",
@@ -58,6 +58,10 @@ class TrainConfig:
     eval_data: str | None = setting(None, help="the eval data's spec, e.g. hdf5:eval.h5 (an "
                                     "HDF5 file is a split); default: --data")
     eval_split: str = setting("eval", help="default: %(default)s")
+    eval_fold: int | None = setting(None, help="cross-validation: train on every other fold of "
+                                    "the data's fold column (esc50:DIR, or a folder CSV's fold "
+                                    "column) and evaluate on this one (passt finetune --folds "
+                                    "runs them all)")
     labels: str | None = setting(None, metavar="CSV", help="the class list of folder and HDF5 "
                                  "data: an AudioSet class_labels_indices.csv (index,mid,"
                                  "display_name); its names and count go into the checkpoints "
@@ -151,6 +155,8 @@ class TrainConfig:
         check_choice("task", self.task, TASKS)
         if all(getattr(self, b) is None for b in BUDGETS):
             raise UsageError(f"an unbounded run: set {', '.join(BUDGETS)} (one at least)")
+        if self.eval_fold is not None and self.eval_data is not None:
+            raise UsageError("eval_fold evaluates on a fold of the data; it takes no eval_data")
         if self.labels is not None and "labels_file" in self.data_options:
             raise UsageError("the class list is given twice (labels and the data option "
                              "labels_file); keep labels")

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from passt.data import align_classes, class_names, open_dataset
+from passt.data.folds import fold_sides
 from passt.errors import UsageError
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
@@ -19,8 +20,8 @@ from passt.variants import proportional_patchout
 
 PAPER_CLIP_SECONDS = 10.0
 # the settings that `open_train_set` and `open_eval_set` read: those of `passt baseline`
-DATA_SETTINGS = ("data", "data_options", "eval_data", "eval_split", "eval_data_options",
-                 "labels", "clip_seconds")
+DATA_SETTINGS = ("data", "data_options", "eval_data", "eval_split", "eval_fold",
+                 "eval_data_options", "labels", "clip_seconds")
 
 
 def clip_frames(clip_seconds: float, frontend: MelFrontend) -> int:
@@ -102,8 +103,16 @@ def _options(cfg: TrainConfig, options: dict[str, Any]) -> dict[str, Any]:
     return {**options, **({"labels_file": cfg.labels} if cfg.labels is not None else {})}
 
 
+def open_all_clips(cfg: TrainConfig) -> Dataset:
+    """Every clip of ``cfg.data`` (all splits), for cross-validation over its folds."""
+    return open_dataset(cfg.data, clip_seconds=cfg.clip_seconds, split=None,
+                        **_options(cfg, cfg.data_options))
+
+
 def open_train_set(cfg: TrainConfig) -> Dataset:
-    """The ``train`` split of ``cfg.data``."""
+    """The ``train`` split of ``cfg.data``; with ``cfg.eval_fold``, its other folds."""
+    if cfg.eval_fold is not None:
+        return fold_sides(open_all_clips(cfg), cfg.eval_fold, cfg.data)[0]
     return open_dataset(cfg.data, clip_seconds=cfg.clip_seconds, split="train",
                         **_options(cfg, cfg.data_options))
 
@@ -111,7 +120,8 @@ def open_train_set(cfg: TrainConfig) -> Dataset:
 def _check_splits(cfg: TrainConfig, dataset: Dataset) -> None:
     """Without ``eval_data``, data without splits of its own would be evaluated on its training
     clips: a `UsageError` saying what to pass."""
-    if cfg.eval_data is None and not getattr(dataset, "has_splits", True):
+    if cfg.eval_data is None and cfg.eval_fold is None and not getattr(dataset, "has_splits",
+                                                                        True):
         raise UsageError(f"{cfg.data} has no eval split (a folder CSV without a split column, "
                          "an HDF5 file): evaluating on it would score the training clips; "
                          "pass the eval data (--eval-data), add a split column (train, eval) to "
@@ -121,8 +131,13 @@ def _check_splits(cfg: TrainConfig, dataset: Dataset) -> None:
 
 def open_eval_set(cfg: TrainConfig, train_set: Dataset | None = None) -> Dataset:
     """The eval split of ``cfg.eval_data`` (default ``cfg.data``, which must then have splits
-    of its own), its options over the training data's; with ``train_set``, its classes lined
-    up with the training data's (`passt.data.align_classes`)."""
+    of its own), its options over the training data's, or the fold ``cfg.eval_fold`` of
+    ``cfg.data``; with ``train_set``, its classes lined up with the training data's
+    (`passt.data.align_classes`)."""
+    if cfg.eval_fold is not None:
+        dataset: Dataset = fold_sides(open_all_clips(cfg), cfg.eval_fold, cfg.data)[1]
+        return dataset if train_set is None else align_classes(
+            dataset, class_names(train_set), train_set.num_classes)
     if train_set is not None:
         _check_splits(cfg, train_set)
     dataset = open_dataset(cfg.eval_data or cfg.data, clip_seconds=cfg.clip_seconds,
