@@ -21,6 +21,7 @@ from passt.variants import (
     list_variants,
     register_variant,
     variant_config,
+    with_patchout,
 )
 
 __all__ = [
@@ -48,4 +49,5 @@ __all__ = [
     "register_variant",
     "tag",
     "variant_config",
+    "with_patchout",
 ]

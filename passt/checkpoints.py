@@ -24,7 +24,7 @@ _WRAPPER_KEYS = ("state_dict", "model", "model_state_dict", "net")
 _PREFIXES = ("module.", "net.", "model.")
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(UsageError):
     """A checkpoint whose parameters do not fit the model; lists what is wrong."""
 
     def __init__(self, source: str, missing: list[str], unexpected: list[str],
@@ -90,18 +90,47 @@ def _check_fit(model: PaSST, sd: StateDict, source: str, ignore: tuple[str, ...]
         raise CheckpointMismatchError(source, missing, unexpected, wrong)
 
 
-def load_checkpoint(model: PaSST, source: str | Path | StateDict) -> PaSST:
-    """Load an official PaSST checkpoint (strictly) into ``model``.
+def crop_time_embedding(sd: dict[str, Tensor], model: PaSST, source: str) -> dict[str, Tensor]:
+    """``sd`` with a time positional embedding longer than ``model``'s cut to its first columns
+    (the paper's recipe for shorter clips); the frequency embedding is left as it is."""
+    key = "time_new_pos_embed"
+    theirs, ours = sd.get(key), model.time_new_pos_embed
+    if theirs is None or theirs.dim() != 4 or theirs.shape[:3] != ours.shape[:3] \
+            or theirs.shape[3] <= ours.shape[3]:
+        return sd
+    log.info("%s: time embedding cropped from %d to its first %d columns", source,
+             theirs.shape[3], ours.shape[3])
+    return {**sd, key: theirs[..., :ours.shape[3]]}
 
-    When the checkpoint's class count differs from the model's, the classifier
-    (``head.1``, ``head_dist``) keeps its fresh initialisation, for fine-tuning.
+
+def _label_names(raw: Any) -> list[str] | None:
+    """The class names a checkpoint carries (a `passt train` one), or None."""
+    names = raw.get("label_names") if isinstance(raw, Mapping) else None
+    return list(names) if names else None
+
+
+def load_checkpoint(model: PaSST, source: str | Path | StateDict,
+                    label_names: list[str] | None = None) -> PaSST:
+    """Load an official PaSST checkpoint or a `passt train` one (strictly) into ``model``.
+
+    A time embedding longer than the model's is cropped to its first columns
+    (`crop_time_embedding`). The classifier (``head.1``, ``head_dist``) is loaded when it is
+    for the model's classes: the same count and, where both the checkpoint and
+    ``label_names`` name them, the same names; otherwise it keeps its fresh initialisation
+    (logged), for fine-tuning. Every other key must fit exactly.
     """
-    sd = read_state_dict(source)
+    raw = load_torch_file(source) if isinstance(source, (str, Path)) else source
+    sd = crop_time_embedding(read_state_dict(raw), model, _name(source))
     own = model.state_dict()
     head = sd.get("head.1.weight")
-    if head is not None and head.shape[0] != own["head.1.weight"].shape[0]:
-        log.info("checkpoint has %d classes, model %d: re-initialising the classifier",
-                 head.shape[0], own["head.1.weight"].shape[0])
+    names = _label_names(raw)
+    classes = own["head.1.weight"].shape[0]
+    other = head is not None and (head.shape[0] != classes or (
+        names is not None and label_names is not None and names != list(label_names)))
+    if other:
+        log.warning("%s: its classifier (%d classes%s) is dropped; a new one for the model's %d "
+                    "classes is trained", _name(source), head.shape[0],
+                    f": {', '.join(names[:3])}, ..." if names else "", classes)
         sd = {k: v for k, v in sd.items() if k not in CLASSIFIER_KEYS}
         _check_fit(model, sd, _name(source), ignore=CLASSIFIER_KEYS)
         model.load_state_dict(sd, strict=False)

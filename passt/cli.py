@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from passt.baseline import mean_spectrum_baseline
 from passt.cli_parser import build_parser, global_parser
-from passt.data import LabelVocabulary, align_classes, open_dataset, pack_hdf5
+from passt.data import LabelVocabulary, align_classes, open_dataset, pack_hdf5, parse_folds
 from passt.data.esc50_synthetic import Esc50Like, parse_classes, write_esc50_like
 from passt.errors import UsageError
 from passt.evaluate import evaluate
@@ -41,12 +41,15 @@ from passt.sweep import Budget, parse_seeds, run_sweep
 from passt.train import (
     Cluster,
     TrainConfig,
+    TrainResult,
     load_trained_model,
     load_training_checkpoint,
     open_eval_set,
     open_train_set,
     train,
 )
+from passt.train.crossval import cross_validate, format_summary
+from passt.train.finetune import finetune_config
 from passt.variants import describe, list_variants
 
 SEQ_NOTE = (
@@ -160,11 +163,24 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**read_flags(TrainConfig, args, args.settings))
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    result = train(_train_config(args), resume=args.resume, progress=_progress(args))
+def _report_run(result: TrainResult) -> int:
     if result.metrics is not None:
         print(f"step {result.step}, epoch {result.epochs}: ", end="")
         _print_metrics(result.metrics, as_json=False)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    return _report_run(train(_train_config(args), resume=args.resume, progress=_progress(args)))
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    cfg = finetune_config(_train_config(args))
+    if args.folds is None:
+        return _report_run(train(cfg, resume=args.resume, progress=_progress(args)))
+    summary = cross_validate(cfg, parse_folds(args.folds), resume=args.resume,
+                             progress=_progress(args))
+    print(format_summary(summary))
     return 0
 
 
@@ -245,7 +261,8 @@ COMMANDS = {"variants": cmd_variants, "check": cmd_check, "profile": cmd_profile
             "report": cmd_report,
             "tag": cmd_tag, "embed": cmd_embed, "data pack": cmd_data_pack,
             "data esc50-like": cmd_data_esc50_like,
-            "train": cmd_train, "eval": cmd_eval, "sweep": cmd_sweep, "baseline": cmd_baseline}
+            "train": cmd_train, "finetune": cmd_finetune, "eval": cmd_eval, "sweep": cmd_sweep,
+            "baseline": cmd_baseline}
 
 
 def _run(argv: Sequence[str] | None) -> int:

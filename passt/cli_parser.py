@@ -14,6 +14,7 @@ from passt.profiling.config import ProfileConfig
 from passt.settings import add_flags, flag_names
 from passt.sweep import SWEPT
 from passt.train import DATA_SETTINGS, TrainConfig
+from passt.train.finetune import FINETUNE_DEFAULTS
 from passt.variants import list_variants
 
 Handler = Callable[[argparse.Namespace], int]
@@ -184,7 +185,19 @@ def _add_training_commands(sub: argparse._SubParsersAction, commands: Mapping[st
     _add_run_flags(p)
     p.set_defaults(func=commands["train"])
 
-    p = sub.add_parser("eval", help="mAP, ROC-AUC and d-prime of a `passt train` checkpoint")
+    p = sub.add_parser("finetune", help="fine-tune a pre-trained PaSST on your data (a new "
+                                        "classifier, the time embedding cropped to the clip, "
+                                        "--patchout, a few epochs); --folds cross-validates")
+    _add_settings(p, TRAIN_SETTINGS)
+    p.add_argument("--folds", default=None, metavar="K,...|all",
+                   help="cross-validation over the data's fold column (esc50:DIR, a folder "
+                        "CSV's fold column): a run per fold in OUT/fold-K, trained on the other "
+                        "folds and evaluated on its own; OUT/folds.csv and OUT/summary.json")
+    _add_run_flags(p)
+    p.set_defaults(func=commands["finetune"], **FINETUNE_DEFAULTS)
+
+    p = sub.add_parser("eval", help="mAP, ROC-AUC and d-prime (single-label: accuracy, macro "
+                                    "F1) of a `passt train` checkpoint")
     p.add_argument("--checkpoint", required=True, help="a `passt train` checkpoint (last.pt)")
     p.add_argument("--data", default=None,
                    help="synthetic | folder:DIR | esc50:DIR | hdf5:FILE; default: the "

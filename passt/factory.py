@@ -11,18 +11,19 @@ import torch
 from passt.checkpoints import load_checkpoint, load_imagenet
 from passt.errors import UsageError
 from passt.model import PaSST
-from passt.variants import compose, variant_config
+from passt.variants import Variant, compose, variant_config
 
 
 def create_model(
-    name: str | None = None,
+    name: str | Variant | None = None,
     *,
     reductions: str | Iterable[str] | None = None,
     checkpoint: str | Path | Mapping[str, torch.Tensor] | None = None,
     imagenet: str | Path | Mapping[str, torch.Tensor] | None = None,
     **overrides: Any,
 ) -> PaSST:
-    """Build a PaSST by variant name or by composition, optionally from a checkpoint.
+    """Build a PaSST by variant name (or `Variant`) or by composition, optionally from a
+    checkpoint.
 
     ``create_model("passt-s")``, ``create_model(reductions="structured+no-overlap", time=10)``,
     ``create_model("passt-s", embed_dim=192, depth=2, num_heads=3)``,

@@ -89,12 +89,30 @@ def list_variants() -> list[str]:
     return list(_VARIANTS)
 
 
-def get_variant(name: str) -> Variant:
+def get_variant(name: str | Variant) -> Variant:
+    """The registered variant ``name`` (a `Variant` is returned as it is)."""
+    if isinstance(name, Variant):
+        return name
     try:
         return _VARIANTS[name]
     except KeyError:
         raise UsageError(f"unknown variant {name!r}; known: {', '.join(_VARIANTS)} (a plugin's "
                          "variants need --plugin FILE, or $PASST_PLUGINS)") from None
+
+
+def with_patchout(name: str | Variant, strategy: str) -> Variant:
+    """Variant ``name`` with its token-dropping strategy replaced by ``strategy`` (its
+    architectural reductions kept): the variant itself for its own strategy, else with the
+    new strategy's default parameters (Table 2's B, U and S fine-tune one architecture with
+    none, unstructured and structured patchout)."""
+    v = get_variant(name)
+    get_patchout(strategy)
+    if strategy == v.strategy:
+        return v
+    arch = tuple(r for r in v.reductions if r in ARCH_REDUCTIONS)
+    return dataclasses.replace(v, name=f"{v.name}+{strategy}", reductions=(strategy, *arch),
+                               patchout_args={}, paper_row=None,
+                               description=f"{v.name} with {strategy} patchout")
 
 
 def _strategy_params(strategy: str) -> list[str]:
@@ -143,14 +161,15 @@ def compose(
     return dataclasses.replace(base, **reduced)
 
 
-def variant_config(name: str, **overrides: Any) -> PaSSTConfig:
+def variant_config(name: str | Variant, **overrides: Any) -> PaSSTConfig:
     """The `PaSSTConfig` of a registered variant, with overrides (see `compose`)."""
     v = get_variant(name)
     frames = overrides.pop("frames", v.frames)
     return compose(v.reductions, v.patchout_args, frames=frames, **{**v.settings, **overrides})
 
 
-def proportional_patchout(name: str, frames: int, **overrides: Any) -> dict[str, Any]:
+def proportional_patchout(name: str | Variant, frames: int, **overrides: Any
+                          ) -> dict[str, Any]:
     """Strategy parameters under which ``frames``-long inputs keep the fraction of patches
     that full-length inputs keep (for short-clip benchmarks of the real architecture)."""
     cfg = variant_config(name, **overrides)

@@ -9,11 +9,14 @@ Metrics are appended to ``metrics.jsonl`` and ``metrics.csv`` in the run's folde
 
 One job a module: `config` (the settings), `schedule` (the learning rate), `distributed` (the
 process group), `plan` (model, frontend, data and steps of a config), `run_files` (checkpoint
-and metrics files) and `trainer` (the loop).
+and metrics files), `trainer` (the loop), `finetune` (the paper's fine-tuning recipe on a
+config) and `crossval` (a run per fold, ``folds.csv`` and ``summary.json``).
 """
 
 from passt.train.config import RUNTIME_FIELDS, TrainConfig, augment_without, parse_init
+from passt.train.crossval import cross_validate
 from passt.train.distributed import Cluster
+from passt.train.finetune import FINETUNE_DEFAULTS, finetune_config
 from passt.train.plan import (
     DATA_SETTINGS,
     build_model,
@@ -42,6 +45,7 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "CSV_COLUMNS",
     "DATA_SETTINGS",
+    "FINETUNE_DEFAULTS",
     "LAST_CHECKPOINT",
     "METRICS_CSV",
     "METRICS_JSONL",
@@ -59,6 +63,8 @@ __all__ = [
     "augment_without",
     "build_model",
     "clip_frames",
+    "cross_validate",
+    "finetune_config",
     "is_training_checkpoint",
     "load_trained_model",
     "load_training_checkpoint",

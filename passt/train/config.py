@@ -13,6 +13,7 @@ from passt.data import AugmentConfig
 from passt.data.bad_files import POLICIES
 from passt.device import DEVICE_FORMS
 from passt.errors import UsageError, check_choice
+from passt.patchout import get_patchout
 from passt.precision import DTYPES, Dtype
 from passt.settings import KeyFlag, parse_overrides, setting
 from passt.tasks import TASKS, Task
@@ -29,6 +30,8 @@ RUNTIME_FIELDS = ("out_dir", "num_workers", "device")
 # the settings that bound a run; it ends at the first reached
 BUDGETS = ("epochs", "max_steps", "max_minutes", "max_tflops")
 OPTIONS = "KEY=VALUE,..."
+PAPER_CLIP_SECONDS = 10.0  # AudioSet's clips
+ESC50_CLIP_SECONDS = 5.0
 
 
 def augment_without(names: Sequence[str]) -> AugmentConfig:
@@ -44,10 +47,17 @@ class TrainConfig:
 
     variant: str = setting("passt-s", help="the model (see `passt variants`); default: "
                            "%(default)s")
-    task: Task = setting("multi-label", help="multi-label: sigmoid scores, binary "
-                         "cross-entropy, mAP (AudioSet, OpenMIC); single-label: one class per "
-                         "clip, softmax cross-entropy (mixup on one-hot targets), accuracy, "
-                         "macro F1 and a confusion matrix (ESC-50); default: %(default)s")
+    task: Task | None = setting(None, help="multi-label: sigmoid scores, binary "
+                                "cross-entropy, mAP (AudioSet, OpenMIC); single-label: one "
+                                "class per clip, softmax cross-entropy (mixup on one-hot "
+                                "targets), accuracy, macro F1 and a confusion matrix (ESC-50); "
+                                "default: single-label for esc50:DIR, else multi-label")
+    patchout: str | None = setting(None, metavar="STRATEGY", help="the training patchout, "
+                                   "replacing the variant's: none | unstructured | structured "
+                                   "(or a plugin's), its settings in --model-overrides (e.g. "
+                                   "drop=200, or time=10,freq=2; default: the strategy's, "
+                                   "scaled to the clip length): Table 2's B, U and S rows; "
+                                   "default: the variant's")
     data: str = setting("synthetic", help="synthetic | folder:DIR | esc50:DIR | hdf5:FILE "
                         "(see passt.data.open_dataset); default: %(default)s")
     data_options: dict[str, Any] = setting(
@@ -84,7 +94,9 @@ class TrainConfig:
         default_factory=dict, parse=parse_overrides, metavar=OPTIONS,
         help="log-mel frontend settings, e.g. freq_mask=0,time_mask=0 (no SpecAugment); the "
              "time mask scales with clips shorter than 10 s")
-    clip_seconds: float = setting(10.0, help="seconds of audio per clip; default: %(default)s")
+    clip_seconds: float | None = setting(None, help="seconds of audio per clip (shorter clips "
+                                         "are zero-padded, longer ones cropped); default: 5 "
+                                         "for esc50:DIR (ESC-50's clips), else 10")
     batch_size: int = setting(12, help="per process; default: %(default)s")
     eval_batch_size: int | None = setting(None, help="default: --batch-size")
     epochs: int | None = setting(10, help="default: %(default)s")
@@ -132,6 +144,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
             self.augment = AugmentConfig(**self.augment)
+        esc50 = self.data.startswith("esc50:")
+        if self.task is None:
+            self.task = "single-label" if esc50 else "multi-label"
+        if self.clip_seconds is None:
+            self.clip_seconds = ESC50_CLIP_SECONDS if esc50 else PAPER_CLIP_SECONDS
         for name in ("batch_size", "log_every"):
             _check_int(name, getattr(self, name), minimum=1)
         for name in ("eval_batch_size", "epochs", "max_steps", "steps_per_epoch",
@@ -153,6 +170,8 @@ class TrainConfig:
         check_choice("dtype", self.dtype, DTYPES)
         check_choice("schedule", self.schedule, SCHEDULES)
         check_choice("task", self.task, TASKS)
+        if self.patchout is not None:
+            get_patchout(self.patchout)
         if all(getattr(self, b) is None for b in BUDGETS):
             raise UsageError(f"an unbounded run: set {', '.join(BUDGETS)} (one at least)")
         if self.eval_fold is not None and self.eval_data is not None:

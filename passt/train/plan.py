@@ -9,16 +9,23 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from passt.checkpoints import load_checkpoint, load_imagenet
 from passt.data import align_classes, class_names, open_dataset
 from passt.data.folds import fold_sides
 from passt.errors import UsageError
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
 from passt.model import PaSST
-from passt.train.config import TrainConfig, parse_init
-from passt.variants import proportional_patchout
+from passt.patchout import create_patchout
+from passt.train.config import PAPER_CLIP_SECONDS, TrainConfig, parse_init
+from passt.variants import (
+    Variant,
+    get_variant,
+    proportional_patchout,
+    variant_config,
+    with_patchout,
+)
 
-PAPER_CLIP_SECONDS = 10.0
 # the settings that `open_train_set` and `open_eval_set` read: those of `passt baseline`
 DATA_SETTINGS = ("data", "data_options", "eval_data", "eval_split", "eval_fold",
                  "eval_data_options", "labels", "clip_seconds")
@@ -39,28 +46,42 @@ def train_frontend(cfg: TrainConfig) -> MelFrontend:
     return create_frontend(**{**scaled, **cfg.frontend_overrides})
 
 
+def model_variant(cfg: TrainConfig) -> Variant:
+    """The variant ``cfg`` trains: ``cfg.variant``, with ``cfg.patchout`` as its strategy."""
+    if cfg.patchout is None:
+        return get_variant(cfg.variant)
+    return with_patchout(cfg.variant, cfg.patchout)
+
+
 def model_overrides(cfg: TrainConfig, num_classes: int, frames: int) -> dict[str, Any]:
     """`create_model` keywords of ``cfg``: its overrides, the class count, and patchout
     parameters that keep the paper's fraction of patches on ``frames``-long clips (given
     parameters win)."""
     base = {k: v for k, v in cfg.model_overrides.items() if k != "frames"}
-    scaled = proportional_patchout(cfg.variant, frames, **base)
+    scaled = proportional_patchout(model_variant(cfg), frames, **base)
     return {**scaled, **cfg.model_overrides, "num_classes": num_classes}
 
 
 def build_model(cfg: TrainConfig, num_classes: int, frames: int, init: bool = True,
-                frame_seconds: float | None = None) -> PaSST:
+                frame_seconds: float | None = None,
+                label_names: list[str] | None = None) -> PaSST:
     """The model of ``cfg`` for ``frames``-long clips (``frame_seconds`` apart), from
-    ``cfg.init`` when ``init``; a `UsageError` if the clips do not fit it."""
+    ``cfg.init`` when ``init`` (a checkpoint's classifier is kept for the same classes,
+    ``label_names``, only: `passt.checkpoints.load_checkpoint`); a `UsageError` if the clips
+    do not fit it."""
     source = f"a clip of {cfg.clip_seconds} s"
+    variant = model_variant(cfg)
     with torch.device("meta"):  # the clip must fit the time embedding before patchout scales
-        unscaled = create_model(cfg.variant, **cfg.model_overrides)
+        unscaled = PaSST(variant_config(variant, **cfg.model_overrides),
+                         patchout=create_patchout("none"))
     unscaled.check_frames(frames, source=source, frame_seconds=frame_seconds)
-    kwargs = model_overrides(cfg, num_classes, frames)
+    model = create_model(variant, **model_overrides(cfg, num_classes, frames))
     if init and cfg.init is not None:
         kind, path = parse_init(cfg.init)
-        kwargs[kind] = path
-    model = create_model(cfg.variant, **kwargs)
+        if kind == "checkpoint":
+            load_checkpoint(model, path, label_names)
+        else:
+            load_imagenet(model, path)
     model.check_frames(frames, training=True, source=source, frame_seconds=frame_seconds)
     return model
 

@@ -99,7 +99,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # the same initial weights on every rank
         model = build_model(cfg, train_set.num_classes,
                             clip_frames(cfg.clip_seconds, self.frontend),
-                            frame_seconds=self.frontend.config.frame_seconds)
+                            frame_seconds=self.frontend.config.frame_seconds,
+                            label_names=class_names(train_set))
         model.head_dist.requires_grad_(False)  # unused in forward (DDP needs every grad used)
         self.model = model.to(self.device)
         self.net: nn.Module = self.model
