@@ -104,12 +104,20 @@ def cmd_profile(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from passt.report import write_report  # needs pandas: imported by this command only
+    from passt.report import write_report, write_table2  # pandas: imported by this command only
 
-    report = write_report(args.bench, args.out, maps_path=args.maps, profile_dir=args.profile,
-                          vs=args.vs, only_measured=args.only_measured)
-    print(report.markdown)
-    print("wrote " + ", ".join(str(p) for p in report.paths), file=sys.stderr)
+    if args.bench is None and args.table2 is None:
+        raise UsageError("passt report takes a benchmark JSON, --table2 RUN..., or both")
+    reports = []
+    if args.bench is not None:
+        reports.append(write_report(args.bench, args.out, maps_path=args.maps,
+                                    profile_dir=args.profile, vs=args.vs,
+                                    only_measured=args.only_measured))
+    if args.table2 is not None:
+        reports.append(write_table2(args.table2, args.out))
+    for report in reports:
+        print(report.markdown)
+        print("wrote " + ", ".join(str(p) for p in report.paths), file=sys.stderr)
     return 0
 
 

@@ -105,7 +105,11 @@ def _add_benchmark_commands(sub: argparse._SubParsersAction, commands: Mapping[s
 
     p = sub.add_parser("report", help="the paper's Table 1 and Figure 1 from a benchmark run: "
                                       "table1.md/.csv/.tex and speed_vs_map.png/.svg")
-    p.add_argument("bench", help="JSON of a run (pytest bench/ --benchmark-json=FILE)")
+    p.add_argument("bench", nargs="?", default=None,
+                   help="JSON of a run (pytest bench/ --benchmark-json=FILE)")
+    p.add_argument("--table2", nargs="+", default=None, metavar="RUN",
+                   help="also (or only) the paper's Table 2 beside passt finetune runs (their "
+                        "output folders): table2.md and table2.csv")
     p.add_argument("--maps", default=None, metavar="MAPS.csv",
                    help="proxy mAPs of passt sweep (maps.csv: a row per variant and seed, or "
                         "legacy variant,map): a column of their own beside the paper's mAP, "

@@ -22,11 +22,13 @@ from passt.measure.bench_file import load_bench_file
 from passt.report.figure import plot
 from passt.report.inputs import load_maps, load_paper_table
 from passt.report.table import build_table
+from passt.report.table2 import Table2, load_paper_table2, write_table2
 from passt.report.text import format_latex, format_markdown
 
 PROFILE_TEXTS = {"profile.md": "Where the time goes", "scaling.md": "Cost against clip length"}
 
-__all__ = ["Report", "build_table", "load_maps", "load_paper_table", "write_report"]
+__all__ = ["Report", "Table2", "build_table", "load_maps", "load_paper_table",
+           "load_paper_table2", "write_report", "write_table2"]
 
 
 @dataclass(frozen=True)
