@@ -178,18 +178,22 @@ def _report_run(result: TrainResult) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    return _report_run(train(_train_config(args), resume=args.resume, progress=_progress(args)))
-
-
-def cmd_finetune(args: argparse.Namespace) -> int:
-    cfg = finetune_config(_train_config(args))
+def _run_or_cross_validate(cfg: TrainConfig, args: argparse.Namespace) -> int:
+    """One run of ``cfg``, or with ``--folds`` one per fold and their summary."""
     if args.folds is None:
         return _report_run(train(cfg, resume=args.resume, progress=_progress(args)))
     summary = cross_validate(cfg, parse_folds(args.folds), resume=args.resume,
                              progress=_progress(args))
     print(format_summary(summary))
     return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    return _run_or_cross_validate(_train_config(args), args)
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    return _run_or_cross_validate(finetune_config(_train_config(args)), args)
 
 
 def _eval_set(args: argparse.Namespace, cfg: TrainConfig, names: list[str] | None,

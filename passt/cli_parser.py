@@ -52,6 +52,13 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_folds_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--folds", default=None, metavar="K,...|all",
+                   help="cross-validation over the data's fold column (esc50:DIR, a folder "
+                        "CSV's fold column): a run per fold in OUT/fold-K, trained on the other "
+                        "folds and evaluated on its own; OUT/folds.csv and OUT/summary.json")
+
+
 def _add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="FILE_OR_DIR",
                    help="audio files (any format soundfile reads) or directories, searched "
@@ -186,6 +193,7 @@ def _add_training_commands(sub: argparse._SubParsersAction, commands: Mapping[st
     p = sub.add_parser("train", help="train a variant (AdamW, warm-up and decay, AMP, mAP "
                                      "every epoch, checkpoints, --resume; runs under torchrun)")
     _add_settings(p, TRAIN_SETTINGS)
+    _add_folds_flag(p)
     _add_run_flags(p)
     p.set_defaults(func=commands["train"])
 
@@ -193,10 +201,7 @@ def _add_training_commands(sub: argparse._SubParsersAction, commands: Mapping[st
                                         "classifier, the time embedding cropped to the clip, "
                                         "--patchout, a few epochs); --folds cross-validates")
     _add_settings(p, TRAIN_SETTINGS)
-    p.add_argument("--folds", default=None, metavar="K,...|all",
-                   help="cross-validation over the data's fold column (esc50:DIR, a folder "
-                        "CSV's fold column): a run per fold in OUT/fold-K, trained on the other "
-                        "folds and evaluated on its own; OUT/folds.csv and OUT/summary.json")
+    _add_folds_flag(p)
     _add_run_flags(p)
     p.set_defaults(func=commands["finetune"], **FINETUNE_DEFAULTS)
 

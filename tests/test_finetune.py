@@ -208,3 +208,13 @@ def test_passt_finetune_cross_validates_from_the_command_line(tmp_path, official
     config = json.loads((out / "config.json").read_text())
     assert config["epochs"] == 1 and config["patchout"] == "none"
     assert config["model_overrides"]["frames"] == 100
+
+
+def test_passt_train_cross_validates_from_scratch(tmp_path, esc50, capsys):
+    out = tmp_path / "scratch"
+    assert main(["train", "--data", f"esc50:{esc50}", "--folds", "all", "--clip-seconds", "1",
+                 "--embed-dim", "32", "--depth", "1", "--num-heads", "2", "--batch-size", "6",
+                 "--epochs", "1", "--no-progress", "--out", str(out)]) == 0
+    assert "3 fold(s) (1, 2, 3), single-label" in capsys.readouterr().out
+    summary = json.loads((out / SUMMARY_JSON).read_text())
+    assert summary["init"] is None and summary["steps"] == 3 * 2
