@@ -170,3 +170,14 @@ def test_data_without_splits_needs_eval_data(tmp_path):
                        model_overrides=TINY, batch_size=2, max_steps=1,
                        out_dir=str(tmp_path / "run"))
     assert train(fine, progress=False).metrics["samples"] == 4
+
+
+def test_a_packed_file_read_with_a_class_list_is_mapped_by_name(tmp_path):
+    packed = pack(tmp_path, "named", {"a.wav": "cat", "b.wav": "owl;dog"})
+    labels = class_list(tmp_path / "classes.csv", ["owl", "emu", "cat", "dog"])
+    ds = Hdf5Dataset(packed, labels_file=labels)
+    assert ds.label_names == ["owl", "emu", "cat", "dog"] and ds.num_classes == 4
+    assert ds.targets.tolist() == [[0, 0, 1, 0], [1, 0, 0, 1]]
+    short = class_list(tmp_path / "short.csv", ["owl", "cat"])
+    with pytest.raises(UsageError, match=r"label_names: class\(es\) 'dog' not in the class list"):
+        Hdf5Dataset(packed, labels_file=short)
