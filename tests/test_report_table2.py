@@ -65,7 +65,8 @@ def test_a_single_run_and_the_command_line(tmp_path, capsys):
                       patchout="unstructured", out_dir=str(run)), progress=False)
     assert main(["report", "--table2", str(run), "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
-    assert "| PaSST-U (this run) | - | - | - | " in printed and "(map) | synthetic |" in printed
+    assert "| PaSST-U (this run, from scratch) | - | - | - | " in printed
+    assert "(map) | synthetic |" in printed
     assert main(["report", "--out", str(tmp_path / "out")]) == 2
     assert "takes a benchmark JSON, --table2 RUN..., or both" in capsys.readouterr().err
     assert main(["report", "--table2", str(tmp_path), "--out", str(tmp_path / "out")]) == 2

@@ -4,7 +4,8 @@
 A run is a ``passt finetune`` output folder: a cross-validation's ``summary.json`` (mean and
 standard deviation over its folds), or a single run's ``last.pt`` (its last evaluation). Its
 row is named after the fine-tuning patchout (none, unstructured, structured: the paper's
-PaSST-B, -U, -S, all fine-tuned from PaSST-S) and its value goes in the column of its data:
+PaSST-B, -U, -S, all fine-tuned from PaSST-S; a run without ``--init`` is marked from scratch)
+and its value goes in the column of its data:
 ESC50 for ``esc50:DIR`` (accuracy in %); other data has a column of its own, as no paper value
 measures it.
 """
@@ -77,7 +78,8 @@ def measured_row(run: str | Path, summary: dict[str, Any]) -> dict[str, Any]:
                          f"({', '.join(summary['metrics']) or 'none'})")
     m = summary["metrics"][metric]
     scale = 100.0 if metric == "accuracy" else 1.0
-    row = {"row": f"{ROW_NAMES.get(summary['patchout'], summary['variant'])} (this run)",
+    start = "" if summary["init"] else ", from scratch"
+    row = {"row": f"{ROW_NAMES.get(summary['patchout'], summary['variant'])} (this run{start})",
            "source": "measured", **dict.fromkeys(PAPER_COLUMNS), "run": str(run),
            "data": summary["data"], "task": summary["task"], "variant": summary["variant"],
            "patchout": summary["patchout"], "init": summary["init"],
