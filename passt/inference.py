@@ -245,7 +245,8 @@ def tag(paths: PathLike | Iterable[PathLike], model: PaSST | LoadedModel | PathL
 
     Windows last ``window_seconds`` (default: a ``passt train`` checkpoint's clip length, else
     10 s) every ``hop_seconds`` (default: half a window). Clip scores are the ``aggregate``
-    (mean or max) of the windows' sigmoid scores; ``frame_scores`` keeps the windows' scores.
+    (mean or max) of the windows' scores (sigmoid; softmax for a single-label checkpoint);
+    ``frame_scores`` keeps the windows' scores.
     Label names default to the checkpoint's, else class indices. ``device=None`` uses the
     model's device (``"auto"``: CUDA when available); model and frontend are moved there.
     ``progress=None`` shows a bar on a terminal only.

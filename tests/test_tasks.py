@@ -7,11 +7,13 @@ import json
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from passt.errors import UsageError
+from passt.inference import tag
 from passt.tasks import check_targets, task_loss, task_scores
 from passt.train import METRICS_CSV, METRICS_JSONL, TrainConfig, train
 
@@ -87,3 +89,13 @@ def test_unknown_task_names_the_accepted_ones(tmp_path):
     with pytest.raises(UsageError, match="unknown task 'regression'; accepted: multi-label, "
                                          "single-label"):
         TrainConfig(task="regression", out_dir=str(tmp_path))
+
+
+def test_passt_tag_scores_a_single_label_checkpoint_with_softmax(tmp_path):
+    cfg = TrainConfig(task="single-label", clip_seconds=1.0, model_overrides=TINY, batch_size=4,
+                      max_steps=1, out_dir=str(tmp_path / "run"))
+    train(cfg, train_set=OneTone(8), eval_set=OneTone(3, key=1), progress=False)
+    sf.write(tmp_path / "tone.wav", OneTone(1)[0][0], SAMPLE_RATE)
+    result = tag(tmp_path / "tone.wav", tmp_path / "run" / "last.pt", top_k=3).results[0]
+    assert result.scores.sum() == pytest.approx(1.0, abs=1e-5)
+    assert [label.name for label in result.top][0].startswith("tone-")
