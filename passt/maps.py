@@ -23,6 +23,7 @@ from passt.errors import UsageError
 MAPS_FILE = "maps.csv"
 CURVES_FILE = "curves.csv"
 SUMMARY_FILE = "maps_summary.csv"
+SUMMARY_MARKDOWN = "summary.md"
 CONFIDENCE = 0.95
 
 
@@ -120,6 +121,55 @@ def t_interval(values: Sequence[float],
     half = (student_t.ppf(0.5 + confidence / 2, len(values) - 1)
             * statistics.stdev(values) / math.sqrt(len(values)))
     return mean - half, mean + half
+
+
+def welch_interval(a: Sequence[float], b: Sequence[float],
+                   confidence: float = CONFIDENCE) -> tuple[float, float, float] | None:
+    """Mean of ``a`` minus mean of ``b`` with its Welch t interval (unequal variances);
+    None unless both have two values or more."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    from scipy.stats import t as student_t
+
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    if va + vb == 0:
+        return diff, diff, diff
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = student_t.ppf(0.5 + confidence / 2, df) * math.sqrt(va + vb)
+    return diff, diff - half, diff + half
+
+
+def summary_markdown(rows: Sequence[MapRow]) -> str:
+    """A markdown table of the sweep: per variant the mAP over seeds, what it trained on, and
+    how far it is from the best variant (Welch 95% interval of the difference of means)."""
+    summaries = summarize(rows)
+    if not summaries:
+        return ""
+    best = max(summaries, key=lambda s: s.map_mean)
+    maps = {s.variant: [r.map for r in rows if r.variant == s.variant] for s in summaries}
+    lines = [f"{best.source.describe()}; 95% intervals over seeds (Student t), differences to "
+             f"the best ({best.variant}) by Welch's t.", "",
+             "| variant | seeds | mAP | steps | train samples | minus the best |",
+             "|---|--:|--:|--:|--:|--:|"]
+    for s in sorted(summaries, key=lambda s: -s.map_mean):
+        runs = [r for r in rows if r.variant == s.variant]
+        ci = "" if s.half_width is None else f" ± {s.half_width:.3f}"
+        diff = welch_interval(maps[s.variant], maps[best.variant])
+        gap = ("-" if s is best or diff is None
+               else f"{diff[0]:+.3f} [{diff[1]:+.3f}, {diff[2]:+.3f}]")
+        steps = sorted({r.steps for r in runs if r.steps is not None})
+        samples = sorted({r.train_samples for r in runs if r.train_samples is not None})
+        lines.append(f"| {s.variant} | {s.seeds} | {s.map_mean:.3f}{ci} | "
+                     f"{'/'.join(map(str, steps)) or '-'} | "
+                     f"{'/'.join(map(str, samples)) or '-'} | {gap} |")
+    levels = [(name, [v for v in values if v is not None]) for name, values in (
+        ("chance", [r.chance_map for r in rows]),
+        ("mean-spectrum baseline", [r.baseline_map for r in rows]))]
+    notes = [f"{name} {statistics.fmean(v):.3f}" for name, v in levels if v]
+    if notes:
+        lines += ["", f"On the same eval clips: {', '.join(notes)}."]
+    return "\n".join(lines) + "\n"
 
 
 def summarize(rows: Iterable[MapRow]) -> list[MapSummary]:

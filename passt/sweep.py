@@ -18,16 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from passt.atomic import write_text_atomic
 from passt.errors import UsageError
 from passt.maps import (
     CURVES_FILE,
     MAPS_FILE,
     SUMMARY_FILE,
+    SUMMARY_MARKDOWN,
     CurvePoint,
     MapRow,
     read_curves,
     read_maps,
     summarize,
+    summary_markdown,
     write_curves,
     write_maps,
     write_summary,
@@ -177,13 +180,15 @@ def run_sweep(
 
 def write_sweep_files(out_dir: Path, rows: Sequence[MapRow],
                       points: Sequence[CurvePoint]) -> list[Path]:
-    """``maps.csv``, ``curves.csv``, ``maps_summary.csv`` and the learning curves' figures."""
+    """``maps.csv``, ``curves.csv``, ``maps_summary.csv``, ``summary.md`` and the learning
+    curves' figures."""
     from passt.report.curves import plot_curves  # matplotlib: only once a run has finished
 
     write_maps(out_dir / MAPS_FILE, rows)
     write_curves(out_dir / CURVES_FILE, points)
     write_summary(out_dir / SUMMARY_FILE, summarize(rows))
-    paths = [out_dir / n for n in (MAPS_FILE, CURVES_FILE, SUMMARY_FILE)]
+    write_text_atomic(out_dir / SUMMARY_MARKDOWN, summary_markdown(rows))
+    paths = [out_dir / n for n in (MAPS_FILE, CURVES_FILE, SUMMARY_FILE, SUMMARY_MARKDOWN)]
     for name, x in CURVE_FIGURES.items():
         paths += plot_curves(points, rows, x, out_dir / name)
     return paths

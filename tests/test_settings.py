@@ -18,7 +18,7 @@ from passt.cli import COMMANDS
 from passt.cli_parser import BASELINE_SETTINGS, SWEEP_SETTINGS, TRAIN_SETTINGS, build_parser
 from passt.data import AugmentConfig
 from passt.settings import flag_names, parse_overrides, read_flags
-from passt.sweep import SWEPT, variant_config
+from passt.sweep import SWEPT, Budget, run_config
 from passt.train import TrainConfig
 
 README = Path(__file__).parents[1] / "README.md"
@@ -90,12 +90,13 @@ def test_baseline_offers_no_training_only_flag(capsys, flag):
 
 def test_sweep_offers_no_flag_for_what_it_sets_per_variant(tmp_path):
     base = TrainConfig()
-    swept = variant_config(base, "passt-s-n", tmp_path, steps=5, minutes=2.0)
+    swept = run_config(base, "passt-s-n", 1, tmp_path, Budget(steps=5, minutes=2.0, tflops=1.0))
     changed = {f.name for f in dataclasses.fields(TrainConfig)
                if getattr(swept, f.name) != getattr(base, f.name)}
     assert changed == set(SWEPT)  # epochs 10 -> None, max_steps None -> 5, ...
     assert not set(SWEPT) & set(SWEEP_SETTINGS)
-    for flag in ("--epochs", "--max-steps", "--max-minutes", "--variant"):
+    for flag in ("--epochs", "--max-steps", "--max-minutes", "--max-tflops", "--variant",
+                 "--seed"):
         assert flag not in subparser("sweep")._option_string_actions
 
 

@@ -14,7 +14,15 @@ from scipy.stats import t as student_t
 import passt.sweep
 from passt.cli import main
 from passt.errors import UsageError
-from passt.maps import MapRow, read_curves, read_maps, summarize, t_interval
+from passt.maps import (
+    MapRow,
+    read_curves,
+    read_maps,
+    summarize,
+    summary_markdown,
+    t_interval,
+    welch_interval,
+)
 from passt.measure.flops import analytic_flops
 from passt.model import grid_size
 from passt.sweep import Budget, parse_seeds, run_sweep
@@ -41,6 +49,29 @@ def test_t_interval_equals_scipys(values):
                                    scale=np.std(values, ddof=1) / math.sqrt(len(values)))
     assert t_interval(values) == (pytest.approx(low), pytest.approx(high))
     assert t_interval([0.5]) is None
+
+
+def test_welch_interval_equals_scipys():
+    from scipy.stats import ttest_ind
+
+    a, b = [0.30, 0.21, 0.26], [0.12, 0.13, 0.11, 0.125]
+    ci = ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    diff, low, high = welch_interval(a, b)
+    assert (diff, low, high) == (pytest.approx(np.mean(a) - np.mean(b)), pytest.approx(ci.low),
+                                 pytest.approx(ci.high))
+    assert welch_interval([0.1], b) is None
+
+
+def test_summary_table_ranks_and_differences():
+    rows = [MapRow(v, m, seed=s, task="synthetic", chance_map=0.07, baseline_map=0.4)
+            for v, ms in (("passt-b", [0.12, 0.13, 0.11]), ("passt-s", [0.2, 0.3, 0.25]))
+            for s, m in enumerate(ms)]
+    text = summary_markdown(rows)
+    lines = [line for line in text.splitlines() if line.startswith("| passt")]
+    assert lines[0].startswith("| passt-s | 3 | 0.250 ± ") and lines[0].endswith("| - |")
+    diff, low, high = welch_interval([0.12, 0.13, 0.11], [0.2, 0.3, 0.25])
+    assert lines[1].endswith(f"| {diff:+.3f} [{low:+.3f}, {high:+.3f}] |")
+    assert "chance 0.070, mean-spectrum baseline 0.400" in text
 
 
 def test_summary_over_seeds():
@@ -141,7 +172,7 @@ def test_killed_sweep_resumes_skipping_finished_pairs(tmp_path, monkeypatch):
     curves = read_curves(tmp_path / "curves.csv")
     assert sorted({(p.variant, p.seed) for p in curves}) == sorted(pairs)
     assert all(len([p for p in curves if (p.variant, p.seed) == pair]) == 2 for pair in pairs)
-    for name in ("maps_summary.csv", "map_vs_compute.png", "map_vs_time.png"):
+    for name in ("maps_summary.csv", "summary.md", "map_vs_compute.png", "map_vs_time.png"):
         assert (tmp_path / name).is_file(), name
     other = dataclasses.replace(base, clip_seconds=2.0)
     with pytest.raises(UsageError, match="other settings"):

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 import passt.train.trainer
 from passt.factory import create_model
-from passt.sweep import run_sweep, variant_config
+from passt.sweep import Budget, run_config, run_sweep
 from passt.train import (
     LAST_CHECKPOINT,
     METRICS_CSV,
@@ -220,18 +220,20 @@ def test_time_budget_stops_with_an_evaluation(tmp_path, tones):
 
 def test_sweep_budgets(tmp_path):
     base = tiny_config(tmp_path)
-    steps = variant_config(base, "passt-s-n", tmp_path, steps=5, minutes=None)
-    assert (steps.variant, steps.epochs, steps.max_steps, steps.schedule) == (
-        "passt-s-n", None, 5, "paper")
-    assert steps.out_dir == str(tmp_path / "runs" / "passt-s-n")
-    minutes = variant_config(base, "passt-s", tmp_path, steps=None, minutes=2.0)
+    steps = run_config(base, "passt-s-n", 3, tmp_path, Budget(steps=5))
+    assert (steps.variant, steps.seed, steps.epochs, steps.max_steps, steps.schedule) == (
+        "passt-s-n", 3, None, 5, "paper")
+    assert steps.out_dir == str(tmp_path / "runs" / "passt-s-n" / "seed-3")
+    minutes = run_config(base, "passt-s", 0, tmp_path, Budget(minutes=2.0))
     assert (minutes.max_minutes, minutes.max_steps, minutes.schedule) == (2.0, None, "constant")
+    compute = run_config(base, "passt-s", 0, tmp_path, Budget(tflops=1.5))
+    assert (compute.max_tflops, compute.max_steps, compute.schedule) == (1.5, None, "paper")
     with pytest.raises(ValueError, match="needs a budget"):
-        run_sweep(["passt-s"], base, tmp_path)
+        Budget()
     with pytest.raises(ValueError, match="more than once"):
-        run_sweep(["passt-s", "passt-s"], base, tmp_path, steps=1)
+        run_sweep(["passt-s", "passt-s"], base, tmp_path, Budget(steps=1))
     with pytest.raises(ValueError, match="unknown variant"):
-        run_sweep(["passt-z"], base, tmp_path, steps=1)
+        run_sweep(["passt-z"], base, tmp_path, Budget(steps=1))
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
