@@ -148,8 +148,8 @@ def summary_markdown(rows: Sequence[MapRow]) -> str:
         return ""
     best = max(summaries, key=lambda s: s.map_mean)
     maps = {s.variant: [r.map for r in rows if r.variant == s.variant] for s in summaries}
-    lines = [f"{best.source.describe()}; 95% intervals over seeds (Student t), differences to "
-             f"the best ({best.variant}) by Welch's t.", "",
+    lines = [f"{rows[0].describe()} (each variant's own depth); 95% intervals over seeds "
+             f"(Student t), differences to the best ({best.variant}) by Welch's t.", "",
              "| variant | seeds | mAP | steps | train samples | minus the best |",
              "|---|--:|--:|--:|--:|--:|"]
     for s in sorted(summaries, key=lambda s: -s.map_mean):

@@ -51,7 +51,7 @@ def figure(request, tmp_path):
         return render(FIXTURE, write_proxy_maps(tmp_path / "maps.csv"))
     if request.param == "same point":
         return render(rewrite(tmp_path, same_point))
-    return render(ROOT / "reports" / "bench.json", ROOT / "reports" / "maps.csv")
+    return render(ROOT / "reports" / "bench.json", ROOT / "reports/sweep/equal-compute/maps.csv")
 
 
 def test_two_panels(figure):
