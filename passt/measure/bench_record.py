@@ -146,6 +146,9 @@ class BenchRecord:
         "stability", "interquartile range of the timed steps over their median")
     unstable: bool | None = _optional(
         "stability", "true when the interval did not reach the target within the time cap")
+    foreign_cpu_fraction: float | None = _optional(
+        "stability", "CPU time other processes (and the hypervisor) took while it was timed, "
+                     "over all CPUs; above 0.05 the row is `unstable` (null: not Linux)")
     replica_medians_s: tuple[float, ...] | None = _optional(
         "stability", "the median of each separately built copy of the step, timed in "
                      "alternating rounds (the preset's replicas); their spread widens the "

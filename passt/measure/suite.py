@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -16,6 +17,7 @@ from passt.measure.compiled import (
     compile_stats,
     reset_compiler,
 )
+from passt.measure.foreign_cpu import ForeignCpu
 from passt.measure.memory import free_device_memory, is_oom, peak_memory_available
 from passt.measure.presets import Preset
 from passt.measure.record import (
@@ -83,23 +85,30 @@ def _measure(settings: StepSettings, kind: str, preset: Preset, ceilings: Ceilin
         # the timed batch, made after the fit so that it is not in the fit's intercept
         step.resize(settings.batch_size)
     free_device_memory()
+    foreign = ForeignCpu()
     if reference is None:
         meter = EnergyMeter(index=_gpu_index(step.device)) if step.device.type == "cuda" else None
         # Copies are built after the memory fit, which must see one step only. Building a
         # compiled copy would reset the compiler under the first one.
         copies = 1 if settings.compile else preset.replicas
         steps = [step, *(build(settings, kind) for _ in range(copies - 1))]
-        groups = time_rounds(steps, preset.warmup, preset.plan, during=meter, replicas=True)
+        groups = time_rounds(steps, preset.warmup, preset.plan, during=_all(meter, foreign),
+                             replicas=True)
         own_stats = compile_stats() if settings.compile else None
     else:
         meter = None  # the meter cannot tell two alternating steps apart
-        times, ours_times, own_stats = _alternate(step, reference, preset)
+        times, ours_times, own_stats = _alternate(step, reference, preset, foreign)
         groups = [times]
     timing = Timing.of_replicas(groups, settings.batch_size, preset.warmup,
                                 preset.plan.ci_target)
     record = replace(with_timing(record, timing, meter, ceilings(settings.dtype)),
                      step_settings=asdict(settings), round_plan=preset.plan_record(),
-                     reference_settings=None if reference is None else asdict(reference))
+                     reference_settings=None if reference is None else asdict(reference),
+                     foreign_cpu_fraction=foreign.fraction)
+    if foreign.too_busy:
+        record = replace(record, unstable=True, notes=(
+            *record.notes, f"other processes used {foreign.fraction:.0%} of the CPUs while "
+                           "it was timed: unstable"))
     if reference is not None:
         record = replace(with_comparison(record, ours_times, times), notes=(
             *record.notes, "energy not metered: timed in alternating rounds with our step"))
@@ -109,8 +118,18 @@ def _measure(settings: StepSettings, kind: str, preset: Preset, ceilings: Ceilin
     return Measurement(record, timing.times_s)
 
 
-def _alternate(step: Step, reference: StepSettings,
-               preset: Preset) -> tuple[list[float], list[float], CompileStats | None]:
+@contextlib.contextmanager
+def _all(*managers: contextlib.AbstractContextManager | None) -> Iterator[None]:
+    """Enter each of ``managers`` (None: skipped)."""
+    with contextlib.ExitStack() as stack:
+        for m in managers:
+            if m is not None:
+                stack.enter_context(m)
+        yield
+
+
+def _alternate(step: Step, reference: StepSettings, preset: Preset,
+               foreign: ForeignCpu) -> tuple[list[float], list[float], CompileStats | None]:
     """Time ``step`` and our step (of ``reference``) in alternating rounds; the
     compiler's counters of ``step`` alone (its compilations, then its recompiles while timed)."""
     compiled = step.settings.compile
@@ -122,7 +141,7 @@ def _alternate(step: Step, reference: StepSettings,
     for _ in range(preset.warmup):
         ours()
     ours_stats = compile_stats().minus(before) if compiled else None
-    times, ours_times = time_rounds([step, ours], 0, preset.plan)
+    times, ours_times = time_rounds([step, ours], 0, preset.plan, during=foreign)
     own = compile_stats().minus(ours_stats) if compiled else None
     return times, ours_times, own
 
