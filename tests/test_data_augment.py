@@ -6,14 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from passt.data import (
-    Augment,
-    AugmentConfig,
-    random_gain,
-    random_roll,
-    spectrogram_mixup,
-    waveform_mixup,
-)
+from passt.data import Augment, AugmentConfig, augment
 from passt.data.augment import sample_gamma, sample_mixing
 from tests.conftest import NoHostSync
 
@@ -39,7 +32,7 @@ def test_waveform_mixup_is_a_convex_combination_of_mean_free_pairs():
     batch, samples = 64, 100
     x = torch.randn(batch, samples, generator=gen(1)) + 3.0
     y = torch.eye(batch)  # one class per sample: the target names the mix
-    mixed_x, mixed_y = waveform_mixup(x, y, rate=0.5, alpha=2.0, generator=gen())
+    mixed_x, mixed_y = augment.waveform_mixup(x, y, rate=0.5, alpha=2.0, generator=gen())
     assert mixed_x.shape == x.shape and mixed_y.shape == y.shape
     touched = (mixed_y != y).any(1)
     assert 15 < touched.sum() < 50  # about half
@@ -49,7 +42,7 @@ def test_waveform_mixup_is_a_convex_combination_of_mean_free_pairs():
         assert torch.allclose(mixed_x[i], x[i]) or torch.allclose(mixed_x[i], centred[i])
     assert torch.allclose(mixed_y.sum(1), torch.ones(batch))
     assert (mixed_y.max(1).values >= 0.5).all()
-    unchanged, _ = waveform_mixup(x, y, rate=0.0, generator=gen())
+    unchanged, _ = augment.waveform_mixup(x, y, rate=0.0, generator=gen())
     torch.testing.assert_close(unchanged, x)
 
 
@@ -57,7 +50,7 @@ def test_spectrogram_mixup_mixes_every_sample_and_its_target():
     batch = 32
     mel = torch.randn(batch, 8, 20, generator=gen(2))
     y = torch.eye(batch)
-    mixed, mixed_y = spectrogram_mixup(mel, y, alpha=0.3, generator=gen())
+    mixed, mixed_y = augment.spectrogram_mixup(mel, y, alpha=0.3, generator=gen())
     assert mixed.shape == mel.shape
     torch.testing.assert_close(mixed, torch.einsum("bc,cft->bft", mixed_y, mel))
     assert (mixed_y.max(1).values >= 0.5).all() and torch.allclose(mixed_y.sum(1), torch.ones(32))
@@ -65,7 +58,7 @@ def test_spectrogram_mixup_mixes_every_sample_and_its_target():
 
 def test_gain_stays_within_7_db():
     x = torch.randn(500, 64, generator=gen(3))
-    out = random_gain(x, 7.0, generator=gen())
+    out = augment.random_gain(x, 7.0, generator=gen())
     db = 20 * torch.log10(out.norm(dim=1) / x.norm(dim=1))
     assert db.abs().max() <= 7.0 + 1e-4 and db.min() < -6 and db.max() > 6
 
@@ -84,8 +77,8 @@ def shifts_of(out: torch.Tensor, x: torch.Tensor) -> list[int]:
 @pytest.mark.parametrize("shape", [(16, 1000), (4, 8, 50)])
 def test_roll_is_a_per_sample_circular_shift(shape):
     x = torch.arange(np.prod(shape), dtype=torch.float32).reshape(shape)
-    assert len(set(shifts_of(random_roll(x, generator=gen()), x))) > 1
-    small = shifts_of(random_roll(x, max_shift=3, generator=gen()), x)
+    assert len(set(shifts_of(augment.random_roll(x, generator=gen()), x))) > 1
+    small = shifts_of(augment.random_roll(x, max_shift=3, generator=gen()), x)
     assert all(s <= 3 or s >= shape[-1] - 3 for s in small)
 
 

@@ -5,17 +5,7 @@ import torch
 
 import passt
 from passt import patchout, variant_config, variants
-from passt.measure import (
-    StepSettings,
-    analytic_flops,
-    build_step,
-    count_flops,
-    fvcore_forward_flops,
-    matmul_ceiling_tflops,
-    mfu,
-    peak_tflops,
-    torch_flops,
-)
+from passt.measure import StepSettings, build_step, flops
 
 TINY = dict(embed_dim=64, depth=2, num_heads=4, time=2, freq=1)
 
@@ -24,8 +14,8 @@ TINY = dict(embed_dim=64, depth=2, num_heads=4, time=2, freq=1)
 def full_size():
     """Full-size reports at batch 1 and 10 s clips: passt-b in eval, passt-s in training."""
     return {
-        "passt-b": count_flops(StepSettings("passt-b"), kind="inference"),
-        "passt-s": count_flops(StepSettings("passt-s"), kind="train"),
+        "passt-b": flops.count_flops(StepSettings("passt-b"), kind="inference"),
+        "passt-s": flops.count_flops(StepSettings("passt-s"), kind="train"),
     }
 
 
@@ -40,8 +30,9 @@ def test_three_counts_agree_on_full_size_models(full_size, variant, seq_len):
 
 def test_passt_s_in_eval_costs_what_passt_b_does(full_size):
     b, s = variant_config("passt-b"), variant_config("passt-s")
-    assert analytic_flops(s, 1190, 1000) == analytic_flops(b, 1190, 1000)
-    assert full_size["passt-b"].forward_analytic == pytest.approx(analytic_flops(s, 1190) / 1e9)
+    assert flops.analytic_flops(s, 1190, 1000) == flops.analytic_flops(b, 1190, 1000)
+    assert full_size["passt-b"].forward_analytic == pytest.approx(
+        flops.analytic_flops(s, 1190) / 1e9)
 
 
 def test_training_step_is_about_three_forwards(full_size):
@@ -58,7 +49,7 @@ def test_training_step_is_about_three_forwards(full_size):
 def test_counts_agree_on_a_tiny_model(attention, kind):
     settings = StepSettings(batch_size=2, clip_seconds=1.0, attention=attention,
                             model_overrides=TINY)
-    report = count_flops(settings, kind)
+    report = flops.count_flops(settings, kind)
     counts = [report.forward_fvcore, report.forward_torch, report.forward_analytic]
     assert max(counts) / min(counts) < 1.02, counts
     assert report.seq_len == (79 if kind == "train" else 110)
@@ -75,17 +66,17 @@ def test_cpu_attention_formulas_match_torch_math_path():
         out.sum().backward()
 
     forward = 4 * 2 * 3 * 50 * 50 * 8
-    assert torch_flops(lambda: attention(True)) == forward + 2.5 * forward
-    assert torch_flops(lambda: attention(False)) == forward + 2 * forward
+    assert flops.torch_flops(lambda: attention(True)) == forward + 2.5 * forward
+    assert flops.torch_flops(lambda: attention(False)) == forward + 2 * forward
 
 
 def test_fvcore_counts_a_model_with_sdpa():
     step = build_step(StepSettings(batch_size=1, clip_seconds=1.0, model_overrides=TINY),
                       kind="inference")
     mel = step.frontend(step.inputs)
-    with_attention = fvcore_forward_flops(step.model, mel)
+    with_attention = flops.fvcore_forward_flops(step.model, mel)
     step.model.set_attention("math")
-    assert fvcore_forward_flops(step.model, mel) == with_attention
+    assert flops.fvcore_forward_flops(step.model, mel) == with_attention
 
 
 @pytest.mark.parametrize(
@@ -108,23 +99,23 @@ def test_fvcore_counts_a_model_with_sdpa():
     ],
 )
 def test_peak_table_lookup(name, dtype, peak):
-    assert peak_tflops(name, dtype) == peak
+    assert flops.peak_tflops(name, dtype) == peak
 
 
 def test_peak_lookup_rejects_unknown_dtype():
     with pytest.raises(ValueError, match="unknown dtype 'int8'"):
-        peak_tflops("NVIDIA H100 80GB HBM3", "int8")
+        flops.peak_tflops("NVIDIA H100 80GB HBM3", "int8")
 
 
 def test_mfu_by_hand():
     # 270 GFLOPs per training sample at 1500 samples/s is 405 TFLOPS: 40.93 % of 989.4.
-    assert mfu(270e9, 1500, 989.4) == pytest.approx(405 / 989.4)
+    assert flops.mfu(270e9, 1500, 989.4) == pytest.approx(405 / 989.4)
     with pytest.raises(ValueError, match="peak_tflops must be positive"):
-        mfu(1.0, 1.0, 0.0)
+        flops.mfu(1.0, 1.0, 0.0)
 
 
 def test_matmul_ceiling_on_cpu():
-    assert 0 < matmul_ceiling_tflops("cpu", "fp32", n=256, iters=3) < 100
+    assert 0 < flops.matmul_ceiling_tflops("cpu", "fp32", n=256, iters=3) < 100
 
 
 def test_a_users_strategy_gets_plain_ints_under_fvcores_trace(monkeypatch):
@@ -146,5 +137,5 @@ def test_a_users_strategy_gets_plain_ints_under_fvcores_trace(monkeypatch):
     passt.register_variant(passt.Variant("test-half", ("test-half-columns",), settings=dict(
         embed_dim=64, depth=1, num_heads=4)))
     settings = StepSettings(variant="test-half", clip_seconds=1.0)
-    report = count_flops(settings, "train")
+    report = flops.count_flops(settings, "train")
     assert report.notes == () and report.forward_fvcore == pytest.approx(report.forward_torch)
