@@ -26,8 +26,9 @@ from passt.report.inputs import TABLE1_NEEDS
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "bench_small.json"
-OLD_SCHEMA = [FIXTURE, ROOT / "reports" / "bench.json",
-              *sorted((ROOT / "reports" / "baselines").glob("*.json"))]
+OLD_SCHEMA = [FIXTURE]
+COMMITTED = [ROOT / "reports" / "bench.json",
+             *sorted((ROOT / "reports" / "baselines").glob("*.json"))]
 READERS = ["passt/report/table.py", "passt/report/inputs.py", "passt/regress.py",
            "passt/ablation_table.py", "bench/campaign.py"]
 NAMES = {f.name for f in dataclasses.fields(BenchRecord)}
@@ -50,8 +51,8 @@ def every_field_set() -> BenchRecord:
         compile_seconds=12.5, compile_cudagraph_skips=1,
         compile_cudagraph_skip_reasons=("mutated inputs",), oom=True, notes=("fvcore failed",),
         median_ci_low_s=0.9, median_ci_high_s=1.1, ci_half_width=0.1, iqr_over_median=0.05,
-        unstable=True, replica_medians_s=(0.95, 1.0, 1.05), foreign_cpu_fraction=0.2, speedup_vs_ours=1.2,
-        speedup_ci_low=1.1, speedup_ci_high=1.3,
+        unstable=True, replica_medians_s=(0.95, 1.0, 1.05), foreign_cpu_fraction=0.2,
+        speedup_vs_ours=1.2, speedup_ci_low=1.1, speedup_ci_high=1.3,
         ours_median_s=1.2, above_ceiling=False, gpu_throttle_reasons=("hw_slowdown",),
         step_settings={"variant": "passt-s", "batch_size": 2}, round_plan={"preset": "gpu"},
         reference_settings={"variant": "passt-s", "batch_size": 2})
@@ -68,6 +69,14 @@ def test_round_trip_through_json():
     assert json.loads(json.dumps(data)) == data  # JSON-ready as it is
     assert BenchRecord.from_json(json.loads(json.dumps(data))) == record
     assert data["peak_memory_points"] == {"16": 9_000_000_000, "64": None}
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
+def test_committed_runs_load_with_their_stability(path):
+    measured = [r for r in load_bench_file(path).records if not r.oom]
+    assert measured and all(r.timed_rounds >= 6 and r.median_ci_low_s <= r.median_step_s
+                            <= r.median_ci_high_s and r.round_plan is not None
+                            for r in measured)
 
 
 @pytest.mark.parametrize("path", OLD_SCHEMA, ids=lambda p: p.name)
