@@ -66,6 +66,11 @@ def test_a_single_run_and_the_command_line(tmp_path, capsys):
     assert main(["report", "--table2", str(run), "--out", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
     assert "| PaSST-U (this run, from scratch) | - | - | - | " in printed
+    scratch = write_summary(tmp_path / "scratch", "structured", [0.2, 0.1, 0.3], "esc50:e")
+    summary = json.loads((scratch / "summary.json").read_text())
+    (scratch / "summary.json").write_text(json.dumps({**summary, "init": None}))
+    assert "| PaSST-S (this run, from scratch) | - | 20.0 ± 10.0 (accuracy, 3 folds) | - | - " \
+           "| esc50:e |" in write_table2([scratch], tmp_path / "out").markdown
     assert "(map) | synthetic |" in printed
     assert main(["report", "--out", str(tmp_path / "out")]) == 2
     assert "takes a benchmark JSON, --table2 RUN..., or both" in capsys.readouterr().err

@@ -71,7 +71,8 @@ def read_run(path: str | Path) -> dict[str, Any]:
 
 def measured_row(run: str | Path, summary: dict[str, Any]) -> dict[str, Any]:
     """The Table 2 row of a run: its main metric (accuracy in %, or mAP), in the ESC50 column
-    for ``esc50:DIR`` data."""
+    for ``esc50:DIR`` data; a fine-tuned run is compared with the paper's row of its patchout,
+    one from scratch with none."""
     metric = "accuracy" if summary["task"] == "single-label" else "map"
     if metric not in summary["metrics"]:
         raise UsageError(f"{run}: no {metric} among its metrics "
@@ -86,7 +87,7 @@ def measured_row(run: str | Path, summary: dict[str, Any]) -> dict[str, Any]:
            "folds": ",".join(map(str, summary["folds"])), "metric": metric,
            "mean": m["mean"] * scale, "std": None if m["std"] is None else m["std"] * scale,
            "steps": summary["steps"], "seconds": summary["seconds"],
-           "paper_row": PAPER_ROWS.get(summary["patchout"], "")}
+           "paper_row": PAPER_ROWS.get(summary["patchout"], "") if summary["init"] else ""}
     if str(summary["data"]).startswith("esc50:"):
         row["esc50_acc"] = row["mean"] if metric == "accuracy" else None
     return row
