@@ -429,25 +429,29 @@ def main(argv: list[str] | None = None) -> int:
     deadline = time.monotonic() + (args.budget_s or BUDGET_S[mode.name])
     signal.signal(signal.SIGTERM, _interrupt)
     results: list[tuple[str, str, float, list[str]]] = []
-    for step in [*smoke_steps(out, mode), *main_steps(out, mode)]:
-        if ((step.name, tuple(step.command)) in passed
-                and all((out / name).is_file() for name in step.outputs)):
-            results.append((step.name, "PASS", 0.0, ["(passed in an earlier run)"]))
-            continue
-        left = deadline - time.monotonic()
-        if left < MIN_STEP_S:
-            results.append((step.name, "SKIP", 0.0, ["not started: the campaign's time budget "
-                                                     "is spent (run again to continue)"]))
-            continue
-        print(f"[campaign] {step.name} ...", flush=True)
-        try:
+    current = "campaign"  # what an interruption stops
+    try:  # a signal may land anywhere in the loop, not only inside a step
+        for step in [*smoke_steps(out, mode), *main_steps(out, mode)]:
+            if ((step.name, tuple(step.command)) in passed
+                    and all((out / name).is_file() for name in step.outputs)):
+                results.append((step.name, "PASS", 0.0, ["(passed in an earlier run)"]))
+                continue
+            left = deadline - time.monotonic()
+            if left < MIN_STEP_S:
+                results.append((step.name, "SKIP", 0.0, ["not started: the campaign's time "
+                                                         "budget is spent (run again to "
+                                                         "continue)"]))
+                continue
+            current = step.name
+            print(f"[campaign] {step.name} ...", flush=True)
             status, seconds, failures = run_step(step, out, min(step.timeout_s, left))
-        except KeyboardInterrupt:
-            results.append((step.name, "FAIL", 0.0, ["interrupted: the step was stopped"]))
-            break
-        state.append({"step": step.name, "mode": mode.name, "command": step.command,
-                      "status": status, "seconds": round(seconds, 1), "failures": failures})
-        results.append((step.name, status, seconds, failures))
+            state.append({"step": step.name, "mode": mode.name, "command": step.command,
+                          "status": status, "seconds": round(seconds, 1),
+                          "failures": failures})
+            results.append((step.name, status, seconds, failures))
+            current = "campaign"
+    except KeyboardInterrupt:
+        results.append((current, "FAIL", 0.0, ["interrupted: the step was stopped"]))
     archive = out / "campaign.tar.gz"
     with atomic_path(archive) as tmp, tarfile.open(tmp, "w:gz") as tar:
         tar.add(out, arcname=out.name, filter=lambda t: None if t.name.endswith(
