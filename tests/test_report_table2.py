@@ -45,9 +45,9 @@ def test_runs_stand_beside_the_paper_rows_of_their_patchout(tmp_path):
     table = write_table2([s, b], tmp_path / "out")
     md = table.markdown
     assert "| PaSST-S (this run) | - | 80.0 ± 10.0 (accuracy, 3 folds) (paper 96.8) | - | - " \
-           "| esc50:data/esc |" in md
+           "| s (esc50:data/esc) |" in md
     assert "| PaSST-B (this run) | - | - | - | 60.0 ± 10.0 (accuracy, 3 folds) | " \
-           "folder:clips |" in md
+           "b (folder:clips) |" in md
     assert "| PaSST-U * | 0.843 | 96.5 | 75.6 | - | - |" in md
     with open(tmp_path / "out" / "table2.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -70,8 +70,8 @@ def test_a_single_run_and_the_command_line(tmp_path, capsys):
     summary = json.loads((scratch / "summary.json").read_text())
     (scratch / "summary.json").write_text(json.dumps({**summary, "init": None}))
     assert "| PaSST-S (this run, from scratch) | - | 20.0 ± 10.0 (accuracy, 3 folds) | - | - " \
-           "| esc50:e |" in write_table2([scratch], tmp_path / "out").markdown
-    assert "(map) | synthetic |" in printed
+           "| scratch (esc50:e) |" in write_table2([scratch], tmp_path / "out").markdown
+    assert "(map) | one (synthetic) |" in printed
     assert main(["report", "--out", str(tmp_path / "out")]) == 2
     assert "takes a benchmark JSON, --table2 RUN..., or both" in capsys.readouterr().err
     assert main(["report", "--table2", str(tmp_path), "--out", str(tmp_path / "out")]) == 2

@@ -107,7 +107,7 @@ def _measured(row: dict[str, Any]) -> str:
 def format_table2(paper: list[dict[str, Any]], measured: list[dict[str, Any]]) -> str:
     """Markdown: the paper's rows, then each run's, an ESC-50 run's beside the paper's value
     of its patchout."""
-    head = ["model", *PAPER_COLUMNS.values(), "other data", "run's data"]
+    head = ["model", *PAPER_COLUMNS.values(), "other data", "run (data)"]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "--:|" * 4 + "---|"]
     for r in paper:
         lines.append(f"| {r['row']} | {r['openmic_map']:.3f} | {r['esc50_acc']:.1f} | "
@@ -120,7 +120,8 @@ def format_table2(paper: list[dict[str, Any]], measured: list[dict[str, Any]]) -
             esc, other = text + (f" (paper {ref['esc50_acc']:.1f})" if ref else ""), "-"
         else:
             esc, other = "-", text
-        lines.append(f"| {r['row']} | - | {esc} | - | {other} | {r['data']} |")
+        lines.append(f"| {r['row']} | - | {esc} | - | {other} | {Path(r['run']).name} "
+                     f"({r['data']}) |")
     notes = ["", "- Paper rows: the paper's Table 2; PaSST-B, -U and -S * are the "
              "AudioSet-pretrained PaSST-S fine-tuned with no, unstructured and structured "
              "patchout.",
