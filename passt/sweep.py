@@ -110,8 +110,8 @@ def map_row(variant: str, seed: int, result: TrainResult, cfg: TrainConfig,
 
 def curve_points(variant: str, seed: int, run_dir: Path) -> list[CurvePoint]:
     """The evaluations of a run's metrics log, as learning-curve points."""
-    return [CurvePoint(variant=variant, seed=seed, step=r["step"], train_samples=r["samples"],
-                       train_tflops=r["tflops"], seconds=r["seconds"], map=r["map"])
+    return [CurvePoint(variant=variant, seed=seed, step=r["step"], train_samples=r["train_samples"],
+                       train_tflops=r["train_tflops"], seconds=r["seconds"], map=r["map"])
             for r in MetricsLog(run_dir).rows() if r.get("kind") == "eval"]
 
 

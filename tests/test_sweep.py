@@ -93,9 +93,9 @@ def test_budget_ends_within_one_step_and_is_priced_on_the_model(tmp_path):
                       out_dir=str(tmp_path))
     result = train(cfg, progress=False)
     evals, logged = rows_of(tmp_path, "eval"), rows_of(tmp_path, "train")
-    per_step = logged[0]["tflops"]  # one step's compute
+    per_step = logged[0]["train_tflops"]  # one step's compute
     assert 0.003 - per_step < result.train_tflops <= 0.003
-    assert logged[-1]["tflops"] == pytest.approx(result.train_tflops)
+    assert logged[-1]["train_tflops"] == pytest.approx(result.train_tflops)
     assert result.train_samples == result.step * 8
     assert [r["step"] for r in evals] == [round(result.step * i / 3) for i in (1, 2, 3)]
 

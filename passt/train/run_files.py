@@ -27,7 +27,8 @@ LAST_CHECKPOINT = "last.pt"
 METRICS_JSONL = "metrics.jsonl"
 METRICS_CSV = "metrics.csv"
 CSV_COLUMNS = ("kind", "step", "epoch", "loss", "lr", "map", "roc_auc", "d_prime", "chance_map",
-               "seconds", "samples", "tflops", "accuracy", "macro_f1", "chance_accuracy")
+               "seconds", "train_samples", "train_tflops", "accuracy", "macro_f1",
+               "chance_accuracy")
 
 
 def save_checkpoint(path: Path, *, config: TrainConfig, num_classes: int,

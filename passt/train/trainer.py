@@ -136,8 +136,8 @@ class Trainer:
     def _spent(self) -> dict[str, float | int]:
         """The training so far in samples and TFLOPs, for the metrics rows."""
         s = self.state
-        return {"samples": s.step * self.samples_per_step,
-                "tflops": round(s.step * self.flops_per_step / 1e12, 6)}
+        return {"train_samples": s.step * self.samples_per_step,
+                "train_tflops": round(s.step * self.flops_per_step / 1e12, 6)}
 
     def _make_sampler(self) -> Iterable[int]:
         cfg, c = self.cfg, self.cluster
@@ -334,8 +334,8 @@ class Trainer:
         spent = self._spent()
         return TrainResult(step=self.state.step, epochs=self.state.epoch,
                            train_seconds=self.state.train_seconds,
-                           train_samples=int(spent["samples"]),
-                           train_tflops=float(spent["tflops"]),
+                           train_samples=int(spent["train_samples"]),
+                           train_tflops=float(spent["train_tflops"]),
                            train_clips=len(self.train_set), metrics=self.last_metrics,
                            embed_dim=mc.embed_dim, depth=mc.depth, num_heads=mc.num_heads,
                            out_dir=self.out_dir)
