@@ -40,14 +40,16 @@ class CheckpointMismatchError(UsageError):
         super().__init__("\n  ".join(parts))
 
 
-def load_torch_file(path: str | Path) -> Any:
+def load_torch_file(path: str | Path, mmap: bool = False) -> Any:
     """What a file written by ``torch.save`` holds, loaded with ``weights_only`` (tensors and
-    plain values, nothing executable); a clear error for a file that is not one."""
+    plain values, nothing executable); a clear error for a file that is not one. ``mmap``:
+    tensors are read from the file only when used (for a look at a checkpoint's settings)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+    try:  # mmap needs torch's zip format; older files are read whole
+        return torch.load(path, map_location="cpu", weights_only=True,
+                          mmap=mmap and zipfile.is_zipfile(path))
     except Exception as e:  # torch raises several types for files it cannot read
         if zipfile.is_zipfile(path):  # torch's format, with objects weights_only refuses
             reason = next(iter(str(e).strip().splitlines()), type(e).__name__)

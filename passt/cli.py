@@ -184,7 +184,8 @@ def _run_or_cross_validate(cfg: TrainConfig, args: argparse.Namespace) -> int:
         return _report_run(train(cfg, resume=args.resume, progress=_progress(args)))
     summary = cross_validate(cfg, parse_folds(args.folds), resume=args.resume,
                              progress=_progress(args))
-    print(format_summary(summary))
+    if summary is not None:  # rank 0
+        print(format_summary(summary))
     return 0
 
 

@@ -138,6 +138,10 @@ def run_sweep(
         raise UsageError("the sweep needs at least one variant")
     if not seeds:
         raise UsageError("the sweep needs at least one seed")
+    if base.task != "multi-label":
+        raise UsageError(f"the sweep compares mAP on a multi-label task; {base.data} is "
+                         f"{base.task}: use --task multi-label, or compare single-label "
+                         "variants with passt train --folds")
     for name in variants:
         get_variant(name)
     dupes = sorted({v for v in variants if list(variants).count(v) > 1})

@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -218,3 +221,20 @@ def test_passt_train_cross_validates_from_scratch(tmp_path, esc50, capsys):
     assert "3 fold(s) (1, 2, 3), single-label" in capsys.readouterr().out
     summary = json.loads((out / SUMMARY_JSON).read_text())
     assert summary["init"] is None and summary["steps"] == 3 * 2
+
+
+def test_cross_validation_under_torchrun(tmp_path, official, esc50):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "passt.cli", "finetune", "--data", f"esc50:{esc50}", "--init",
+           f"checkpoint:{official}", "--folds", "1,2", "--clip-seconds", "1", "--embed-dim",
+           "32", "--depth", "2", "--num-heads", "2", "--batch-size", "2", "--epochs", "1",
+           "--no-progress", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("2 fold(s) (1, 2)") == 1  # the summary, printed by rank 0 only
+    rows = read_csv(out / FOLDS_CSV)
+    assert [int(r["fold"]) for r in rows] == [1, 2]
+    assert [int(r["samples"]) for r in rows] == [6, 6]  # both ranks' eval shares, gathered
+    assert [int(r["steps"]) for r in rows] == [3, 3]  # 12 clips, 2 ranks x batch 2

@@ -138,6 +138,10 @@ def test_bad_budgets_and_seeds_are_clear_errors(tmp_path):
         train(cfg, progress=False)
     assert main(["sweep", "--variants", "passt-s", "--budget-tflops", "0", *TINY_ARGS,
                  "--out", str(tmp_path / "s")]) == 2
+    single = TrainConfig(**TINY, variant="passt-s", task="single-label", max_steps=1)
+    with pytest.raises(UsageError, match="is single-label: use --task multi-label"):
+        run_sweep(["passt-s"], single, tmp_path / "single", Budget(tflops=1.0))
+    assert not (tmp_path / "single").exists()
 
 
 def test_killed_sweep_resumes_skipping_finished_pairs(tmp_path, monkeypatch):

@@ -139,21 +139,24 @@ def _check_settings(out: Path, cfg: TrainConfig, resume: bool) -> list[dict[str,
 
 def cross_validate(cfg: TrainConfig, folds: Sequence[int] | None = None, *, resume: bool = False,
                    hooks: Sequence[StepHook] = (), progress: bool | None = None
-                   ) -> dict[str, Any]:
+                   ) -> dict[str, Any] | None:
     """Train ``cfg`` once per fold of ``folds`` (None: every fold of ``cfg.data``) and return
-    the summary (`summarize_folds`); see the module for the files."""
+    the summary (`summarize_folds`; None on the other ranks of a ``torchrun``); see the module
+    for the files."""
     if cfg.eval_fold is not None or cfg.eval_data is not None:
         raise UsageError("cross-validation evaluates each fold on itself: drop eval_fold and "
                          "eval_data")
     out = Path(cfg.out_dir)
-    rows = _check_settings(out, cfg, resume)
-    dataset = open_all_clips(cfg)  # opened (and checked) once for every fold
-    chosen = choose_folds(dataset, list(folds) if folds is not None else None, cfg.data)
-    check_targets(cfg.task, dataset, cfg.data)
-    out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / CONFIG_JSON, json.dumps(cfg.to_dict(), indent=2))
-    finished = {r["fold"] for r in rows}
     with Cluster.join(cfg.device) as cluster:
+        rows = _check_settings(out, cfg, resume)
+        dataset = open_all_clips(cfg)  # opened (and checked) once for every fold
+        chosen = choose_folds(dataset, list(folds) if folds is not None else None, cfg.data)
+        check_targets(cfg.task, dataset, cfg.data)
+        cluster.barrier()  # every rank has looked at OUT before rank 0 writes there
+        if cluster.main:
+            out.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(out / CONFIG_JSON, json.dumps(cfg.to_dict(), indent=2))
+        finished = {r["fold"] for r in rows}
         for fold in chosen:
             if fold in finished:
                 log.info("fold %d is in %s: skipped", fold, out / FOLDS_CSV)
@@ -173,6 +176,8 @@ def cross_validate(cfg: TrainConfig, folds: Sequence[int] | None = None, *, resu
             write_text_atomic(out / FOLDS_CSV, _folds_text(rows))
             write_text_atomic(out / SUMMARY_JSON, json.dumps(
                 summarize_folds(rows, cfg, _confusion(out, done)), indent=2))
+        if not cluster.main:
+            return None
     done = sorted(r["fold"] for r in rows)
     return summarize_folds(rows, cfg, _confusion(out, done))
 

@@ -55,6 +55,11 @@ class Cluster:
     def distributed(self) -> bool:
         return self.world_size > 1
 
+    def barrier(self) -> None:
+        """Wait until every rank has come here."""
+        if self.distributed:
+            dist.barrier()
+
     def any(self, flag: bool) -> bool:
         """Whether ``flag`` is set on any rank."""
         if not self.distributed:

@@ -37,7 +37,7 @@ def finetune_config(cfg: TrainConfig) -> TrainConfig:
         raise UsageError(f"fine-tuning starts from a PaSST checkpoint: pass --init "
                          f"checkpoint:CKPT (an official one or a passt train last.pt), got "
                          f"{cfg.init!r}")
-    raw = load_torch_file(parse_init(cfg.init)[1])
+    raw = load_torch_file(parse_init(cfg.init)[1], mmap=True)  # the settings only
     trained = raw["config"] if is_training_checkpoint(raw) else None
     arch: dict[str, Any] = {}
     if trained is not None:

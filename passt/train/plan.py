@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 from passt.checkpoints import load_checkpoint, load_imagenet
 from passt.data import align_classes, class_names, open_dataset
 from passt.data.folds import fold_sides
+from passt.data.views import DatasetView
 from passt.errors import UsageError
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
@@ -156,7 +157,10 @@ def open_eval_set(cfg: TrainConfig, train_set: Dataset | None = None) -> Dataset
     ``cfg.data``; with ``train_set``, its classes lined up with the training data's
     (`passt.data.align_classes`)."""
     if cfg.eval_fold is not None:
-        dataset: Dataset = fold_sides(open_all_clips(cfg), cfg.eval_fold, cfg.data)[1]
+        # the training side of the fold is a view of every clip: open the data once
+        opened = isinstance(train_set, DatasetView) and train_set.folds is not None
+        whole = train_set.dataset if opened else open_all_clips(cfg)
+        dataset: Dataset = fold_sides(whole, cfg.eval_fold, cfg.data)[1]
         return dataset if train_set is None else align_classes(
             dataset, class_names(train_set), train_set.num_classes)
     if train_set is not None:
