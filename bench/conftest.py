@@ -22,6 +22,7 @@ from passt.measure.bench_record import BenchRecord
 from passt.measure.environment import MACHINE_INFO_KEY, Environment, capture
 from passt.measure.flops import matmul_ceiling_tflops
 from passt.measure.journal import Journal
+from passt.measure.machine_speed import with_run_drift
 from passt.measure.peers import PEERS
 from passt.measure.presets import PLAN_FIELDS, PRESETS, Preset, get_preset
 from passt.measure.step import StepSettings
@@ -223,6 +224,16 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         "torch_threads": torch.get_num_threads(),
         "passt_preset": config.stash[PRESET].name,
     })
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list,
+                                 output_json: dict) -> None:
+    """Every row with the run's machine drift: unstable where it exceeds the row's precision
+    (`passt.measure.machine_speed`)."""
+    rows = [b for b in output_json["benchmarks"] if b.get("extra_info")]
+    records = with_run_drift([BenchRecord.from_json(b["extra_info"]) for b in rows])
+    for row, record in zip(rows, records, strict=True):
+        row["extra_info"] = record.to_json()
 
 
 @pytest.fixture(scope="session")

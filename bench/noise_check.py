@@ -131,8 +131,13 @@ def agreement(a: Path, b: Path) -> list[str]:
         lines.append(f"{verdict:9} {name.rsplit('::', 1)[-1]:32} {x.median_s:.4g} "
                      f"[{x.record.median_ci_low_s:.4g}, {x.record.median_ci_high_s:.4g}] vs "
                      f"{y.median_s:.4g} [{y.record.median_ci_low_s:.4g}, "
-                     f"{y.record.median_ci_high_s:.4g}]")
+                     f"{y.record.median_ci_high_s:.4g}]; probe {_ms(x.record.probe_median_s)} "
+                     f"vs {_ms(y.record.probe_median_s)} ms")
     return lines
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.1f}"
 
 
 def describe(path: Path) -> str:
@@ -141,7 +146,8 @@ def describe(path: Path) -> str:
     rec = r.record
     return (f"{r.median_s:.4g} s [{rec.median_ci_low_s:.4g}, {rec.median_ci_high_s:.4g}]"
             f"{' unstable' if rec.unstable else ''}, replicas "
-            f"{[round(m, 4) for m in rec.replica_medians_s or ()]}")
+            f"{[round(m, 4) for m in rec.replica_medians_s or ()]}, probe "
+            f"{_ms(rec.probe_median_s)} ms")
 
 
 def main() -> int:

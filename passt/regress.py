@@ -6,7 +6,10 @@ FLOPs of each benchmark's `BenchRecord` (its ``extra_info``) are checked here. S
 the medians through the interval of their ratio (the two runs' 95% intervals combined in
 quadrature on a log scale, as for independent estimates): a slowdown is a regression only when
 the whole interval lies beyond the limit; when the interval reaches beyond it, but not wholly,
-the row is inconclusive.
+the row is inconclusive. Between runs on the same device and software, each step time is first
+divided by its row's probe time (`passt.measure.machine_speed`: a fixed matmul timed beside
+it), which takes drift of the machine's own speed out; a row timed while other processes took
+the CPUs (`passt.measure.foreign_cpu`) can show a regression, never the absence of one.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from passt.errors import UsageError
 from passt.measure.bench_file import Benchmark, load_bench_file
 from passt.measure.bench_record import FLOPS_FIELDS, MEMORY_FIELDS, BenchRecord
 from passt.measure.environment import compare_environments, environment_from_machine_info
+from passt.measure.foreign_cpu import too_busy
+from passt.measure.machine_speed import probe_normalized
 
 Status = Literal["ok", "inconclusive", "regressed"]
 EXIT_CODES = {"ok": 0, "regressed": 1, "inconclusive": 3}
@@ -58,6 +63,7 @@ class Comparison:
     baseline: Value
     current: Value
     limit: float
+    trusted: bool = True  # False: a row was timed on a busy machine, so "ok" is not shown
 
     @property
     def change(self) -> float:
@@ -84,7 +90,7 @@ class Comparison:
         low, high = self.ratio_interval
         if low - 1.0 > self.limit + 1e-9:
             return "regressed"
-        if high - 1.0 > self.limit + 1e-9:
+        if high - 1.0 > self.limit + 1e-9 or not self.trusted:
             return "inconclusive"
         return "ok"
 
@@ -142,14 +148,28 @@ def step_time(bench: Benchmark) -> Value | None:
     return Value(bench.median_s, r.median_ci_low_s, r.median_ci_high_s)
 
 
-def _metrics(bench: Benchmark, limits: Thresholds) -> dict[str, tuple[Value, float]]:
-    """``metric -> (value, limit)`` for the numbers present in one benchmark."""
+def probed_step_time(bench: Benchmark) -> Value | None:
+    """The step time over its row's probe time, with its interval (None: no probe)."""
+    time = step_time(bench)
+    if time is None:
+        return None
+    normalized = probe_normalized(time.value, time.low, time.high, bench.record)
+    return None if normalized is None else Value(*normalized)
+
+
+PROBED = "median_s/probe"  # the metric name of a probe-normalized step time
+
+
+def _metrics(bench: Benchmark, limits: Thresholds, probed: bool
+             ) -> dict[str, tuple[Value, float]]:
+    """``metric -> (value, limit)`` for the numbers present in one benchmark; with ``probed``
+    its step time over its probe time."""
     if bench.record.oom:  # its timing is a placeholder
         return {}
     out: dict[str, tuple[Value, float]] = {}
-    time = step_time(bench)
+    time = probed_step_time(bench) if probed else step_time(bench)
     if time is not None:
-        out["median_s"] = (time, limits.slowdown)
+        out[PROBED if probed else "median_s"] = (time, limits.slowdown)
     for fields, limit in ((MEMORY_FIELDS, limits.memory), (FLOPS_FIELDS, limits.flops)):
         for name in fields:
             value = getattr(bench.record, name)
@@ -158,16 +178,27 @@ def _metrics(bench: Benchmark, limits: Thresholds) -> dict[str, tuple[Value, flo
     return out
 
 
+def _busy(bench: Benchmark) -> bool:
+    return too_busy(bench.record.foreign_cpu_fraction)
+
+
 def compare_benchmarks(base: Mapping[str, Benchmark], cur: Mapping[str, Benchmark],
                        limits: Thresholds = Thresholds(),
                        warnings: list[str] | None = None) -> CheckResult:
-    """Match benchmarks by name and compare every metric both hold."""
+    """Match benchmarks by name and compare every metric both hold; step times over their
+    probes' when both rows have one and ``warnings`` (of different devices or software) are
+    none."""
     comparisons = []
     for name in base.keys() & cur.keys():
-        base_metrics, cur_metrics = _metrics(base[name], limits), _metrics(cur[name], limits)
+        probed = not warnings and all(probed_step_time(x[name]) is not None
+                                      for x in (base, cur))
+        base_metrics = _metrics(base[name], limits, probed)
+        cur_metrics = _metrics(cur[name], limits, probed)
+        trusted = not (_busy(base[name]) or _busy(cur[name]))
         for metric in base_metrics.keys() & cur_metrics.keys():
             (b, limit), (c, _) = base_metrics[metric], cur_metrics[metric]
-            comparisons.append(Comparison(name, metric, b, c, limit))
+            comparisons.append(Comparison(name, metric, b, c, limit,
+                                          trusted=trusted or metric not in ("median_s", PROBED)))
     comparisons.sort(key=lambda c: (c.benchmark, c.metric))
     new_oom = sorted(n for n in base.keys() & cur.keys()
                      if cur[n].record.oom and not base[n].record.oom)
@@ -216,6 +247,12 @@ def format_result(result: CheckResult, only_regressions: bool = False) -> str:
                          ("missing from the current run", result.missing),
                          ("new in the current run", result.added)):
         lines += [f"{title}: {n}" for n in names]
+    lines += [f"busy: {_short(c.benchmark)} was timed while other processes took the CPUs: "
+              "it can show a regression, not the absence of one"
+              for c in result.comparisons if not c.trusted]
+    if any(c.metric == PROBED for c in rows):
+        lines.append(f"{PROBED}: step times over the probe's (a fixed matmul timed beside "
+                     "each row), which takes the machine's own speed out")
     lines += [f"warning: {w}" for w in result.warnings]
     n = len(result.comparisons)
     verdict = {
@@ -223,8 +260,8 @@ def format_result(result: CheckResult, only_regressions: bool = False) -> str:
                      "comparisons",
         "inconclusive": f"no regression shown in {n} comparisons, but "
                         f"{len(result.with_status('inconclusive'))} inconclusive: the noise is "
-                        "wider than the limit (measure again, on a quieter machine or with "
-                        "--rerun)",
+                        "wider than the limit, or a row was timed on a busy machine (measure "
+                        "again, on a quieter machine or with --rerun)",
         "ok": f"no regression in {n} comparisons",
     }[result.verdict]
     return "\n".join([*lines, verdict])

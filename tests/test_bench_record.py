@@ -52,6 +52,7 @@ def every_field_set() -> BenchRecord:
         compile_cudagraph_skip_reasons=("mutated inputs",), oom=True, notes=("fvcore failed",),
         median_ci_low_s=0.9, median_ci_high_s=1.1, ci_half_width=0.1, iqr_over_median=0.05,
         unstable=True, replica_medians_s=(0.95, 1.0, 1.05), foreign_cpu_fraction=0.2,
+        probe_median_s=0.025, probe_ci_low_s=0.024, probe_ci_high_s=0.026, machine_drift=0.04,
         speedup_vs_ours=1.2, speedup_ci_low=1.1, speedup_ci_high=1.3,
         ours_median_s=1.2, above_ceiling=False, gpu_throttle_reasons=("hw_slowdown",),
         step_settings={"variant": "passt-s", "batch_size": 2}, round_plan={"preset": "gpu"},

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import statistics
 import os
 import subprocess
 import sys
@@ -60,6 +62,12 @@ def test_suite_fills_every_field_from_measurement(tmp_path):
         assert field in train
     assert train["samples_per_s"] == pytest.approx(2 / by_kind["train"]["stats"]["median"])
     assert by_kind["inference"]["extra_info"]["seq_len"] == 2 + 12 * 9
+    # the machine's speed beside each row, and the run's drift from the two rows' probes
+    probes = [b["extra_info"]["probe_median_s"] for b in data["benchmarks"]]
+    assert all(b["extra_info"]["probe_ci_low_s"] <= p <= b["extra_info"]["probe_ci_high_s"]
+               for b, p in zip(data["benchmarks"], probes, strict=True))
+    drift = max(abs(math.log(p / statistics.median(probes))) for p in probes)
+    assert train["machine_drift"] == pytest.approx(drift)
     # each benchmark was journaled as soon as it finished
     assert [e["extra_info"]["kind"] for e in Journal(journal).read()] == ["train", "inference"]
     # a run compared with itself shows no regression (3: its noise may be wider than 10%)

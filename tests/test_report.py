@@ -348,3 +348,15 @@ def test_cli_bad_input(tmp_path, capsys):
     assert "not pytest-benchmark JSON" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing.json"), "--out", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_a_run_whose_machine_drifted_is_flagged(tmp_path):
+    def drifted(data):
+        for b in data["benchmarks"]:
+            b["extra_info"]["machine_drift"] = 0.081
+
+    _, meta = build_table(rewrite(tmp_path, drifted))
+    assert any(n.startswith("warning: the machine's own speed") and "strayed by 8.1%" in n
+               for n in meta["notes"])
+    _, quiet = build_table(FIXTURE)
+    assert not any("machine's own speed" in n for n in quiet["notes"])

@@ -153,6 +153,15 @@ class BenchRecord:
         "stability", "the median of each separately built copy of the step, timed in "
                      "alternating rounds (the preset's replicas); their spread widens the "
                      "interval")
+    probe_median_s: float | None = _optional(
+        "stability", "median time of a fixed matmul timed in the same rounds: the machine's "
+                     "own speed during the row (`passt check` divides step times by it)")
+    probe_ci_low_s: float | None = _optional("stability", "its 95% interval's lower end")
+    probe_ci_high_s: float | None = _optional("stability", "its upper end")
+    machine_drift: float | None = _optional(
+        "stability", "the run's largest deviation of a row's probe from their median (0.05: "
+                     "+-5%); beyond the precision target with the row's interval, the row is "
+                     "`unstable`")
 
     speedup_vs_ours: float | None = _optional(
         "comparison", "median over rounds of our step's time over this row's")

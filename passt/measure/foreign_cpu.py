@@ -55,4 +55,9 @@ class ForeignCpu:
 
     @property
     def too_busy(self) -> bool:
-        return self.fraction is not None and self.fraction > FOREIGN_CPU_LIMIT
+        return too_busy(self.fraction)
+
+
+def too_busy(fraction: float | None) -> bool:
+    """Whether others took more than `FOREIGN_CPU_LIMIT` of the CPUs (None: unknown, no)."""
+    return fraction is not None and fraction > FOREIGN_CPU_LIMIT

@@ -18,6 +18,7 @@ from passt.measure.compiled import (
     reset_compiler,
 )
 from passt.measure.foreign_cpu import ForeignCpu
+from passt.measure.machine_speed import SpeedProbe, speed_probe, with_probe
 from passt.measure.memory import free_device_memory, is_oom, peak_memory_available
 from passt.measure.presets import Preset
 from passt.measure.record import (
@@ -86,18 +87,21 @@ def _measure(settings: StepSettings, kind: str, preset: Preset, ceilings: Ceilin
         step.resize(settings.batch_size)
     free_device_memory()
     foreign = ForeignCpu()
+    probe = speed_probe(step.device)
     if reference is None:
         meter = EnergyMeter(index=_gpu_index(step.device)) if step.device.type == "cuda" else None
         # Copies are built after the memory fit, which must see one step only. Building a
         # compiled copy would reset the compiler under the first one.
         copies = 1 if settings.compile else preset.replicas
         steps = [step, *(build(settings, kind) for _ in range(copies - 1))]
-        groups = time_rounds(steps, preset.warmup, preset.plan, during=_all(meter, foreign),
-                             replicas=True)
+        *groups, probe_times = time_rounds(steps, preset.warmup, preset.plan,
+                                           during=_all(meter, foreign), replicas=True,
+                                           probe=probe)
         own_stats = compile_stats() if settings.compile else None
     else:
         meter = None  # the meter cannot tell two alternating steps apart
-        times, ours_times, own_stats = _alternate(step, reference, preset, foreign)
+        times, ours_times, probe_times, own_stats = _alternate(step, reference, preset,
+                                                               foreign, probe)
         groups = [times]
     timing = Timing.of_replicas(groups, settings.batch_size, preset.warmup,
                                 preset.plan.ci_target)
@@ -105,6 +109,7 @@ def _measure(settings: StepSettings, kind: str, preset: Preset, ceilings: Ceilin
                      step_settings=asdict(settings), round_plan=preset.plan_record(),
                      reference_settings=None if reference is None else asdict(reference),
                      foreign_cpu_fraction=foreign.fraction)
+    record = with_probe(record, probe_times)
     if foreign.too_busy:
         record = replace(record, unstable=True, notes=(
             *record.notes, f"other processes used {foreign.fraction:.0%} of the CPUs while "
@@ -128,10 +133,12 @@ def _all(*managers: contextlib.AbstractContextManager | None) -> Iterator[None]:
         yield
 
 
-def _alternate(step: Step, reference: StepSettings, preset: Preset,
-               foreign: ForeignCpu) -> tuple[list[float], list[float], CompileStats | None]:
-    """Time ``step`` and our step (of ``reference``) in alternating rounds; the
-    compiler's counters of ``step`` alone (its compilations, then its recompiles while timed)."""
+def _alternate(step: Step, reference: StepSettings, preset: Preset, foreign: ForeignCpu,
+               probe: SpeedProbe) -> tuple[list[float], list[float], list[float],
+                                           CompileStats | None]:
+    """Time ``step``, our step (of ``reference``) and the ``probe`` in alternating rounds;
+    the compiler's counters of ``step`` alone (its compilations, then its recompiles while
+    timed)."""
     compiled = step.settings.compile
     for _ in range(preset.warmup):  # compiles this step before ours is built
         step()
@@ -141,9 +148,10 @@ def _alternate(step: Step, reference: StepSettings, preset: Preset,
     for _ in range(preset.warmup):
         ours()
     ours_stats = compile_stats().minus(before) if compiled else None
-    times, ours_times = time_rounds([step, ours], 0, preset.plan, during=foreign)
+    times, ours_times, probe_times = time_rounds([step, ours], 0, preset.plan,
+                                                 during=foreign, probe=probe)
     own = compile_stats().minus(ours_stats) if compiled else None
-    return times, ours_times, own
+    return times, ours_times, probe_times, own
 
 
 def _gpu_index(device: torch.device) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from passt.device import synchronize
 from passt.errors import UsageError
+from passt.measure.machine_speed import SpeedProbe
 from passt.measure.stability import Stability, replica_stability, stability
 from passt.measure.step import Step
 
@@ -79,9 +80,10 @@ class Timing:
 
 def time_rounds(steps: Sequence[Step], warmup: int, plan: RoundPlan,
                 during: contextlib.AbstractContextManager | None = None,
-                replicas: bool = False) -> list[list[float]]:
+                replicas: bool = False, probe: SpeedProbe | None = None) -> list[list[float]]:
     """Warm each step up, then time them in alternating rounds (A B A B ...), so that drift
-    in the machine's speed hits all alike; returns each step's times.
+    in the machine's speed hits all alike; returns each step's times, then the ``probe``'s
+    (a `passt.measure.machine_speed.SpeedProbe` timed once a round after the steps) if given.
 
     The rounds end when each step's median is precise enough, or with ``replicas`` (the steps
     are separately built copies of one) when their pooled `replica_stability` is.
@@ -94,13 +96,15 @@ def time_rounds(steps: Sequence[Step], warmup: int, plan: RoundPlan,
     for step in steps:
         for _ in range(warmup):
             step()
-    times: list[list[float]] = [[] for _ in steps]
-    for step in steps:
+    timed = [*steps, *([probe] if probe is not None else [])]
+    all_times: list[list[float]] = [[] for _ in timed]
+    times = all_times[:len(steps)]  # the steps' own: what decides when the rounds end
+    for step in timed:
         synchronize(step.device)
     started = time.perf_counter()
     with during or contextlib.nullcontext():
         while True:
-            for step, own in zip(steps, times, strict=True):
+            for step, own in zip(timed, all_times, strict=True):
                 start = time.perf_counter()
                 step()
                 synchronize(step.device)
@@ -112,7 +116,7 @@ def time_rounds(steps: Sequence[Step], warmup: int, plan: RoundPlan,
                     or time.perf_counter() - started >= plan.max_seconds
                     or (replica_stability(times).meets(plan.ci_target) if replicas
                         else all(stability(own).meets(plan.ci_target) for own in times))):
-                return times
+                return all_times
 
 
 def time_step(step: Step, warmup: int = 5, iters: int = 20,

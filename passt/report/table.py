@@ -14,6 +14,7 @@ from passt.errors import UsageError, check_choice
 from passt.maps import MapSummary
 from passt.measure.bench_record import BenchRecord
 from passt.measure.environment import environment_warnings
+from passt.measure.machine_speed import DRIFT_WARNING
 from passt.measure.peers import PEERS
 from passt.optional import require
 from passt.report.inputs import Maps, load_maps, load_paper_table, load_train_benchmarks
@@ -332,5 +333,10 @@ def _notes(table: pd.DataFrame, train: dict[str, BenchRecord], meta: dict[str, A
                      "their MFU over the ceiling is not trustworthy.")
     throttled = {reason for r in train.values() for reason in r.gpu_throttle_reasons or ()}
     notes += [f"warning: {w}" for w in environment_warnings(machine_info, sorted(throttled))]
+    drift = max((r.machine_drift or 0.0 for r in train.values()), default=0.0)
+    if drift > DRIFT_WARNING:
+        notes.append(f"warning: the machine's own speed (a fixed matmul timed beside each row) "
+                     f"strayed by {drift:.1%} during the run: rows measured minutes apart "
+                     "differ by as much.")
     notes.append("[n]: the paper's citations; *: the paper's own runs.")
     return notes
