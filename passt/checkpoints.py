@@ -130,11 +130,11 @@ def load_checkpoint(model: PaSST, source: str | Path | StateDict,
     other = head is not None and (head.shape[0] != classes or (
         names is not None and label_names is not None and names != list(label_names)))
     if other:
+        sd = {k: v for k, v in sd.items() if k not in CLASSIFIER_KEYS}
+        _check_fit(model, sd, _name(source), ignore=CLASSIFIER_KEYS)  # before saying more
         log.warning("%s: its classifier (%d classes%s) is dropped; a new one for the model's %d "
                     "classes is trained", _name(source), head.shape[0],
                     f": {', '.join(names[:3])}, ..." if names else "", classes)
-        sd = {k: v for k, v in sd.items() if k not in CLASSIFIER_KEYS}
-        _check_fit(model, sd, _name(source), ignore=CLASSIFIER_KEYS)
         model.load_state_dict(sd, strict=False)
     else:
         _check_fit(model, sd, _name(source))

@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -88,7 +89,7 @@ def test_a_checkpoint_whose_architecture_does_not_fit_is_refused(tmp_path, offic
                  "--clip-seconds", "1", "--embed-dim", "32", "--depth", "3", "--num-heads", "2",
                  "--max-steps", "1", "--out", str(tmp_path / "cli")]) == 2
     assert "does not fit the model" in capsys.readouterr().err
-    with pytest.raises(UsageError, match="pass --init checkpoint:CKPT"):
+    with pytest.raises(UsageError, match=r"pass --init checkpoint:CKPT .*; none was given"):
         finetune_config(TrainConfig(out_dir=str(tmp_path)))
 
 
@@ -118,6 +119,12 @@ def test_a_passt_train_checkpoint_gives_its_architecture_and_classes(tmp_path, e
     assert torch.equal(same.head[1].weight, stored["head.1.weight"])  # the same classes: kept
     other = build_model(cfg, num_classes=3, frames=100, label_names=["a", "b", "c"])
     assert not torch.equal(other.head[1].weight, stored["head.1.weight"])
+    same_width = {"embed_dim": 32, "depth": 2}  # repeating the checkpoint's settings is fine
+    assert finetune_config(replace(cfg, model_overrides=same_width)).model_overrides[
+        "num_heads"] == 2
+    with pytest.raises(UsageError, match=r"trained with embed_dim=32; its architecture is "
+                                         r"taken from it: drop embed_dim=64"):
+        finetune_config(replace(cfg, model_overrides={"embed_dim": 64}))
 
 
 def read_csv(path) -> list[dict[str, str]]:

@@ -29,38 +29,40 @@ ROW = BenchRecord(variant="passt-s", kind="train", batch_size=2, clip_seconds=3.
 
 
 class Logged:
-    def __init__(self, name: str, log: list[str]):
-        self.name, self.log, self.device = name, log, "cpu"
+    def __init__(self, name: str, log: list[str], tries: int = 3):
+        self.name, self.log, self.device, self.tries = name, log, "cpu", tries
 
     def __call__(self) -> None:
         self.log.append(self.name)
 
 
-def test_the_probe_is_timed_once_a_round_after_the_steps(monkeypatch):
+def test_the_probe_is_timed_after_the_steps_of_each_round(monkeypatch):
     log: list[str] = []
     steps = [Logged("A", log), Logged("B", log)]
     clock = itertools.count(step=0.5)
     monkeypatch.setattr("passt.measure.timing.time.perf_counter", lambda: next(clock))
     *times, probe = time_rounds(steps, warmup=1, plan=RoundPlan(6, 50),
                                 probe=Logged("P", log))
-    assert log == ["A", "B"] + ["A", "B", "P"] * 6  # the probe is not warmed up
+    assert log == ["A", "B"] + ["A", "B", "P", "P", "P"] * 6  # the probe is not warmed up
     assert [len(t) for t in times] == [6, 6] and len(probe) == 6
 
 
-def test_the_probe_does_not_decide_when_the_rounds_end(monkeypatch):
-    """A probe far noisier than the steps: the rounds still end when the steps are precise."""
-    durations = itertools.cycle([0.5, 0.5, 3.0, 0.5, 0.5, 0.1])  # A, B, then P, ...
+def test_a_round_keeps_the_probes_fastest_try_and_the_steps_decide_the_end(monkeypatch):
+    """Each call moves the clock by its scripted seconds. A probe far noisier than the steps
+    does not prolong the rounds, and a round keeps its fastest try."""
     now = [0.0]
 
-    def clock() -> float:
-        now[0] += next(durations) / 2  # two clock reads per timed call
-        return now[0]
+    class Scripted:
+        def __init__(self, durations, tries=1):
+            self.durations, self.device, self.tries = itertools.cycle(durations), "cpu", tries
 
-    monkeypatch.setattr("passt.measure.timing.time.perf_counter", clock)
-    log: list[str] = []
-    *_, probe = time_rounds([Logged("A", log), Logged("B", log)], 0, RoundPlan(6, 50),
-                            probe=Logged("P", log))
-    assert len(probe) == 6
+        def __call__(self) -> None:
+            now[0] += next(self.durations)
+
+    monkeypatch.setattr("passt.measure.timing.time.perf_counter", lambda: now[0])
+    *_, probe = time_rounds([Scripted([0.5]), Scripted([0.5])], 0, RoundPlan(6, 50),
+                            probe=Scripted([0.04, 0.025, 0.06], tries=3))
+    assert probe == [pytest.approx(0.025)] * 6
 
 
 def test_the_probe_is_the_same_work_on_every_run():

@@ -1,5 +1,5 @@
 """How fast the machine itself ran while a row was timed: a fixed matmul (the probe) timed in
-the same alternating rounds as the step.
+the same alternating rounds as the step (the fastest of three tries a round).
 
 On a shared host the machine's speed drifts by several percent over minutes (a busy neighbour
 on the same physical core, clocks), unseen by a row's own rounds: two runs minutes apart then
@@ -24,18 +24,23 @@ from passt.measure.bench_record import BenchRecord
 from passt.measure.stability import stability
 
 DRIFT_WARNING = 0.03  # a run whose machine strayed further is flagged in its report
-# (matrix size, matmuls per probe): about 25 ms on a 2-core CPU, 20 ms on an H200 (fp32)
-PROBE_SHAPES = {"cpu": (384, 40), "cuda": (4096, 10)}
+# (matrix size, matmuls per try): about 8 ms on a 2-core CPU, 8 ms on an H200 (fp32)
+PROBE_SHAPES = {"cpu": (384, 14), "cuda": (4096, 4)}
+# Tries a round, of which the fastest counts: a try right after a step sometimes waits for
+# the step's aftermath (freed memory, threads), which is noise, not the machine's speed.
+PROBE_TRIES = 3
 
 
 @dataclass
 class SpeedProbe:
-    """A fixed fp32 matmul workload on ``device``; call it like a `passt.measure.step.Step`."""
+    """A fixed fp32 matmul workload on ``device``; call it like a `passt.measure.step.Step`,
+    ``tries`` times a round."""
 
     device: torch.device
     a: torch.Tensor
     b: torch.Tensor
     repeats: int
+    tries: int = PROBE_TRIES
 
     def __call__(self) -> None:
         for _ in range(self.repeats):

@@ -83,7 +83,8 @@ def time_rounds(steps: Sequence[Step], warmup: int, plan: RoundPlan,
                 replicas: bool = False, probe: SpeedProbe | None = None) -> list[list[float]]:
     """Warm each step up, then time them in alternating rounds (A B A B ...), so that drift
     in the machine's speed hits all alike; returns each step's times, then the ``probe``'s
-    (a `passt.measure.machine_speed.SpeedProbe` timed once a round after the steps) if given.
+    (a `passt.measure.machine_speed.SpeedProbe`, timed after the steps of each round: the
+    fastest of its tries) if given.
 
     The rounds end when each step's median is precise enough, or with ``replicas`` (the steps
     are separately built copies of one) when their pooled `replica_stability` is.
@@ -96,19 +97,17 @@ def time_rounds(steps: Sequence[Step], warmup: int, plan: RoundPlan,
     for step in steps:
         for _ in range(warmup):
             step()
-    timed = [*steps, *([probe] if probe is not None else [])]
-    all_times: list[list[float]] = [[] for _ in timed]
-    times = all_times[:len(steps)]  # the steps' own: what decides when the rounds end
-    for step in timed:
+    times: list[list[float]] = [[] for _ in steps]
+    probe_times: list[float] = []
+    for step in steps:
         synchronize(step.device)
     started = time.perf_counter()
     with during or contextlib.nullcontext():
         while True:
-            for step, own in zip(timed, all_times, strict=True):
-                start = time.perf_counter()
-                step()
-                synchronize(step.device)
-                own.append(time.perf_counter() - start)
+            for step, own in zip(steps, times, strict=True):
+                own.append(_timed(step))
+            if probe is not None:  # the machine's speed: its fastest try of the round
+                probe_times.append(min(_timed(probe) for _ in range(probe.tries)))
             rounds = len(times[0])
             if rounds < plan.min_rounds:
                 continue
@@ -116,7 +115,15 @@ def time_rounds(steps: Sequence[Step], warmup: int, plan: RoundPlan,
                     or time.perf_counter() - started >= plan.max_seconds
                     or (replica_stability(times).meets(plan.ci_target) if replicas
                         else all(stability(own).meets(plan.ci_target) for own in times))):
-                return all_times
+                return [*times, probe_times] if probe is not None else times
+
+
+def _timed(step: Step | SpeedProbe) -> float:
+    """Seconds one call of ``step`` takes, to the end of its work on the device."""
+    start = time.perf_counter()
+    step()
+    synchronize(step.device)
+    return time.perf_counter() - start
 
 
 def time_step(step: Step, warmup: int = 5, iters: int = 20,

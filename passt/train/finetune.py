@@ -34,14 +34,21 @@ def finetune_config(cfg: TrainConfig) -> TrainConfig:
     of the model overrides, unless given) and, from a ``passt train`` checkpoint, its
     architecture settings (the given overrides win)."""
     if cfg.init is None or parse_init(cfg.init)[0] != "checkpoint":
+        given = "none was given" if cfg.init is None else f"got {cfg.init!r}"
         raise UsageError(f"fine-tuning starts from a PaSST checkpoint: pass --init "
-                         f"checkpoint:CKPT (an official one or a passt train last.pt), got "
-                         f"{cfg.init!r}")
-    raw = load_torch_file(parse_init(cfg.init)[1], mmap=True)  # the settings only
+                         f"checkpoint:CKPT (an official one or a passt train last.pt); {given}")
+    path = parse_init(cfg.init)[1]
+    raw = load_torch_file(path, mmap=True)  # the settings only
     trained = raw["config"] if is_training_checkpoint(raw) else None
     arch: dict[str, Any] = {}
     if trained is not None:
         arch = {k: v for k, v in trained["model_overrides"].items() if k in ARCHITECTURE}
+        clash = {k: v for k, v in cfg.model_overrides.items() if k in arch and arch[k] != v}
+        if clash:
+            raise UsageError(f"{path} was trained with " + ", ".join(
+                f"{k}={arch[k]}" for k in clash) + "; its architecture is taken from it: drop "
+                + ", ".join(f"{k}={v}" for k, v in clash.items()) + " (--model-overrides or "
+                "--embed-dim, --depth, --num-heads)")
         if trained["variant"] != cfg.variant:
             log.warning("the checkpoint was trained as %s; fine-tuning it as %s (--variant)",
                         trained["variant"], cfg.variant)

@@ -144,11 +144,10 @@ def _check_splits(cfg: TrainConfig, dataset: Dataset) -> None:
     clips: a `UsageError` saying what to pass."""
     if cfg.eval_data is None and cfg.eval_fold is None and not getattr(dataset, "has_splits",
                                                                         True):
-        raise UsageError(f"{cfg.data} has no eval split (a folder CSV without a split column, "
-                         "an HDF5 file): evaluating on it would score the training clips; "
-                         "pass the eval data (--eval-data), add a split column (train, eval) to "
-                         "the CSV, or cross-validate over a fold column (passt finetune "
-                         "--folds)")
+        raise UsageError(f"{cfg.data} has no eval split (as a folder CSV without a split "
+                         "column, or an HDF5 file): evaluating on it would score the training "
+                         "clips; pass the eval data (--eval-data), add a split column (train, "
+                         "eval) to the CSV, or cross-validate over a fold column (--folds)")
 
 
 def open_eval_set(cfg: TrainConfig, train_set: Dataset | None = None) -> Dataset:
