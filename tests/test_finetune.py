@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import passt.train.crossval
+import passt.train.plan
 from passt.checkpoints import CLASSIFIER_KEYS, CheckpointMismatchError
 from passt.cli import main
 from passt.data import open_dataset
@@ -28,6 +29,8 @@ from passt.train import (
     TrainConfig,
     build_model,
     clip_frames,
+    open_eval_set,
+    open_train_set,
     train,
     train_frontend,
 )
@@ -80,10 +83,13 @@ def test_an_official_checkpoint_fine_tunes_to_10_classes(tmp_path, official, cap
         assert torch.equal(ours[key], source[key]), key
 
 
-def test_a_checkpoint_whose_architecture_does_not_fit_is_refused(tmp_path, official, capsys):
+def test_a_checkpoint_whose_architecture_does_not_fit_is_refused(tmp_path, official, capsys,
+                                                                 caplog):
     wider = finetuning(tmp_path, official, model_overrides={**TINY, "embed_dim": 64})
-    with pytest.raises(CheckpointMismatchError, match="wrongly shaped keys: .*cls_token"):
+    with caplog.at_level(logging.INFO, logger="passt.checkpoints"), \
+            pytest.raises(CheckpointMismatchError, match="wrongly shaped keys: .*cls_token"):
         build_model(wider, num_classes=10, frames=100)
+    assert "is dropped" not in caplog.text  # the misfit is said first, and alone
     assert issubclass(CheckpointMismatchError, UsageError)  # the CLI: one line, status 2
     assert main(["finetune", "--data", "synthetic", "--init", f"checkpoint:{official}",
                  "--clip-seconds", "1", "--embed-dim", "32", "--depth", "3", "--num-heads", "2",
@@ -245,3 +251,22 @@ def test_cross_validation_under_torchrun(tmp_path, official, esc50):
     assert [int(r["fold"]) for r in rows] == [1, 2]
     assert [int(r["samples"]) for r in rows] == [6, 6]  # both ranks' eval shares, gathered
     assert [int(r["steps"]) for r in rows] == [3, 3]  # 12 clips, 2 ranks x batch 2
+
+
+def test_a_single_fold_run_opens_its_data_once(tmp_path, esc50, monkeypatch):
+    opened = []
+    real = passt.train.plan.open_all_clips
+
+    def counted(cfg):
+        opened.append(cfg.data)
+        return real(cfg)
+
+    monkeypatch.setattr(passt.train.plan, "open_all_clips", counted)
+    cfg = TrainConfig(data=f"esc50:{esc50}", eval_fold=2, clip_seconds=1.0,
+                      model_overrides=TINY, batch_size=2, max_steps=1, out_dir=str(tmp_path))
+    train_set = open_train_set(cfg)
+    eval_set = open_eval_set(cfg, train_set)
+    assert len(opened) == 1
+    assert sorted(eval_set.names) == sorted(n for n in train_set.dataset.names
+                                            if n.startswith("2-"))
+    assert not set(eval_set.names) & set(train_set.names)
