@@ -23,7 +23,7 @@ from passt.measure.environment import MACHINE_INFO_KEY, Environment, capture
 from passt.measure.flops import matmul_ceiling_tflops
 from passt.measure.journal import Journal
 from passt.measure.machine_speed import with_run_drift
-from passt.measure.peers import PEERS
+from passt.measure.peers import DEFAULT_PEER_VARIANTS, PEERS
 from passt.measure.presets import PLAN_FIELDS, PRESETS, Preset, get_preset
 from passt.measure.step import StepSettings
 from passt.measure.suite import Measurement
@@ -73,7 +73,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-memory-batch-sizes", default=None, metavar="B1,B2,B3",
                     help="batch sizes of the CUDA peak-memory fit (default: the preset's)")
     group.addoption("--bench-peers", action="store_true",
-                    help="also measure the official code and HF AST (if installed)")
+                    help="also measure the official code (as released, and with our levers) "
+                         "and HF AST (if installed)")
+    group.addoption("--bench-peer-variants", default=",".join(DEFAULT_PEER_VARIANTS),
+                    metavar="A,B|all",
+                    help="the variants the peers are measured for, among those benchmarked "
+                         "(default: %(default)s; hf-ast once per distinct AST)")
     group.addoption("--bench-ablation", action="store_true",
                     help="also measure one variant with each fast-path optimization switched "
                          "off in turn")
@@ -150,12 +155,26 @@ def _variants(config: pytest.Config) -> list[str]:
     return names
 
 
+def _peer_variants(config: pytest.Config, variants: list[str]) -> list[str]:
+    """The benchmarked variants that the peers are measured for, in the run's order."""
+    chosen = config.getoption("--bench-peer-variants")
+    if chosen.strip() == "all":
+        return variants
+    names = [v.strip() for v in chosen.split(",") if v.strip()]
+    unknown = [n for n in names if n not in list_variants()]
+    if unknown:
+        raise UsageError(f"--bench-peer-variants: unknown variant(s) {', '.join(unknown)}; "
+                         f"known: all, {', '.join(list_variants())}")
+    return [v for v in variants if v in names]
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Load plugins and validate every option before anything is measured."""
     try:
         load_plugins(config.getoption("--bench-plugin"))
         preset = _preset(config)
         variants = _variants(config)
+        peer_variants = _peer_variants(config, variants)
         overrides = _overrides(config)
         if (preset.device.startswith("cuda") and "device" not in overrides
                 and not torch.cuda.is_available()):
@@ -172,6 +191,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"passt-bench: {e}") from None
     config.stash[PRESET] = preset
     config.stash[VARIANTS] = variants
+    config.stash[PEER_VARIANTS] = peer_variants
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -187,6 +207,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 PRESET = pytest.StashKey[Preset]()
 VARIANTS = pytest.StashKey[list]()
+PEER_VARIANTS = pytest.StashKey[list]()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -253,6 +274,12 @@ def peers_enabled(pytestconfig: pytest.Config) -> bool:
 
 
 @pytest.fixture(scope="session")
+def peer_variants(pytestconfig: pytest.Config) -> list[str]:
+    """The variants the peers are measured for (--bench-peer-variants)."""
+    return pytestconfig.stash[PEER_VARIANTS]
+
+
+@pytest.fixture(scope="session")
 def ablation_enabled(pytestconfig: pytest.Config) -> bool:
     return pytestconfig.getoption("--bench-ablation")
 
@@ -299,11 +326,8 @@ def measured(benchmark, preset: Preset, journal: Journal | None,
         (``ablation=``, ``peer=``)."""
         # What makes a journal entry reusable: the same benchmark, settings and measuring
         # plan (as JSON gives them back, so that they compare equal to a journal entry's)
-        key = json.loads(json.dumps({"settings": dataclasses.asdict(settings), "plan": {
-            "preset": preset.name, "warmup": preset.warmup, "rounds": preset.rounds,
-            "max_rounds": preset.max_rounds, "max_seconds": preset.max_seconds,
-            "ci_target": preset.ci_target, "memory_batch_sizes": preset.memory_batch_sizes},
-            "labels": labels}))
+        key = json.loads(json.dumps({"settings": dataclasses.asdict(settings),
+                                     "plan": preset.plan_record(), "labels": labels}))
         entry = next((e for e in reversed(finished.get(benchmark.fullname, []))
                       if e["run"] == key), None)
         if entry is not None:

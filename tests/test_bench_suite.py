@@ -145,6 +145,11 @@ def test_resume_takes_finished_benchmarks_from_the_journal(tmp_path):
                       f"--benchmark-json={tmp_path / 'c.json'}")
     assert other.returncode == 0, other.stdout[-3000:]
     assert len(Journal(journal).read()) == 2  # other settings: measured again
+    # the whole timing plan decides, replicas included (`Preset.plan_record`)
+    replicas = run_bench(tmp_path, *args, "--bench-resume", "--bench-replicas", "2",
+                         f"--benchmark-json={tmp_path / 'd.json'}")
+    assert replicas.returncode == 0, replicas.stdout[-3000:]
+    assert len(Journal(journal).read()) == 3
 
 
 def test_bench_profile_breaks_down_the_benchmarked_variants(tmp_path):

@@ -1,4 +1,4 @@
-"""Tests for passt.measure.environment and the throttling `EnergyMeter` sees: what is captured
+"""Tests for passt.measure.environment and the throttling `GpuMonitor` sees: what is captured
 with and without a GPU, the busy-machine and different-machine warnings, and the bench JSON."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from passt.measure.environment import (
     environment_warnings,
     read_environments,
 )
-from passt.measure.telemetry import EnergyMeter, GpuProcess, GpuState, throttle_reasons
+from passt.measure.telemetry import GpuMonitor, GpuProcess, GpuState, throttle_reasons
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine has no GPU")
 OTHER_PID = 4242  # a process that is not this one
@@ -126,7 +126,7 @@ def test_a_figure_the_gpu_does_not_report_is_none(monkeypatch):
     assert state.sm_clock_mhz == 1410 and state.power_limit_w == 700.0
 
 
-# throttling seen by EnergyMeter
+# throttling seen by GpuMonitor
 
 def test_throttle_reasons_are_named_and_idle_is_not_throttling():
     assert throttle_reasons(0x0) == () and throttle_reasons(0x1 | 0x2) == ()
@@ -140,25 +140,25 @@ def test_energy_meter_collects_every_throttle_reason_it_saw(monkeypatch, event_a
                                                             throttle_api):
     masks = (0x1, 0x4 | 0x1, 0x0, 0x20)  # idle, power cap, nothing, thermal
     monkeypatch.setitem(sys.modules, "pynvml", fake_gpu(masks, event_api, throttle_api))
-    with EnergyMeter(interval_s=0.01, min_window_s=0.05) as meter:
+    with GpuMonitor(interval_s=0.01, min_window_s=0.05) as meter:
         time.sleep(0.1)
     assert meter.throttle_reasons == ("sw_power_cap", "sw_thermal")
 
 
 def test_energy_meter_without_throttling_or_its_api(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", fake_gpu((0x1, 0x2)))
-    with EnergyMeter(interval_s=0.01, min_window_s=0.05) as meter:
+    with GpuMonitor(interval_s=0.01, min_window_s=0.05) as meter:
         time.sleep(0.05)
     assert meter.throttle_reasons == ()
     monkeypatch.setitem(sys.modules, "pynvml", fake_gpu(event_api=False, throttle_api=False))
-    with EnergyMeter(interval_s=0.01, min_window_s=0.05) as meter:
+    with GpuMonitor(interval_s=0.01, min_window_s=0.05) as meter:
         time.sleep(0.05)
     assert meter.available and meter.mean_util_pct == 80 and meter.throttle_reasons is None
 
 
 @no_gpu
 def test_energy_meter_without_a_gpu_has_no_throttle_reasons():
-    with EnergyMeter() as meter:
+    with GpuMonitor() as meter:
         sum(range(1000))
     assert meter.throttle_reasons is None
 

@@ -1,5 +1,6 @@
 """Tests for passt.measure.peers: the official code and HF AST measured under our settings."""
 
+import dataclasses
 import importlib.util
 import math
 
@@ -12,7 +13,9 @@ from passt.measure.peers import (
     PEERS,
     build_peer_step,
     peer_available,
+    peer_settings,
     peer_unavailable_reason,
+    peer_variants,
     profile_peer,
 )
 
@@ -185,3 +188,26 @@ def test_compiled_official_peer_compiles_once():
         step()
     stats = compile_stats()
     assert stats.graphs >= 1 and stats.recompiles == 0
+
+
+def test_the_official_code_runs_as_released():
+    ours = tiny(compile=True, dtype="bf16", attention="sdpa", fused_adamw=True)
+    released = peer_settings("official", ours)
+    # eager, its own attention, unfused AdamW; fp16 AMP is for GPUs (fp32 on this CPU)
+    assert (released.compile, released.attention, released.fused_adamw) == (False, "math", False)
+    assert released.dtype == "fp32" and released.compile_mode is None
+    assert dataclasses.replace(released, dtype="bf16", attention="sdpa", compile=True,
+                               fused_adamw=True) == ours
+    assert peer_settings("official-sdpa", ours) == ours and peer_settings("hf-ast", ours) == ours
+
+
+def test_hf_ast_is_measured_once_per_distinct_ast():
+    def settings_of(variant):
+        return tiny(variant)  # passt-s-n's AST has stride 16 (no overlap)
+
+    variants = ["passt-s", "passt-b", "passt-u", "passt-s-n"]
+    reasons = peer_variants("hf-ast", variants, settings_of)
+    assert reasons["passt-s"] is None and reasons["passt-s-n"] is None
+    assert reasons["passt-b"] == reasons["passt-u"] == (
+        "the same AST as for passt-s (AST has no patchout)")
+    assert peer_variants("official", variants, settings_of) == dict.fromkeys(variants)

@@ -7,7 +7,7 @@ import types
 import pytest
 import torch
 
-from passt.measure import EnergyMeter, gpu_info
+from passt.measure import GpuMonitor, gpu_info
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine has no GPU")
 
@@ -19,7 +19,7 @@ def test_gpu_info_is_none_without_a_gpu():
 
 @no_gpu
 def test_energy_meter_degrades_without_a_gpu():
-    with EnergyMeter() as meter:
+    with GpuMonitor() as meter:
         sum(range(1000))
     assert not meter.available
     assert meter.joules is None and meter.mean_power_w is None and meter.mean_util_pct is None
@@ -65,7 +65,7 @@ def test_gpu_info_reads_nvml(monkeypatch):
 @pytest.mark.parametrize("energy_mj", [1_000_000, None])
 def test_energy_meter_with_nvml(monkeypatch, energy_mj):
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(energy_mj))
-    with EnergyMeter(interval_s=0.01, min_window_s=0.05) as meter:
+    with GpuMonitor(interval_s=0.01, min_window_s=0.05) as meter:
         time.sleep(0.1)
     assert meter.available and meter.seconds >= 0.1
     assert meter.mean_util_pct == 80
@@ -79,7 +79,7 @@ def test_energy_meter_with_nvml(monkeypatch, energy_mj):
 
 def test_energy_of_a_window_too_short_to_resolve_is_not_reported(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(1_000_000))
-    with EnergyMeter(interval_s=0.01, min_window_s=0.5) as meter:
+    with GpuMonitor(interval_s=0.01, min_window_s=0.5) as meter:
         time.sleep(0.05)
     assert meter.available and meter.seconds < 0.5
     assert meter.joules is None and meter.joules_per_sample(4) is None

@@ -21,7 +21,7 @@ from passt.measure.memory import (
     saved_activation_bytes,
 )
 from passt.measure.step import KINDS, Step, StepSettings, build_step
-from passt.measure.telemetry import EnergyMeter, GpuInfo, gpu_info
+from passt.measure.telemetry import GpuInfo, GpuMonitor, gpu_info
 from passt.measure.timing import Timing, time_step
 from passt.precision import DTYPES
 
@@ -29,7 +29,7 @@ __all__ = [
     "DTYPES",
     "KINDS",
     "PEAK_TFLOPS",
-    "EnergyMeter",
+    "GpuMonitor",
     "FlopsReport",
     "GpuInfo",
     "MemoryFit",

@@ -50,13 +50,19 @@ GROUPS = {
                   "faster)",
     "mfu": "over the datasheet peak of the GPU for the dtype (GPUs only)",
     "ceiling": "over a matmul ceiling measured on the spot for the row's dtype (any device)",
-    "energy": "NVML energy counter over the timed steps only (CUDA rows only; `null` elsewhere "
-              "and for a window under 1 s)",
+    "energy": "NVML energy counter over a window of its own after the timing: the step back to "
+              "back for at least 2 s and 20 steps, without the probe or any synchronisation "
+              "between steps (CUDA rows only, peers and ablation rows included; `null` "
+              "elsewhere, and with a note where NVML has no energy counter)",
+    "gpu clocks": "NVML samples taken while the row was timed: the SM clock's range and the "
+                  "power; on a GPU a row is `unstable` when its own interval misses the target, "
+                  "the clock moved by more than the target or the hardware throttled (heat, "
+                  "power brake); the probe's drift is information there",
     "compile": "dynamo's and inductor's counters for compiled rows: a compiled row that ran no "
                "compiled graph, hit the recompile limit or skipped CUDA graphs it asked for is "
                "an error, never a silent fall-back to eager",
-    "oom": "`true` when the step ran out of memory anywhere (build, memory fit, warm-up, timed "
-           "steps); the row stays in the file and the next benchmark runs normally",
+    "oom": "`true` when the step ran out of memory (`oom_stage` says where); the row stays in "
+           "the file and the next benchmark runs normally",
     "notes": "why a measurement that was attempted is `null` (fvcore missing, say); a field "
              "that does not apply to the device (a GPU figure on the CPU) is `null` without "
              "a note",
@@ -183,12 +189,19 @@ class BenchRecord:
         "ceiling", "true when the row claims more TFLOP/s than the ceiling: a ceiling measured "
                    "while the machine was busy, or a FLOP count that is too high")
 
-    joules_per_sample: float | None = _optional("energy", "energy of the timed steps per sample")
-    mean_power_w: float | None = _optional("energy", "mean power over the timed steps")
-    mean_gpu_util_pct: float | None = _optional("energy", "mean GPU utilisation over them")
+    joules_per_sample: float | None = _optional("energy", "energy of the metered window per sample")
+    mean_power_w: float | None = _optional("energy", "mean power over the metered window")
+    mean_gpu_util_pct: float | None = _optional("energy", "mean GPU utilisation over it")
     energy_window_s: float | None = _optional("energy", "length of the metered window")
+    energy_steps: int | None = _optional("energy", "steps in the metered window")
     gpu_throttle_reasons: tuple[str, ...] | None = _optional(
-        "energy", "clock-throttle reasons NVML reported during the timed steps (empty: none)")
+        "energy", "clock-throttle reasons NVML reported while the row was timed or metered "
+                  "(empty: none)")
+
+    sm_clock_min_mhz: int | None = _optional("gpu clocks", "lowest SM clock sampled while timed")
+    sm_clock_max_mhz: int | None = _optional("gpu clocks", "highest SM clock sampled")
+    sm_clock_median_mhz: float | None = _optional("gpu clocks", "median SM clock sampled")
+    timed_power_w: float | None = _optional("gpu clocks", "mean power sampled while timed")
 
     compile_graphs: int | None = _optional("compile", "graphs dynamo compiled")
     compile_graph_breaks: int | None = _optional("compile", "graph breaks")
@@ -201,6 +214,13 @@ class BenchRecord:
         "compile", "inductor's reasons for those skips")
 
     oom: bool = _field("oom", "whether the step ran out of memory", default=False)
+    oom_stage: str | None = _optional(
+        "oom", "where it ran out of memory: build, memory-fit (the timed batch did not fit: "
+               "`peak_memory_points` hold the sizes that did), timing, energy, or alternating "
+               "(with our step resident: the row was then timed alone, without a speed-up)")
+    requested_batch_size: int | None = _optional(
+        "oom", "the preset's batch size, where the row ran at the largest batch that fits "
+               "instead (the official code as released)")
 
     notes: tuple[str, ...] = _field("notes", "why a count is missing", default=())
 

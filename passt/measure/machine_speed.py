@@ -78,10 +78,16 @@ def machine_drift(records: Sequence[BenchRecord]) -> float | None:
 def with_machine_drift(record: BenchRecord, drift: float | None,
                        target: float | None) -> BenchRecord:
     """``record`` with the run's ``drift``; unstable when its interval and the drift (added in
-    quadrature) exceed ``target`` (the plan's precision, e.g. 0.03)."""
+    quadrature) exceed ``target`` (the plan's precision, e.g. 0.03).
+
+    On a GPU the drift is information only: a GPU's probe times its own clock, which the row
+    samples itself (`passt.measure.record.with_gpu_clocks` judges it).
+    """
     if drift is None or record.oom:
         return record
     record = replace(record, machine_drift=drift)
+    if record.device.startswith("cuda"):
+        return record
     half = record.ci_half_width
     if target is None or half is None or math.hypot(half, drift) <= target:
         return record

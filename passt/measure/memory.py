@@ -19,7 +19,7 @@ from torch import Tensor
 
 from passt.device import synchronize
 from passt.errors import UsageError
-from passt.measure.compiled import reset_compiler
+from passt.measure.compiled import CUDA_GRAPH_MODES, reset_compiler
 from passt.measure.step import Step, StepSettings, build_step
 
 log = logging.getLogger(__name__)
@@ -116,16 +116,50 @@ def _require_peak_support(device: torch.device, what: str) -> None:
 FIT_WARMUP = 3
 
 
+def replays_cuda_graphs(settings: StepSettings) -> bool:
+    """Whether a step of ``settings`` replays CUDA graphs (a compile mode that records them)."""
+    return settings.compile and settings.compile_mode in CUDA_GRAPH_MODES
+
+
 def peak_step_bytes(step: Step, warmup: int = FIT_WARMUP) -> int:
-    """Peak allocated CUDA bytes of one step of ``step``, after ``warmup`` steps."""
+    """Peak allocated CUDA bytes of one step of ``step``, after ``warmup`` steps.
+
+    A step that replays CUDA graphs allocates its memory while it warms up and records (the
+    graph's pool), never in a replay, which the allocator does not see: its peak is read over
+    the warm-up and recording calls and the step after them.
+    """
     _require_peak_support(step.device, "peak_step_bytes")
+    graphs = replays_cuda_graphs(step.settings)
+    if graphs:
+        synchronize(step.device)
+        torch.cuda.reset_peak_memory_stats(step.device)
     for _ in range(warmup):
         step()
     synchronize(step.device)
-    torch.cuda.reset_peak_memory_stats(step.device)
+    if not graphs:
+        torch.cuda.reset_peak_memory_stats(step.device)
     step()
     synchronize(step.device)
     return torch.cuda.max_memory_allocated(step.device)
+
+
+# The share of a GPU's memory a batch chosen by `largest_fitting_batch` may fill by the fit's
+# line: the rest covers the allocator's fragmentation and the step timed beside it.
+FIT_MARGIN = 0.8
+
+
+def largest_fitting_batch(fit: MemoryFit, below: int, capacity_bytes: int) -> int | None:
+    """The largest batch under ``below`` whose peak, by the fit's line, fills at most
+    `FIT_MARGIN` of ``capacity_bytes``, and at least the largest batch of the fit that ran;
+    None when none ran."""
+    ran = [p.batch_size for p in fit.points if p.peak_bytes is not None and p.batch_size < below]
+    if not ran:
+        return None
+    if not fit.slope_bytes_per_sample or fit.slope_bytes_per_sample <= 0:
+        return max(ran)
+    predicted = int((FIT_MARGIN * capacity_bytes - fit.intercept_bytes)
+                    // fit.slope_bytes_per_sample)
+    return max(max(ran), min(below - 1, predicted))
 
 
 def is_oom(error: BaseException | None) -> bool:

@@ -1,8 +1,10 @@
 """Peers: other implementations measured under the same `StepSettings` as our model.
 
-``official`` is hear21passt's PaSST (explicit matmul-softmax attention) with its own frontend,
-``AugmentMelSTFT``; ``official-sdpa`` is the same model with SDPA bound into its attention
-modules; ``hf-ast`` is transformers' ``ASTForAudioClassification``. AST's feature extractor is
+``official`` is hear21passt's PaSST with its own frontend, ``AugmentMelSTFT``, trained as
+released (`peer_settings`: fp16 AMP, eager, its matmul-softmax attention, unfused AdamW);
+``official-sdpa`` is the same model with our levers (SDPA bound into its attention modules and
+the benchmark's precision, compilation and fused AdamW); ``hf-ast`` is transformers'
+``ASTForAudioClassification``. AST's feature extractor is
 numpy code run on the host, not part of a training step, so ``hf-ast`` uses our frontend. AST
 has no patchout: for a patchout variant it is the unpatched equivalent. Each peer step runs
 the loss, optimizer, precision, compilation and synthetic data of `build_step`.
@@ -14,7 +16,9 @@ import contextlib
 import dataclasses
 import importlib
 import io
+import json
 import types
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
@@ -55,6 +59,54 @@ _REQUIRES = {
 def _check_name(name: str) -> None:
     if name not in PEERS:
         raise UsageError(f"unknown peer {name!r}; known: {', '.join(PEERS)}")
+
+
+def peer_settings(name: str, settings: StepSettings) -> StepSettings:
+    """What peer ``name`` runs in a benchmark of ``settings``: the official code as released
+    trains eager, with its own attention and ``torch.optim.AdamW`` as the PaSST repository
+    builds it (not fused), in fp16 AMP on a GPU (PyTorch Lightning's 16-bit precision, which
+    Lightning has only there; fp32 on the CPU); the other peers take the benchmark's settings."""
+    _check_name(name)
+    if name != "official":
+        return settings
+    dtype = "fp16" if settings.torch_device.type == "cuda" else "fp32"
+    return dataclasses.replace(settings, dtype=dtype, attention="math", compile=False,
+                               compile_mode=None, fused_adamw=False)
+
+
+def ast_configuration(settings: StepSettings) -> tuple:
+    """What ``hf-ast`` builds for a benchmark of ``settings``: variants with the same key (e.g.
+    passt-b, passt-u and passt-s, which differ only in patchout, which AST has not) give the
+    same AST, measured once."""
+    with torch.device("meta"):
+        cfg = create_model(settings.variant, **settings.model_kwargs).cfg
+    frontend = create_frontend()
+    architecture = (cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, cfg.patch_size,
+                    cfg.stride, cfg.n_mels, cfg.num_classes, cfg.drop_rate, cfg.attn_drop_rate,
+                    frontend.frames(settings.num_samples(frontend)))
+    step = {k: v for k, v in dataclasses.asdict(settings).items()
+            if k not in ("variant", "model_overrides")}
+    return architecture, json.dumps(step, sort_keys=True)
+
+
+DEFAULT_PEER_VARIANTS = ("passt-s", "passt-b")  # the rows of the headline comparison
+
+
+def peer_variants(name: str, variants: list[str],
+                  settings_of: Callable[[str], StepSettings]) -> dict[str, str | None]:
+    """For each of ``variants`` (those chosen for peers, in order), why peer ``name`` is not
+    measured for it (None: it is): ``hf-ast`` once per distinct `ast_configuration`."""
+    _check_name(name)
+    if name != "hf-ast":
+        return dict.fromkeys(variants)
+    first: dict[tuple, str] = {}
+    reasons: dict[str, str | None] = {}
+    for variant in variants:
+        key = ast_configuration(settings_of(variant))
+        reasons[variant] = (None if key not in first else
+                            f"the same AST as for {first[key]} (AST has no patchout)")
+        first.setdefault(key, variant)
+    return reasons
 
 
 def peer_unavailable_reason(name: str) -> str | None:

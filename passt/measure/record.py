@@ -12,11 +12,12 @@ import torch
 
 from passt.measure.bench_record import BenchRecord
 from passt.measure.compiled import CompileStats
+from passt.measure.energy import EnergyReading
 from passt.measure.flops import count_flops, mfu, peak_tflops
-from passt.measure.memory import activation_bytes_per_sample, memory_slope
+from passt.measure.memory import MemoryFit, activation_bytes_per_sample
 from passt.measure.stability import ratio_stability
 from passt.measure.step import Step, StepSettings
-from passt.measure.telemetry import EnergyMeter
+from passt.measure.telemetry import UNSTABLE_THROTTLES, GpuMonitor
 from passt.measure.timing import Timing
 from passt.variants import get_variant
 
@@ -76,30 +77,29 @@ def profile_step(step: Step) -> BenchRecord:
                                notes=tuple(flops.notes))
 
 
-def with_peak_memory(record: BenchRecord, step: Step,
-                     batch_sizes: tuple[int, ...]) -> BenchRecord:
-    """``record`` with the peak CUDA memory per sample of training ``step`` (slope over
-    ``batch_sizes``), its intercept and the batch sizes that ran out of memory."""
-    fit = memory_slope(step, batch_sizes)
+def with_peak_memory(record: BenchRecord, fit: MemoryFit, graphs: bool) -> BenchRecord:
+    """``record`` with the peak CUDA memory per sample of a training step's memory ``fit``
+    (slope over its batch sizes), its intercept and the batch sizes that ran out of memory;
+    ``graphs``: the step replays CUDA graphs, whose peaks are their recordings'."""
+    note = ("peak memory: over the warm-up and CUDA-graph recording calls (a replay allocates "
+            "nothing the allocator sees)",) if graphs else ()
     return dataclasses.replace(
         record,
         peak_memory_bytes_per_sample=fit.slope_bytes_per_sample,
         peak_memory_intercept_bytes=fit.intercept_bytes,
         peak_memory_points={p.batch_size: p.peak_bytes for p in fit.points},
         oom_batch_sizes=tuple(p.batch_size for p in fit.points if p.oom),
+        notes=(*record.notes, *note),
     )
 
 
-def with_timing(record: BenchRecord, timing: Timing, energy: EnergyMeter | None,
+def with_timing(record: BenchRecord, timing: Timing,
                 ceiling_tflops: float | None) -> BenchRecord:
-    """``record`` with throughput, MFU (over the datasheet peak and over the measured matmul
-    ceiling of the row's dtype) and energy per sample, from the timed steps and the energy
-    meter of exactly those steps."""
+    """``record`` with throughput and MFU (over the datasheet peak and over the measured matmul
+    ceiling of the row's dtype), from the timed steps."""
     samples_per_s = timing.samples_per_s
     flops = record.step_gflops_per_sample * 1e9
     peak = peak_tflops(record.device_name, record.dtype)
-    energy_ok = energy is not None and energy.available
-    samples_metered = timing.iters * timing.batch_size
     s = timing.stability
     of_ceiling = mfu(flops, samples_per_s, ceiling_tflops) if ceiling_tflops else None
     return dataclasses.replace(
@@ -121,21 +121,64 @@ def with_timing(record: BenchRecord, timing: Timing, energy: EnergyMeter | None,
         matmul_ceiling_tflops=ceiling_tflops,
         mfu_of_ceiling=of_ceiling,
         above_ceiling=None if of_ceiling is None else of_ceiling > 1.0,
-        joules_per_sample=energy.joules_per_sample(samples_metered) if energy_ok else None,
-        mean_power_w=energy.mean_power_w if energy_ok else None,
-        mean_gpu_util_pct=energy.mean_util_pct if energy_ok else None,
-        energy_window_s=energy.seconds if energy_ok else None,
-        gpu_throttle_reasons=energy.throttle_reasons if energy_ok else None,
     )
 
 
-def with_comparison(record: BenchRecord, ours_s: list[float], theirs_s: list[float]
-                    ) -> BenchRecord:
-    """``record`` with its speed-up over our step, both timed in alternating rounds."""
+def with_gpu_clocks(record: BenchRecord, monitor: GpuMonitor, target: float) -> BenchRecord:
+    """``record`` with the SM clock and power sampled while it was timed; unstable when the
+    clock moved by more than ``target`` (the plan's precision) or the hardware throttled."""
+    if not monitor.available:
+        return record
+    clocks = monitor.sm_clock_mhz
+    record = dataclasses.replace(
+        record, timed_power_w=monitor.sampled_power_w,
+        sm_clock_min_mhz=None if clocks is None else clocks[0],
+        sm_clock_max_mhz=None if clocks is None else clocks[1],
+        sm_clock_median_mhz=None if clocks is None else clocks[2],
+        gpu_throttle_reasons=_merged(record.gpu_throttle_reasons, monitor.throttle_reasons))
+    change = monitor.clock_change()
+    hardware = [r for r in monitor.throttle_reasons or () if r in UNSTABLE_THROTTLES]
+    why = []
+    if change is not None and change > target:
+        why.append(f"the SM clock moved by {change:.0%} ({clocks[0]}-{clocks[1]} MHz)")
+    if hardware:
+        why.append(f"the GPU throttled ({', '.join(hardware)})")
+    if not why:
+        return record
+    return dataclasses.replace(record, unstable=True, notes=(
+        *record.notes, f"{' and '.join(why)} while it was timed: unstable"))
+
+
+def with_energy(record: BenchRecord, energy: EnergyReading) -> BenchRecord:
+    """``record`` with the energy of its own metered window (`passt.measure.energy`)."""
+    note = () if energy.joules is not None or energy.seconds is None else (
+        "energy not reported: this GPU's NVML has no energy counter",)
+    return dataclasses.replace(
+        record, joules_per_sample=energy.joules_per_sample, mean_power_w=energy.mean_power_w,
+        mean_gpu_util_pct=energy.mean_util_pct, energy_window_s=energy.seconds,
+        energy_steps=energy.steps,
+        gpu_throttle_reasons=_merged(record.gpu_throttle_reasons, energy.throttle_reasons),
+        notes=(*record.notes, *note))
+
+
+def _merged(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """Both sets of throttle reasons (None where neither window could read them)."""
+    if a is None and b is None:
+        return None
+    return tuple(dict.fromkeys((*(a or ()), *(b or ()))))
+
+
+def with_comparison(record: BenchRecord, ours_s: list[float], theirs_s: list[float],
+                    ours_batch: int, theirs_batch: int) -> BenchRecord:
+    """``record`` with its speed-up over our step, both timed in alternating rounds: the ratio
+    of per-sample times, so a row that ran at another batch size compares fairly."""
+    scale = theirs_batch / ours_batch
     ratio = ratio_stability(ours_s, theirs_s)
     return dataclasses.replace(
-        record, speedup_vs_ours=ratio.median, speedup_ci_low=ratio.ci_low,
-        speedup_ci_high=ratio.ci_high, ours_median_s=statistics.median(ours_s))
+        record, speedup_vs_ours=ratio.median * scale,
+        speedup_ci_low=None if ratio.ci_low is None else ratio.ci_low * scale,
+        speedup_ci_high=None if ratio.ci_high is None else ratio.ci_high * scale,
+        ours_median_s=statistics.median(ours_s))
 
 
 def with_compile_stats(record: BenchRecord, stats: CompileStats) -> BenchRecord:

@@ -185,19 +185,24 @@ def make_forward(model: nn.Module, frontend: nn.Module, kind: str, settings: Ste
 
     With ``settings.compile``, ``compile_scope="step"`` compiles frontend, model and loss as
     one graph, with no graph break allowed; ``"model"`` compiles the model alone (for peers
-    whose frontend does not compile).
+    whose frontend does not compile), its input's batch dimension marked dynamic as the
+    waveforms' are (`place_batch`), so that every batch size shares one graph.
     """
     if compile_scope not in COMPILE_SCOPES:
         raise UsageError(f"unknown compile scope {compile_scope!r}; accepted: "
                          f"{', '.join(COMPILE_SCOPES)}")
     device_type = settings.torch_device.type
+    mark_batch = settings.compile and compile_scope == "model" and settings.compile_dynamic_batch
     if settings.compile and compile_scope == "model":
         model = compile_fn(model, mode=settings.compile_mode, fullgraph=False,
                            static=not settings.compile_dynamic_batch)
 
     def forward(waves: Tensor, targets: Tensor) -> Tensor:
         with autocast(settings.dtype, device_type):
-            logits = model(frontend(waves))
+            mel = frontend(waves)
+            if mark_batch and mel.shape[0] > 1:  # sizes 0 and 1 cannot be marked
+                torch._dynamo.maybe_mark_dynamic(mel, 0)
+            logits = model(mel)
         if kind == "inference":
             return logits
         return F.binary_cross_entropy_with_logits(logits.float(), targets)

@@ -1,5 +1,5 @@
 """GPU telemetry through NVML: name and driver, clocks, power limit and processes, and energy,
-power, utilisation and throttling over a window.
+power, utilisation, SM clock and throttling over a window.
 
 Without a GPU or NVML everything degrades to ``None``; nothing here raises for that.
 """
@@ -7,6 +7,7 @@ Without a GPU or NVML everything degrades to ``None``; nothing here raises for t
 from __future__ import annotations
 
 import logging
+import statistics
 import threading
 import time
 from dataclasses import dataclass
@@ -176,10 +177,16 @@ def _throttle_mask(nvml: Any, handle: Any) -> int | None:
     return None if read is None else _optional(nvml, read, handle)
 
 
-class EnergyMeter:
+# A throttle reason that slows the clocks for a reason of the hardware's own (heat, a power
+# brake) makes a row's speed a fact of that moment, not of the code: the row is unstable.
+UNSTABLE_THROTTLES = ("hw_slowdown", "sw_thermal", "hw_thermal", "hw_power_brake")
+SAMPLER_JOIN_S = 2.0  # an NVML call that hangs must not hang the benchmark
+
+
+class GpuMonitor:
     """Context manager measuring a GPU over its window: energy from the total-energy counter,
-    mean power and utilisation, and the throttling seen, from samples taken every
-    ``interval_s`` in a thread.
+    and, from samples taken every ``interval_s`` in a thread, mean power and utilisation, the
+    SM clock's range and the throttling seen.
 
     ``available`` is False (and every figure None) without a GPU or NVML. Energy is None for a
     window shorter than ``min_window_s``: NVML's counter and power readings update too rarely
@@ -195,7 +202,9 @@ class EnergyMeter:
         self.seconds: float | None = None
         self.joules: float | None = None
         self.mean_power_w: float | None = None
+        self.sampled_power_w: float | None = None  # mean of the power samples, any window
         self.mean_util_pct: float | None = None
+        self.sm_clock_mhz: tuple[int, int, float] | None = None  # min, max, median
         self.throttle_reasons: tuple[str, ...] | None = None
         self._nvml: Any | None = None
         self._handle: Any | None = None
@@ -203,11 +212,12 @@ class EnergyMeter:
         self._start_s = 0.0
         self._power_mw: list[int] = []
         self._util_pct: list[int] = []
+        self._clock_mhz: list[int] = []
         self._throttle_mask: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> EnergyMeter:
+    def __enter__(self) -> GpuMonitor:
         self._nvml = _nvml()
         if self._nvml is None:
             return self
@@ -234,10 +244,23 @@ class EnergyMeter:
         end_mj = self._energy_mj()
         self._stop.set()
         if self._thread is not None:
-            self._thread.join()
-        self._close()
+            self._thread.join(timeout=SAMPLER_JOIN_S)
+            if self._thread.is_alive():  # stuck in an NVML call: its samples are not read
+                log.warning("NVML sampler of GPU %d did not stop within %.0f s; its samples "
+                            "are dropped", self.index, SAMPLER_JOIN_S)
+                self._power_mw, self._util_pct, self._clock_mhz = [], [], []
+                self._throttle_mask = None
+        power, util, clocks = list(self._power_mw), list(self._util_pct), list(self._clock_mhz)
+        if self._thread is None or not self._thread.is_alive():
+            self._close()
         if self._throttle_mask is not None:
             self.throttle_reasons = throttle_reasons(self._throttle_mask)
+        if power:
+            self.sampled_power_w = sum(power) / len(power) / 1e3
+        if clocks:
+            self.sm_clock_mhz = (min(clocks), max(clocks), statistics.median(clocks))
+        if util:
+            self.mean_util_pct = sum(util) / len(util)
         if self.seconds < self.min_window_s:
             log.info("energy window of %.2f s is under %.1f s: not reported", self.seconds,
                      self.min_window_s)
@@ -246,14 +269,20 @@ class EnergyMeter:
             self.joules = (end_mj - self._start_mj) / 1e3
         if self.joules is not None:
             self.mean_power_w = self.joules / self.seconds
-        elif self._power_mw:
-            self.mean_power_w = sum(self._power_mw) / len(self._power_mw) / 1e3
-        if self._util_pct:
-            self.mean_util_pct = sum(self._util_pct) / len(self._util_pct)
+        else:
+            self.mean_power_w = self.sampled_power_w
 
     def joules_per_sample(self, samples: int) -> float | None:
         """Energy per sample over the window, when the GPU reports its energy counter."""
         return None if self.joules is None else self.joules / samples
+
+    def clock_change(self) -> float | None:
+        """The SM clock's range over the window as a fraction of its highest sample (0.05:
+        the clock moved by 5%), None without clock samples."""
+        if self.sm_clock_mhz is None or not self.sm_clock_mhz[1]:
+            return None
+        low, high, _ = self.sm_clock_mhz
+        return (high - low) / high
 
     def _energy_mj(self) -> int | None:
         try:
@@ -271,6 +300,10 @@ class EnergyMeter:
             except nvml.NVMLError as e:
                 log.debug("NVML sampling stopped: %s", e)
                 return
+            clock = _optional(nvml, nvml.nvmlDeviceGetClockInfo, self._handle, _CLOCK_SM) \
+                if hasattr(nvml, "nvmlDeviceGetClockInfo") else None
+            if clock is not None:
+                self._clock_mhz.append(int(clock))
             mask = _throttle_mask(nvml, self._handle)
             if mask is not None:
                 self._throttle_mask = (self._throttle_mask or 0) | mask

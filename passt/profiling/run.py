@@ -14,7 +14,7 @@ import torch
 
 from passt.atomic import atomic_path
 from passt.errors import UsageError
-from passt.measure.peers import build_peer_step, peer_unavailable_reason
+from passt.measure.peers import build_peer_step, peer_settings, peer_unavailable_reason
 from passt.measure.presets import Preset
 from passt.measure.step import KINDS, build_step
 from passt.profiling.breakdown import StepProfile, profile_step
@@ -67,7 +67,7 @@ def profile_variants(variants: Sequence[str], preset: Preset, out: Path,
             if reason is not None:
                 log.warning("peer %s skipped: %s", peer, reason)
                 continue
-            profiles.append(profile_step(build_peer_step(peer, s, "train"),
+            profiles.append(profile_step(build_peer_step(peer, peer_settings(peer, s), "train"),
                                          name=f"{variant} [{peer}]", warmup=warmup,
                                          repeats=repeats))
     write_profile(profiles, out)
