@@ -1,13 +1,14 @@
 """Tests for passt.measure.telemetry: clean degradation without a GPU, and NVML bookkeeping."""
 
 import sys
+import threading
 import time
 import types
 
 import pytest
 import torch
 
-from passt.measure import GpuMonitor, gpu_info
+from passt.measure import GpuMonitor, gpu_info, telemetry
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine has no GPU")
 
@@ -84,3 +85,35 @@ def test_energy_of_a_window_too_short_to_resolve_is_not_reported(monkeypatch):
     assert meter.available and meter.seconds < 0.5
     assert meter.joules is None and meter.joules_per_sample(4) is None
     assert meter.mean_power_w is None
+
+
+def test_the_monitor_samples_the_sm_clock(monkeypatch):
+    nvml = fake_nvml(1_000_000)
+    clocks = iter([1980, 1755, 1980, 1950])
+    nvml.nvmlDeviceGetClockInfo = lambda handle, clock: next(clocks, 1980)
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    with GpuMonitor(interval_s=0.01, min_window_s=0.05) as meter:
+        time.sleep(0.1)
+    low, high, _ = meter.sm_clock_mhz
+    assert (low, high) == (1755, 1980)
+    assert meter.clock_change() == pytest.approx((1980 - 1755) / 1980)
+    assert meter.sampled_power_w == 250
+
+
+def test_a_hanging_nvml_call_does_not_hang_the_benchmark(monkeypatch):
+    nvml = fake_nvml(1_000_000)
+    release = threading.Event()
+
+    def hang(handle):
+        release.wait(30)
+        return 250_000
+
+    nvml.nvmlDeviceGetPowerUsage = hang
+    monkeypatch.setitem(sys.modules, "pynvml", nvml)
+    monkeypatch.setattr(telemetry, "SAMPLER_JOIN_S", 0.2)
+    start = time.perf_counter()
+    with GpuMonitor(interval_s=0.01, min_window_s=0.01) as meter:
+        time.sleep(0.05)
+    assert time.perf_counter() - start < 2
+    assert meter.available and meter.sampled_power_w is None  # its samples are dropped
+    release.set()

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 import passt
 from passt import variants
@@ -148,3 +149,53 @@ def test_the_cli_names_bad_input(tmp_path, capsys):
     assert "--clip-seconds does not go with --scaling" in capsys.readouterr().err
     assert main(["profile", "--scaling", "--clips", "5,ten", "--out", str(tmp_path)]) == 2
     assert "--clips: expected seconds like 2.5,5,10" in capsys.readouterr().err
+
+
+class CudaLikeStep:
+    """A step the profiler takes for a CUDA training step (its work runs on the CPU)."""
+
+    def __init__(self, settings, kind):
+        self.settings, self.kind = settings, kind
+        self.device = type("Device", (), {"type": "cuda"})()
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+
+
+@pytest.mark.parametrize("flag", [False, True])
+def test_on_cuda_the_memory_history_is_recorded_after_timing_and_only_with_its_flag(
+        monkeypatch, tmp_path, tiny_variant, flag):
+    from passt.profiling import run
+
+    events = []
+    monkeypatch.setattr(run, "build_step", CudaLikeStep)
+    monkeypatch.setattr(run, "synchronize", lambda device: None)
+    monkeypatch.setattr(run, "profile_step", lambda step, **kw: events.append(
+        ("profiled", step.kind)) or step.kind)
+    monkeypatch.setattr(run, "write_profile", lambda profiles, out: None)
+    monkeypatch.setattr(passt.profiling.run.torch.cuda.memory, "_record_memory_history",
+                        lambda **kw: events.append(("history", kw)))
+    monkeypatch.setattr(passt.profiling.run.torch.cuda.memory, "_snapshot",
+                        lambda: {"segments": []})
+    profile_variants([tiny_variant], PRESET, tmp_path, memory_history=flag)
+    pickle = tmp_path / f"memory_{tiny_variant}.pickle"
+    if not flag:
+        assert events == [("profiled", "train"), ("profiled", "inference")]
+        assert not pickle.exists()
+        return
+    assert events == [("profiled", "train"),
+                      ("history", {"max_entries": run.HISTORY_ENTRIES, "stacks": "python"}),
+                      ("history", {"enabled": None}), ("profiled", "inference")]
+    assert run.HISTORY_ENTRIES <= 20_000 and pickle.is_file()
+
+
+def test_scaling_on_cuda_measures_the_preset_batch_size(monkeypatch):
+    from passt.profiling import scaling
+
+    gpu = dataclasses.replace(get_preset("gpu"), device="cpu")  # its batch, on this CPU
+    assert scaling.scaling_settings(gpu, "passt-s", 5.0).batch_size == scaling.CPU_BATCH
+    monkeypatch.setattr(scaling, "resolve_device", lambda spec: torch.device("cuda", 0))
+    assert scaling.scaling_settings(gpu, "passt-s", 5.0).batch_size == gpu.batch_size
+    assert scaling.scaling_settings(gpu, "passt-s", 5.0, batch_size=8).batch_size == 8
+    assert scaling.STEPS["cuda"][1] >= 5  # repeats: batch-size steps on a GPU vary more

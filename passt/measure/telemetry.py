@@ -312,3 +312,21 @@ class GpuMonitor:
     def _close(self) -> None:
         self._nvml.nvmlShutdown()
         self._nvml = None
+
+
+def energy_and_power(index: int = 0) -> tuple[float | None, float | None] | None:
+    """One reading of CUDA device ``index``'s total-energy counter (J) and power (W): None for
+    either that NVML does not report; None without a GPU or NVML."""
+    nvml = _nvml()
+    if nvml is None:
+        return None
+    try:
+        handle = _handle(nvml, index)
+        energy = _optional(nvml, nvml.nvmlDeviceGetTotalEnergyConsumption, handle)
+        power = _optional(nvml, nvml.nvmlDeviceGetPowerUsage, handle)
+        return (None if energy is None else energy / 1e3, None if power is None else power / 1e3)
+    except nvml.NVMLError as e:
+        log.warning("NVML could not read GPU %d: %s", index, e)
+        return None
+    finally:
+        nvml.nvmlShutdown()

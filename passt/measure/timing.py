@@ -89,7 +89,7 @@ def time_rounds(steps: Sequence[Step], warmup: int, plan: RoundPlan,
     The rounds end when each step's median is precise enough, or with ``replicas`` (the steps
     are separately built copies of one) when their pooled `replica_stability` is.
 
-    ``during`` is entered around the timed rounds only (an `GpuMonitor`, say), so warm-up
+    ``during`` is entered around the timed rounds only (a `GpuMonitor`, say), so warm-up
     and compilation stay out of what it measures.
     """
     if warmup < 0:

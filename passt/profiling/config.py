@@ -56,8 +56,13 @@ class ProfileConfig:
     warmup: int = setting(2, help="untimed steps first; default: %(default)s")
     repeats: int = setting(3, help="profiled (and unprofiled) steps; the median is reported; "
                                    "default: %(default)s")
+    memory_history: bool = setting(
+        False, help="on CUDA, after each training step is profiled, record one more step's "
+                    "allocator history (Python stacks, 20k events) into "
+                    "memory_<variant>.pickle for https://pytorch.org/memory_viz")
     scaling: bool = setting(False, help="measure the training step against clip length "
-                                        "instead (scaling.csv, scaling.png)")
+                                        "instead (scaling.csv, scaling.png); on CUDA at the "
+                                        "preset's batch size, else batch 1")
     clips: tuple[float, ...] = setting(
         CLIP_SECONDS, parse=_seconds, metavar="S1,S2,...",
         help=f"the clip lengths of --scaling; default: {','.join(map(str, CLIP_SECONDS))}")

@@ -3,7 +3,6 @@ settings, and (``--scaling``) how the cost grows with clip length."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import pickle
 import tempfile
@@ -13,10 +12,11 @@ from pathlib import Path
 import torch
 
 from passt.atomic import atomic_path
+from passt.device import synchronize
 from passt.errors import UsageError
 from passt.measure.peers import build_peer_step, peer_settings, peer_unavailable_reason
 from passt.measure.presets import Preset
-from passt.measure.step import KINDS, build_step
+from passt.measure.step import KINDS, Step, build_step
 from passt.profiling.breakdown import StepProfile, profile_step
 from passt.profiling.config import ProfileConfig
 from passt.profiling.outputs import write_profile
@@ -44,10 +44,12 @@ def check_out_dir(out: Path) -> None:
 
 def profile_variants(variants: Sequence[str], preset: Preset, out: Path,
                      overrides: dict | None = None, kinds: Sequence[str] = KINDS,
-                     peers: Sequence[str] = (), warmup: int = 2,
-                     repeats: int = 3) -> list[StepProfile]:
+                     peers: Sequence[str] = (), warmup: int = 2, repeats: int = 3,
+                     memory_history: bool = False) -> list[StepProfile]:
     """Profile a training and an inference step of each variant (and each peer's training
-    step) under ``preset`` with ``overrides``, eagerly; write the files into ``out``."""
+    step) under ``preset`` with ``overrides``, eagerly; write the files into ``out``.
+    ``memory_history``: on CUDA, after each training step is profiled, one more step's
+    allocator history as ``memory_<variant>.pickle`` (`record_memory_history`)."""
     for name in variants:
         get_variant(name)
     unavailable = {peer: peer_unavailable_reason(peer) for peer in peers}  # checks the names
@@ -58,10 +60,11 @@ def profile_variants(variants: Sequence[str], preset: Preset, out: Path,
     for variant, s in settings.items():
         for kind in kinds:
             log.info("profiling %s %s", variant, kind)
-            with _memory_snapshot(s.torch_device, out / f"memory_{variant}.pickle",
-                                  enabled=kind == "train"):
-                profiles.append(profile_step(build_step(s, kind), warmup=warmup,
-                                             repeats=repeats))
+            step = build_step(s, kind)
+            profiles.append(profile_step(step, warmup=warmup, repeats=repeats))
+            if memory_history and kind == "train" and step.device.type == "cuda":
+                record_memory_history(step, out / f"memory_{variant}.pickle")
+            del step
         for peer in peers:
             reason = unavailable[peer]
             if reason is not None:
@@ -101,21 +104,28 @@ def run_profile(cfg: ProfileConfig) -> Path:
                         cfg.overrides)
         return out / "scaling.md"
     profile_variants(cfg.chosen_variants, cfg.benchmark_preset, out, cfg.overrides,
-                     kinds=cfg.kinds, peers=cfg.peers, warmup=cfg.warmup, repeats=cfg.repeats)
+                     kinds=cfg.kinds, peers=cfg.peers, warmup=cfg.warmup, repeats=cfg.repeats,
+                     memory_history=cfg.memory_history)
     return out / "profile.md"
 
 
-@contextlib.contextmanager
-def _memory_snapshot(device: torch.device, path: Path, enabled: bool):
-    """On CUDA, record the allocator's history inside and dump it for PyTorch's memory_viz."""
-    if not enabled or device.type != "cuda":
-        yield
-        return
-    torch.cuda.memory._record_memory_history(max_entries=200_000)
+# A short history: one training step of a large variant makes about 10-20k allocator events;
+# Python stacks only (C++ stacks make recording many times slower).
+HISTORY_ENTRIES = 20_000
+
+
+def record_memory_history(step: Step, path: Path) -> Path:
+    """One step of CUDA ``step`` with the allocator's history recorded (Python stacks, the last
+    `HISTORY_ENTRIES` events), written to ``path`` for https://pytorch.org/memory_viz. Run it
+    after the step's timing: recording slows the allocator."""
+    synchronize(step.device)
+    torch.cuda.memory._record_memory_history(max_entries=HISTORY_ENTRIES, stacks="python")
     try:
-        yield
+        step()
+        synchronize(step.device)
         snapshot = torch.cuda.memory._snapshot()
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            pickle.dump(snapshot, f)
     finally:
         torch.cuda.memory._record_memory_history(enabled=None)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        pickle.dump(snapshot, f)
+    return path

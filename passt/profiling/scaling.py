@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from passt.atomic import write_text_atomic
+from passt.device import resolve_device
 from passt.errors import UsageError
 from passt.factory import create_model
 from passt.frontend import create_frontend
@@ -31,7 +32,12 @@ from passt.variants import proportional_patchout, variant_config
 CLIP_SECONDS = (2.5, 5.0, 10.0, 20.0, 30.0)
 VARIANTS = ("passt-b", "passt-s", "passt-s-n")
 MEMORY_BATCH_SIZES = (1, 2, 4)  # the CUDA peak fit of each point
-SCALING_BATCH = 1  # unless told otherwise: 30 s clips of passt-b at batch 2 need ~13 GB on a CPU
+# Unless told otherwise, a CPU measures batch 1 (30 s clips of passt-b at batch 2 need ~13 GB
+# there) and a GPU the preset's batch: at batch 1 a GPU step measures launch overhead.
+CPU_BATCH = 1
+# (warm-up, profiled) steps per point, by device (the median counts): a GPU's steps are short
+# and vary more.
+STEPS = {"cpu": (1, 1), "cuda": (2, 5)}
 
 
 @dataclass(frozen=True)
@@ -54,9 +60,10 @@ class ScalingPoint:
 
 def scaling_settings(preset: Preset, variant: str, clip_seconds: float,
                      **overrides: Any) -> StepSettings:
-    """The preset's eager settings of ``variant`` (with ``overrides``; batch 1 by default) on
-    clips of ``clip_seconds``: a time embedding as long as the clip, and patchout keeping the
-    fraction of patches it keeps at 10 s (patchout parameters in ``model_overrides`` win)."""
+    """The preset's eager settings of ``variant`` (with ``overrides``; by default batch 1 on a
+    CPU, the preset's batch on a GPU) on clips of ``clip_seconds``: a time embedding as long as
+    the clip, and patchout keeping the fraction of patches it keeps at 10 s (patchout
+    parameters in ``model_overrides`` win)."""
     frontend = create_frontend()
     frames = frontend.frames(round(clip_seconds * frontend.config.sample_rate))
     given = dict(overrides.pop("model_overrides", {}))
@@ -69,14 +76,18 @@ def scaling_settings(preset: Preset, variant: str, clip_seconds: float,
     probe.check_frames(frames, training=True, source=f"a clip of {clip_seconds} s",
                        frame_seconds=frontend.config.frame_seconds)
     base = dataclasses.replace(preset, proportional_patchout=False)
-    return base.settings(variant, **{"batch_size": SCALING_BATCH, **overrides,
+    device = resolve_device(overrides.get("device", preset.device))
+    batch = preset.batch_size if device.type == "cuda" else CPU_BATCH
+    return base.settings(variant, **{"batch_size": batch, **overrides,
                                      "clip_seconds": clip_seconds, "compile": False,
                                      "model_overrides": model_overrides})
 
 
-def measure_point(settings: StepSettings, warmup: int = 1, repeats: int = 1) -> ScalingPoint:
-    """Profile one training step of ``settings`` for the scaling curves."""
+def measure_point(settings: StepSettings) -> ScalingPoint:
+    """Profile one training step of ``settings`` for the scaling curves (`STEPS` of its
+    device)."""
     step = build_step(settings, "train")
+    warmup, repeats = STEPS[step.device.type]
     profile = profile_step(step, warmup=warmup, repeats=repeats)
 
     def total(component: str, of: str) -> float:
