@@ -288,9 +288,11 @@ if failed or not done:
 # --- running -----------------------------------------------------------------------------------
 
 # Runs in the step's process group: kills the group when the campaign is gone (a SIGKILL of
-# the campaign leaves no process of its steps behind to keep the GPU busy).
+# the campaign leaves no process of its steps behind to keep the GPU busy). It outlives the
+# interrupt that a cut step gets.
 GUARD = """
 import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 campaign, group = int(sys.argv[1]), int(sys.argv[2])
 while os.getppid() == campaign:
     time.sleep(0.2)
@@ -350,7 +352,8 @@ def run_step(step: Step, out: Path, timeout_s: float,
             proc = subprocess.Popen(step.command, stdout=log, stderr=subprocess.STDOUT,
                                     env=env, cwd=ROOT, process_group=0)
             guard = subprocess.Popen([*python(), "-c", GUARD, str(os.getpid()), str(proc.pid)],
-                                     process_group=proc.pid)
+                                     process_group=proc.pid, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
         try:
             interrupts.check()
             try:

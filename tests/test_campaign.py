@@ -274,12 +274,42 @@ def test_a_check_that_raises_fails_its_step(tmp_path):
     assert "raised ValueError: cannot read smoke.json" in status.reason
 
 
+# A step that, once interrupted, says how many processes its group still holds: itself and
+# the guard, which must outlive the interrupt to kill the group if the campaign dies now.
+INTERRUPTIBLE = """
+import os, signal, sys, time
+
+def rows(signum, frame):
+    time.sleep(0.5)
+    def in_group(pid):  # and running: a zombie is dead
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            return os.getpgid(pid) == os.getpgrp() and state != "Z"
+        except (OSError, ProcessLookupError):
+            return False
+    alive = sum(in_group(int(p)) for p in os.listdir("/proc") if p.isdigit())
+    print("interrupted, group of", alive, flush=True)
+
+signal.signal(signal.SIGINT, rows)
+time.sleep(float(sys.argv[1]))
+time.sleep(float(sys.argv[1]))
+"""
+
+
 @pytest.mark.parametrize("seconds, cut", [(0.1, False), (60, True)])
 def test_a_step_past_its_cap_is_interrupted_then_killed(tmp_path, seconds, cut):
-    code = f"import time; time.sleep({seconds})"
-    step = campaign.Step("x", "d", [sys.executable, "-c", code], 30)
-    status = campaign.run_step(step, tmp_path, campaign.INTERRUPT_GRACE_S + 2)
+    step = campaign.Step("x", "d", [sys.executable, "-c", INTERRUPTIBLE, str(seconds)], 30)
+    # SIGINT as a terminal delivers it (a shell may start this test with SIGINT ignored,
+    # which its children would inherit)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        status = campaign.run_step(step, tmp_path, campaign.INTERRUPT_GRACE_S + 2)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert (status.status == "CUT") is cut and status.seconds < campaign.INTERRUPT_GRACE_S + 5
+    log = (tmp_path / "logs" / "x.log").read_text()
+    assert ("interrupted, group of 2" in log) is cut, log
 
 
 def test_the_env_step_needs_a_c_compiler(monkeypatch):
