@@ -31,3 +31,24 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one step."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+@contextmanager
+def locked(path: str | Path, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive lock on the file ``path`` (made if missing) for the block: writers
+    of shared files take turns, across processes and machines sharing the file system. With
+    ``wait=False`` the block is entered at once with False when another holds the lock."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

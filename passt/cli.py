@@ -29,6 +29,7 @@ from passt.inference import (
     save_embeddings,
     tag,
 )
+from passt.launch import LaunchConfig, RunsFailed
 from passt.maps import MAPS_FILE, summarize
 from passt.measure.rerun import remeasure
 from passt.metrics import format_metrics
@@ -178,14 +179,26 @@ def _report_run(result: TrainResult) -> int:
     return 0
 
 
+def _launcher(args: argparse.Namespace) -> LaunchConfig:
+    """``--launcher``, ``--jobs``, ``--detach`` and the SLURM options."""
+    return LaunchConfig(**read_flags(LaunchConfig, args, flag_names(LaunchConfig)))
+
+
 def _run_or_cross_validate(cfg: TrainConfig, args: argparse.Namespace) -> int:
     """One run of ``cfg``, or with ``--folds`` one per fold and their summary."""
+    launcher = _launcher(args)
     if args.folds is None:
+        if launcher != LaunchConfig():
+            raise UsageError("--launcher, --jobs, --detach and --slurm-* launch the runs of "
+                             "--folds; one run is launched as this command (or torchrun)")
         return _report_run(train(cfg, resume=args.resume, progress=_progress(args)))
     summary = cross_validate(cfg, parse_folds(args.folds), resume=args.resume,
-                             progress=_progress(args))
-    if summary is not None:  # rank 0
+                             progress=_progress(args), launcher=launcher, plugins=args.plugin)
+    if summary is not None:  # rank 0, waiting
         print(format_summary(summary))
+    elif launcher.detach:
+        print(f"the folds run in the background; {Path(cfg.out_dir) / 'folds.csv'} and "
+              "summary.json fill as they finish", file=sys.stderr)
     return 0
 
 
@@ -232,8 +245,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         train_set = open_train_set(cfg)
         baseline = mean_spectrum_baseline(train_set, open_eval_set(cfg, train_set),
                                           train_clips=args.baseline_clips).map
+    launcher = _launcher(args)
     rows = run_sweep(variants, cfg, args.out, budget, seeds=seeds, baseline_map=baseline,
-                     resume=args.resume, progress=_progress(args))
+                     resume=args.resume, progress=_progress(args), launcher=launcher,
+                     plugins=args.plugin)
+    if launcher.detach:
+        print(f"the runs go on in the background; {Path(args.out) / MAPS_FILE} fills as they "
+              "finish", file=sys.stderr)
+        return 0
     summary = [{"variant": s.variant, "map": s.describe()} for s in summarize(rows)]
     print(format_table(summary, [("variant", "variant"),
                                  ("map", "mAP mean ± 95% interval (what it was measured on)")]))
@@ -294,6 +313,9 @@ def _run(argv: Sequence[str] | None) -> int:
     except (UsageError, FileNotFoundError, ModuleNotFoundError) as e:  # else a bug: traceback
         print(f"{command}: error: {e}", file=sys.stderr)
         return 2
+    except RunsFailed as e:  # each failed run's traceback is in its own log
+        print(f"{command}: {e}", file=sys.stderr)
+        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from passt.data.bad_files import POLICIES
 from passt.device import DEVICE_FORMS
 from passt.inference import AGGREGATES, FORMATS
+from passt.launch import LaunchConfig
 from passt.precision import DTYPES
 from passt.profiling.config import ProfileConfig
 from passt.settings import add_flags, flag_names
@@ -57,6 +58,13 @@ def _add_folds_flag(p: argparse.ArgumentParser) -> None:
                    help="cross-validation over the data's fold column (esc50:DIR, a folder "
                         "CSV's fold column): a run per fold in OUT/fold-K, trained on the other "
                         "folds and evaluated on its own; OUT/folds.csv and OUT/summary.json")
+    _add_launch_flags(p)
+
+
+def _add_launch_flags(p: argparse.ArgumentParser) -> None:
+    """How independent runs (folds, a sweep's runs) start: `LaunchConfig`'s flags."""
+    group = p.add_argument_group("launching independent runs (folds, a sweep's runs)")
+    add_flags(group, LaunchConfig, flag_names(LaunchConfig))
 
 
 def _add_inference_args(p: argparse.ArgumentParser) -> None:
@@ -242,6 +250,7 @@ def _add_training_commands(sub: argparse._SubParsersAction, commands: Mapping[st
                    help="the sweep's files here, runs in OUT/runs/VARIANT/seed-S; default: "
                         "%(default)s")
     _add_run_flags(p)
+    _add_launch_flags(p)
     p.set_defaults(func=commands["sweep"])
 
     p = sub.add_parser("baseline", help="the mAP of a logistic regression on each clip's mean "

@@ -16,9 +16,19 @@ from passt.errors import UsageError
 ENV_VAR = "PASST_PLUGINS"
 
 
+def _is_file(spec: str) -> bool:
+    return spec.endswith(".py") or os.sep in spec
+
+
+def portable(spec: str) -> str:
+    """``spec`` as another process (another folder, another machine) can load it: a file's
+    absolute path; a module name as it is."""
+    return str(Path(spec).resolve()) if _is_file(spec) else spec
+
+
 def load_plugin(spec: str) -> ModuleType:
     """Import ``spec``: a ``.py`` file path or an importable module name."""
-    if spec.endswith(".py") or os.sep in spec:
+    if _is_file(spec):
         path = Path(spec).resolve()
         if path.is_dir():
             raise UsageError(f"plugin {spec} is a folder; a plugin is a .py file or an "

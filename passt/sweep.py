@@ -4,14 +4,19 @@ curves' figures.
 
 A compute budget (``budget_tflops``, counted on the model) gives every variant the same
 training FLOPs, so a variant whose steps are cheaper takes more of them: the comparison that
-tests patchout's efficiency. The files are rewritten atomically after every run, so a crash
-keeps the finished rows; a sweep rerun with ``resume`` skips the (variant, seed) pairs in
-``maps.csv`` and continues the others from their last checkpoint.
+tests patchout's efficiency. Each pair is a `passt.launch.Job`: in this process one after
+another, as processes of this machine, or as SLURM jobs (`LaunchConfig`). A finished run leaves
+its row in its folder's ``result.json``; the sweep's files are rebuilt from those (and what
+``maps.csv`` held) after every run, atomically and under a lock, so a crash keeps the finished
+rows; a sweep rerun with ``resume`` skips the (variant, seed) pairs in ``maps.csv`` and runs the
+others again, from their last checkpoint.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +25,7 @@ from typing import Any
 
 from passt.atomic import write_text_atomic
 from passt.errors import UsageError
+from passt.launch import RESULT_JSON, Job, LaunchConfig, launch, write_result
 from passt.maps import (
     CURVES_FILE,
     MAPS_FILE,
@@ -35,7 +41,7 @@ from passt.maps import (
     write_maps,
     write_summary,
 )
-from passt.train import Cluster, TrainConfig, TrainResult, train
+from passt.train import Cluster, TrainConfig, TrainResult, open_train_set, train
 from passt.train.run_files import MetricsLog
 from passt.variants import get_variant
 
@@ -43,6 +49,7 @@ log = logging.getLogger(__name__)
 
 # the settings `run_config` replaces for each run: `passt sweep` offers no flag for them
 SWEPT = ("variant", "seed", "out_dir", "epochs", "max_steps", "max_minutes", "max_tflops")
+SWEEP_JSON = "sweep.json"  # the variants and seeds in order: the order of maps.csv's rows
 CURVE_FIGURES = {"map_vs_compute": "train_tflops", "map_vs_time": "seconds"}
 
 
@@ -130,10 +137,15 @@ def run_sweep(
     baseline_map: float | None = None,
     resume: bool = False,
     progress: bool | None = None,
+    launcher: LaunchConfig | None = None,
+    plugins: Sequence[str] = (),
 ) -> list[MapRow]:
     """Train each of ``variants`` with each of ``seeds`` from ``base`` under ``budget``,
-    evaluate, and write the sweep's files into ``out_dir``; returns the ``maps.csv`` rows.
-    ``baseline_map``: the mean-spectrum baseline's mAP on the task, stored in every row."""
+    evaluate, and write the sweep's files into ``out_dir``; returns the ``maps.csv`` rows
+    (those finished so far, with ``launcher.detach``). ``baseline_map``: the mean-spectrum
+    baseline's mAP on the task, stored in every row; ``plugins``: what runs in processes of
+    their own load first."""
+    launcher = launcher or LaunchConfig()
     if not variants:
         raise UsageError("the sweep needs at least one variant")
     if not seeds:
@@ -148,38 +160,75 @@ def run_sweep(
     if dupes:
         raise UsageError(f"variant(s) named more than once: {', '.join(dupes)}")
     out_dir = Path(out_dir)
-    maps_path, curves_path = out_dir / MAPS_FILE, out_dir / CURVES_FILE
+    maps_path = out_dir / MAPS_FILE
     rows: list[MapRow] = []
-    points: list[CurvePoint] = []
     if maps_path.exists():
         if not resume:
             raise UsageError(f"{out_dir} holds a sweep ({MAPS_FILE}); pass --resume to continue "
                              "it, or choose another --out")
         rows = read_maps(maps_path)
-        points = read_curves(curves_path) if curves_path.exists() else []
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with Cluster.join(base.device) as cluster:  # one process group for every run
-        for name in variants:
-            for seed in seeds:
-                cfg = run_config(base, name, seed, out_dir, budget)
-                done = [r for r in rows if (r.variant, r.seed) == (name, seed)]
-                if done and all(_same_sweep(r, cfg) for r in done):
-                    log.info("sweep: %s seed %d is in %s: skipped", name, seed, maps_path)
-                    continue
-                if done:
-                    raise UsageError(f"{maps_path} holds {name} seed {seed} from other settings "
-                                     "(task, budget or clip length); choose another --out")
-                log.info("sweep: training %s, seed %d", name, seed)
-                result = train(cfg, resume=resume, progress=progress)
-                if not cluster.main:  # rank 0 has the metrics and writes the files
-                    continue
-                rows.append(map_row(name, seed, result, cfg, baseline_map))
-                points = [p for p in points if (p.variant, p.seed) != (name, seed)]
-                points += curve_points(name, seed, Path(cfg.out_dir))
-                write_sweep_files(out_dir, rows, points)
-                log.info("sweep: %s seed %d: mAP %.4f after %d steps, %.4g TFLOPs", name, seed,
-                         rows[-1].map, result.step, result.train_tflops)
-    return rows
+    if not launcher.in_process:
+        open_train_set(base)  # bad data is one error here, not one in every launched run
+    jobs = []
+    for name, seed in itertools.product(variants, seeds):
+        cfg = run_config(base, name, seed, out_dir, budget)
+        done = [r for r in rows if (r.variant, r.seed) == (name, seed)]
+        if done and all(_same_sweep(r, cfg) for r in done):
+            log.info("sweep: %s seed %d is in %s: skipped", name, seed, maps_path)
+            continue
+        if done:
+            raise UsageError(f"{maps_path} holds {name} seed {seed} from other settings "
+                             "(task, budget or clip length); choose another --out")
+        jobs.append(Job(
+            name=f"{name} seed {seed}", run_dir=cfg.out_dir, out_dir=str(out_dir),
+            runner="passt.sweep:run_one", collector="passt.sweep:collect",
+            payload={"config": cfg.to_dict(), "variant": name, "seed": seed,
+                     "baseline_map": baseline_map, "resume": resume,
+                     "progress": progress if launcher.in_process else False},
+            plugins=tuple(plugins)))
+    with Cluster.join(base.device) as cluster:  # one process group for every run here
+        if cluster.main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(out_dir / SWEEP_JSON, json.dumps(
+                {"variants": list(variants), "seeds": list(seeds)}))
+        launch(jobs, launcher, out_dir).raise_for_failures()
+    return read_maps(maps_path) if maps_path.exists() else []
+
+
+def run_one(payload: dict[str, Any]) -> bool:
+    """Train one (variant, seed) of a sweep and leave its ``maps.csv`` row in its folder's
+    result (a `Job`'s runner); True in the process that wrote it."""
+    cfg = TrainConfig.from_dict(payload["config"])
+    variant, seed = payload["variant"], payload["seed"]
+    log.info("sweep: training %s, seed %d", variant, seed)
+    with Cluster.join(cfg.device) as cluster:
+        result = train(cfg, resume=payload["resume"], progress=payload["progress"])
+        if not cluster.main:  # rank 0 has the metrics and writes the files
+            return False
+    row = map_row(variant, seed, result, cfg, payload["baseline_map"])
+    write_result(cfg.out_dir, {"row": dataclasses.asdict(row)})
+    log.info("sweep: %s seed %d: mAP %.4f after %d steps, %.4g TFLOPs", variant, seed, row.map,
+             result.step, result.train_tflops)
+    return True
+
+
+def collect(out_dir: Path) -> None:
+    """Rebuild the sweep's files in ``out_dir`` from its finished runs and what ``maps.csv``
+    and ``curves.csv`` held (a `Job`'s collector)."""
+    maps_path, curves_path = out_dir / MAPS_FILE, out_dir / CURVES_FILE
+    rows = {(r.variant, r.seed): r for r in read_maps(maps_path)} if maps_path.exists() else {}
+    points = read_curves(curves_path) if curves_path.exists() else []
+    for result in sorted(out_dir.glob(f"runs/*/seed-*/{RESULT_JSON}")):
+        row = MapRow(**json.loads(result.read_text())["row"])
+        key = (row.variant, row.seed)
+        rows[key] = row
+        points = [p for p in points if (p.variant, p.seed) != key]
+        points += curve_points(row.variant, row.seed, result.parent)
+    order = json.loads((out_dir / SWEEP_JSON).read_text()) if (out_dir / SWEEP_JSON).exists() \
+        else {"variants": [], "seeds": []}
+    rank = {key: i for i, key in enumerate(itertools.product(order["variants"], order["seeds"]))}
+    ordered = sorted(rows.values(), key=lambda r: rank.get((r.variant, r.seed), len(rank)))
+    write_sweep_files(out_dir, ordered, points)
 
 
 def write_sweep_files(out_dir: Path, rows: Sequence[MapRow],

@@ -4,9 +4,11 @@ fold of the data's fold column and evaluated on its own, in ``OUT/fold-K``.
 Files in ``OUT``: ``config.json`` (the settings, checked on resume), ``folds.csv`` (a row per
 finished fold: its metrics, steps and training seconds) and ``summary.json`` (mean and standard
 deviation of each metric over the finished folds; the summed confusion matrix of a
-single-label task), both rewritten atomically after each fold; each fold's folder also holds
-``clips.csv``, the clips on each side. With ``resume`` the folds in ``folds.csv`` are skipped
-and a fold cut short continues from its last checkpoint.
+single-label task), both rebuilt atomically after each fold from the folds' ``result.json``
+(`collect`); each fold's folder also holds ``clips.csv``, the clips on each side. A fold is a
+`passt.launch.Job`: in this process, one after another (the data opened once), or in processes
+or SLURM jobs of its own (`LaunchConfig`). With ``resume`` the folds in ``folds.csv`` are
+skipped and a fold cut short continues from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from torch.utils.data import Dataset
 from passt.atomic import write_text_atomic
 from passt.data import choose_folds, fold_sides
 from passt.errors import UsageError
+from passt.launch import RESULT_JSON, Job, LaunchConfig, collect_job, launch, write_result
 from passt.tasks import check_targets
 from passt.train.config import TrainConfig
 from passt.train.distributed import Cluster
@@ -138,14 +141,20 @@ def _check_settings(out: Path, cfg: TrainConfig, resume: bool) -> list[dict[str,
 
 
 def cross_validate(cfg: TrainConfig, folds: Sequence[int] | None = None, *, resume: bool = False,
-                   hooks: Sequence[StepHook] = (), progress: bool | None = None
+                   hooks: Sequence[StepHook] = (), progress: bool | None = None,
+                   launcher: LaunchConfig | None = None, plugins: Sequence[str] = ()
                    ) -> dict[str, Any] | None:
     """Train ``cfg`` once per fold of ``folds`` (None: every fold of ``cfg.data``) and return
-    the summary (`summarize_folds`; None on the other ranks of a ``torchrun``); see the module
-    for the files."""
+    the summary (`summarize_folds`; None on the other ranks of a ``torchrun``, and with
+    ``launcher.detach``); see the module for the files. ``hooks`` run in this process only;
+    ``plugins``: what folds in processes of their own load first."""
+    launcher = launcher or LaunchConfig()
     if cfg.eval_fold is not None or cfg.eval_data is not None:
         raise UsageError("cross-validation evaluates each fold on itself: drop eval_fold and "
                          "eval_data")
+    if hooks and not launcher.in_process:
+        raise UsageError("step hooks run in this process: launch the folds one after another "
+                         "(--launcher local --jobs 1)")
     out = Path(cfg.out_dir)
     with Cluster.join(cfg.device) as cluster:
         rows = _check_settings(out, cfg, resume)
@@ -160,26 +169,72 @@ def cross_validate(cfg: TrainConfig, folds: Sequence[int] | None = None, *, resu
         for fold in chosen:
             if fold in finished:
                 log.info("fold %d is in %s: skipped", fold, out / FOLDS_CSV)
-                continue
-            train_set, eval_set = fold_sides(dataset, fold, cfg.data)
-            run = dataclasses.replace(cfg, eval_fold=fold, out_dir=str(fold_dir(out, fold)))
-            if cluster.main:
-                _write_clips(fold_dir(out, fold) / CLIPS_CSV, train_set, eval_set)
-            log.info("fold %d: %d training clips, %d eval clips", fold, len(train_set),
-                     len(eval_set))
-            result = train(run, resume=resume, train_set=train_set, eval_set=eval_set,
-                           hooks=hooks, progress=progress)
-            if not cluster.main:  # rank 0 has the metrics and writes the files
-                continue
-            rows = [r for r in rows if r["fold"] != fold] + [fold_row(fold, result)]
-            done = sorted(r["fold"] for r in rows)
-            write_text_atomic(out / FOLDS_CSV, _folds_text(rows))
-            write_text_atomic(out / SUMMARY_JSON, json.dumps(
-                summarize_folds(rows, cfg, _confusion(out, done)), indent=2))
+        jobs = [fold_job(cfg, fold, resume, progress if launcher.in_process else False,
+                         plugins) for fold in chosen if fold not in finished]
+        if launcher.in_process:
+            for job in jobs:
+                if _train_fold(job.payload, dataset, hooks):
+                    collect_job(job)
+        else:
+            outcome = launch(jobs, launcher, out)
+            outcome.raise_for_failures()
+            if outcome.detached:
+                return None
         if not cluster.main:
             return None
-    done = sorted(r["fold"] for r in rows)
-    return summarize_folds(rows, cfg, _confusion(out, done))
+    rows = read_folds(out / FOLDS_CSV) if (out / FOLDS_CSV).exists() else []
+    return summarize_folds(rows, cfg, _confusion(out, sorted(r["fold"] for r in rows)))
+
+
+def fold_job(cfg: TrainConfig, fold: int, resume: bool, progress: bool | None,
+             plugins: Sequence[str] = ()) -> Job:
+    """The run of ``fold``: trained on the other folds of ``cfg.data``, evaluated on it."""
+    run = dataclasses.replace(cfg, eval_fold=fold, out_dir=str(fold_dir(cfg.out_dir, fold)))
+    return Job(name=f"fold {fold}", run_dir=run.out_dir, out_dir=cfg.out_dir,
+               runner="passt.train.crossval:run_fold",
+               collector="passt.train.crossval:collect",
+               payload={"config": run.to_dict(), "fold": fold, "resume": resume,
+                        "progress": progress}, plugins=tuple(plugins))
+
+
+def run_fold(payload: dict[str, Any]) -> bool:
+    """Train one fold and leave its ``folds.csv`` row in its folder's result (a `Job`'s
+    runner); True in the process that wrote it."""
+    return _train_fold(payload)
+
+
+def _train_fold(payload: dict[str, Any], dataset: Dataset | None = None,
+                hooks: Sequence[StepHook] = ()) -> bool:
+    run = TrainConfig.from_dict(payload["config"])
+    fold = payload["fold"]
+    with Cluster.join(run.device) as cluster:
+        train_set, eval_set = fold_sides(dataset if dataset is not None else open_all_clips(run),
+                                         fold, run.data)
+        if cluster.main:
+            _write_clips(Path(run.out_dir) / CLIPS_CSV, train_set, eval_set)
+        log.info("fold %d: %d training clips, %d eval clips", fold, len(train_set),
+                 len(eval_set))
+        result = train(run, resume=payload["resume"], train_set=train_set, eval_set=eval_set,
+                       hooks=hooks, progress=payload["progress"])
+        if not cluster.main:  # rank 0 has the metrics and writes the files
+            return False
+    write_result(run.out_dir, {"row": fold_row(fold, result)})
+    return True
+
+
+def collect(out: Path) -> None:
+    """Rebuild ``folds.csv`` and ``summary.json`` in ``out`` from the finished folds' results
+    and what ``folds.csv`` held (a `Job`'s collector)."""
+    cfg = TrainConfig.from_dict(json.loads((out / CONFIG_JSON).read_text()))
+    rows = {r["fold"]: r for r in read_folds(out / FOLDS_CSV)} if (out / FOLDS_CSV).exists() \
+        else {}
+    for result in out.glob(f"fold-*/{RESULT_JSON}"):
+        row = json.loads(result.read_text())["row"]
+        rows[row["fold"]] = row
+    done = sorted(rows)
+    write_text_atomic(out / FOLDS_CSV, _folds_text(list(rows.values())))
+    write_text_atomic(out / SUMMARY_JSON, json.dumps(
+        summarize_folds(list(rows.values()), cfg, _confusion(out, done)), indent=2))
 
 
 def format_summary(summary: dict[str, Any]) -> str:
