@@ -291,6 +291,7 @@ class SubmititRun:
     def __call__(self) -> None:
         import submitit
 
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         if submitit.JobEnvironment().num_tasks > 1:
             submitit.helpers.TorchDistributedEnvironment().export()
         job = Job.read(self.job_path)

@@ -200,3 +200,60 @@ def test_two_nodes_train_as_one_process_over_the_same_global_batch(tmp_path):
     expected, got = train_losses(one), train_losses(nodes)
     assert len(expected) == len(got) == 4
     assert got == pytest.approx(expected, rel=1e-5)
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def test_a_preempted_slurm_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
+    """submitit's preemption signal (its local executor's stand-in for SLURM's): the job is
+    checkpointed by submitit, requeued, and its training continues from the last checkpoint,
+    with no step lost or repeated in its metrics."""
+    submitit = pytest.importorskip("submitit")
+    from passt.launch import SubmititRun
+    from passt.sweep import Budget, run_config
+    from passt.train import TrainConfig
+
+    run = run_config(TrainConfig(variant="passt-s", data="synthetic",
+                                 data_options={"size": 64}, eval_data_options={"size": 16},
+                                 clip_seconds=1.0, model_overrides={"embed_dim": 32, "depth": 1,
+                                                                    "num_heads": 2},
+                                 batch_size=4, lr=1e-3, log_every=1, checkpoint_every=5,
+                                 device="cpu"),
+                     "passt-s", 0, tmp_path, Budget(steps=60))
+    job = Job(name="passt-s seed 0", run_dir=run.out_dir, out_dir=str(tmp_path),
+              runner="passt.sweep:run_one", collector="passt.sweep:collect",
+              payload={"config": run.to_dict(), "variant": "passt-s", "seed": 0,
+                       "baseline_map": None, "resume": False, "progress": False})
+    job.write()
+    executor = submitit.AutoExecutor(folder=tmp_path / "slurm", cluster="local")
+    executor.update_parameters(timeout_min=60)
+    submitted = executor.submit(SubmititRun(str(job.path)))
+    checkpoint = Path(run.out_dir) / "last.pt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists():
+        assert not submitted.done(), submitted.stderr()
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    # SLURM's preemption notice to the job's task (submitit's local controller would send it
+    # only near the time limit)
+    for task in children(submitted._process.pid):
+        os.kill(task, submitit.local.local.LocalJobEnvironment._usr_sig())
+    submitted.result()  # waits: requeued, then finished
+    rows = [json.loads(line) for line in (Path(run.out_dir) / METRICS_JSONL).read_text()
+            .splitlines()]
+    assert [r["step"] for r in rows if r["kind"] == "train"] == list(range(1, 61))
+    assert "resumed at step" in submitted.stderr()
+    assert [(r.variant, r.seed, r.steps) for r in read_maps(tmp_path / "maps.csv")] == [
+        ("passt-s", 0, 60)]
