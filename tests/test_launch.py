@@ -257,3 +257,16 @@ def test_a_preempted_slurm_job_is_requeued_and_resumes_from_its_checkpoint(tmp_p
     assert "resumed at step" in submitted.stderr()
     assert [(r.variant, r.seed, r.steps) for r in read_maps(tmp_path / "maps.csv")] == [
         ("passt-s", 0, 60)]
+
+
+def test_detached_runs_fill_maps_csv_after_the_command_returns(tmp_path):
+    out = tmp_path / "detached"
+    started = time.monotonic()
+    printed = finished(passt("sweep", "--variants", "passt-s", "--seeds", "0,1", "--steps", "2",
+                             *TINY_ARGS, "--jobs", "2", "--detach", "--out", str(out)))
+    assert time.monotonic() - started < 60 and "in the background" in printed
+    deadline = time.monotonic() + 300
+    while not (out / "maps.csv").exists() or len(read_maps(out / "maps.csv")) < 2:
+        assert time.monotonic() < deadline, (out / "launch.log").read_text()[-2000:]
+        time.sleep(0.5)
+    assert sorted(maps(out)) == [("passt-s", 0), ("passt-s", 1)]
