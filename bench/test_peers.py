@@ -8,8 +8,15 @@ import functools
 
 import pytest
 
-from passt.measure.peers import PEERS, build_peer_step, peer_unavailable_reason, profile_peer
+from passt.measure.peers import (
+    PEERS,
+    build_peer_step,
+    peer_unavailable_reason,
+    peer_unsupported_reason,
+    profile_peer,
+)
 from passt.measure.suite import measure
+from passt.variants import variant_config
 
 
 @pytest.mark.parametrize("peer", PEERS)
@@ -20,6 +27,9 @@ def test_peer_train_step(benchmark, peer, variant, preset, overrides, ceilings, 
     reason = peer_unavailable_reason(peer)
     if reason is not None:
         pytest.skip(f"peer {peer!r} is not available: {reason}")
+    unsupported = peer_unsupported_reason(variant_config(variant))
+    if unsupported is not None:
+        pytest.skip(f"{variant}: {unsupported}")
     benchmark.group = f"train {preset.name}"
     settings = preset.settings(variant, **overrides)
     measured(lambda: measure(settings, "train", preset, ceilings,

@@ -38,6 +38,8 @@ from passt.profiling.run import run_profile
 from passt.regress import Thresholds, compare, format_result, parse_percent
 from passt.settings import flag_names, parse_overrides, read_flags
 from passt.sweep import Budget, parse_seeds, run_sweep
+from passt.tradeoff import TradeoffConfig
+from passt.tradeoff import run as run_tradeoff
 from passt.train import (
     Cluster,
     TrainConfig,
@@ -112,6 +114,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     summary = run_profile(ProfileConfig(**read_flags(ProfileConfig, args,
                                                      flag_names(ProfileConfig))))
+    print(summary.read_text())
+    print(f"wrote {summary.parent}/", file=sys.stderr)
+    return 0
+
+
+def cmd_tradeoff(args: argparse.Namespace) -> int:
+    summary = run_tradeoff(TradeoffConfig(**read_flags(TradeoffConfig, args,
+                                                       flag_names(TradeoffConfig))))
     print(summary.read_text())
     print(f"wrote {summary.parent}/", file=sys.stderr)
     return 0
@@ -285,7 +295,7 @@ def cmd_data_esc50_like(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"variants": cmd_variants, "check": cmd_check, "profile": cmd_profile,
-            "report": cmd_report,
+            "report": cmd_report, "tradeoff": cmd_tradeoff,
             "tag": cmd_tag, "embed": cmd_embed, "data pack": cmd_data_pack,
             "data esc50-like": cmd_data_esc50_like,
             "train": cmd_train, "finetune": cmd_finetune, "eval": cmd_eval, "sweep": cmd_sweep,

@@ -33,13 +33,12 @@ def pi_resize_matrix(old: int, new: int) -> Tensor:
     return _pi_resize_matrix(old, new).float().clone()
 
 
-def pi_resize(weight: Tensor, matrix: Tensor) -> Tensor:
-    """A conv kernel ``[E, C, p, p]`` resized by ``matrix`` (`pi_resize_matrix`) to
-    ``[E, C, q, q]``."""
-    e, c, p, _ = weight.shape
-    q = int(round(matrix.shape[0] ** 0.5))
-    flat = weight.reshape(e * c, p * p) @ matrix.to(weight.dtype).T
-    return flat.reshape(e, c, q, q)
+def pi_resize(weight: Tensor, matrix: Tensor, new: int) -> Tensor:
+    """A conv kernel ``[E, C, p, p]`` resized by ``matrix`` (`pi_resize_matrix` to ``new``)
+    to ``[E, C, new, new]``."""
+    e, c = weight.shape[:2]
+    flat = weight.flatten(2) @ matrix.to(weight.dtype).T
+    return flat.reshape(e, c, new, new)
 
 
 def resize_pos_embed(embed: Tensor, size: int, dim: int) -> Tensor:

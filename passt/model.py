@@ -130,8 +130,8 @@ class PatchEmbed(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.resize is None and self.run_stride == self.proj.stride[0]:
             return self.proj(x)
-        weight = self.proj.weight if self.resize is None else pi_resize(self.proj.weight,
-                                                                        self.resize)
+        weight = (self.proj.weight if self.resize is None
+                  else pi_resize(self.proj.weight, self.resize, self.run_patch))
         return F.conv2d(x, weight, self.proj.bias, stride=self.run_stride)
 
     def extra_repr(self) -> str:
@@ -412,11 +412,12 @@ class PaSST(nn.Module):
         return self.head(self.forward_features(x))
 
 
-def token_counts(model: nn.Module, mel: Tensor) -> list[int]:
+def token_counts(model: nn.Module, mel: Tensor, leaving: bool = False) -> list[int]:
     """Tokens entering each transformer block (class and distillation tokens included) when
-    ``model`` runs on ``mel`` in its current mode (training: after patchout); a model on the
-    meta device counts without computing. Nothing is learnt and no draw is used up: the
-    random generators are put back as they were."""
+    ``model`` runs on ``mel`` in its current mode (training: after patchout), and with
+    ``leaving`` the tokens leaving the last block too; a model on the meta device counts
+    without computing. Nothing is learnt and no draw is used up: the random generators are
+    put back as they were."""
     blocks = getattr(model, "blocks", None)
     if not isinstance(blocks, nn.Module) or not len(blocks):
         raise UsageError(f"token_counts needs a model with its transformer blocks in .blocks, "
@@ -424,6 +425,9 @@ def token_counts(model: nn.Module, mel: Tensor) -> list[int]:
     seen: list[int] = []
     handles = [b.register_forward_pre_hook(lambda m, args: seen.append(int(args[0].shape[1])))
                for b in blocks]
+    if leaving:
+        handles.append(blocks[-1].register_forward_hook(lambda m, args, out: seen.append(
+            int((out[0] if isinstance(out, tuple) else out).shape[1]))))
     draws = getattr(model, "draws", None)
     state = draws.get_state() if isinstance(draws, DeviceGenerators) else None
     devices = [mel.device] if mel.device.type == "cuda" else []

@@ -21,7 +21,7 @@ def test_pi_resize_keeps_the_token_of_an_upsampled_patch(new):
     weight = torch.randn(8, 1, 16, 16, dtype=torch.float64)
     patches = torch.randn(5, 1, 16, 16, dtype=torch.float64)
     upsampled = F.interpolate(patches, size=(new, new), mode="bilinear", align_corners=False)
-    resized = pi_resize(weight, pi_resize_matrix(16, new).double())
+    resized = pi_resize(weight, pi_resize_matrix(16, new).double(), new)
     assert resized.shape == (8, 1, new, new)
     native = F.conv2d(patches, weight).flatten(1)
     flexed = F.conv2d(upsampled, resized).flatten(1)

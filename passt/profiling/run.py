@@ -14,7 +14,7 @@ import torch
 
 from passt.atomic import atomic_path
 from passt.errors import UsageError
-from passt.measure.peers import build_peer_step, peer_unavailable_reason
+from passt.measure.peers import build_peer_step, peer_unavailable_reason, peer_unsupported_reason
 from passt.measure.presets import Preset
 from passt.measure.step import KINDS, build_step
 from passt.profiling.breakdown import StepProfile, profile_step
@@ -63,7 +63,7 @@ def profile_variants(variants: Sequence[str], preset: Preset, out: Path,
                 profiles.append(profile_step(build_step(s, kind), warmup=warmup,
                                              repeats=repeats))
         for peer in peers:
-            reason = unavailable[peer]
+            reason = unavailable[peer] or peer_unsupported_reason(s.model_config)
             if reason is not None:
                 log.warning("peer %s skipped: %s", peer, reason)
                 continue
