@@ -113,7 +113,7 @@ def test_oom_row(report):
     md = (out / "table1.md").read_text()
     line = next(x for x in md.splitlines() if x.startswith("| PaSST-U |"))
     assert line == ("| PaSST-U | passt-u | 0.466 | OOM | 43.2 | - | 1.87 | OOM | 1.14 | - | 0.49 "
-                    "| - | - | - | - | 790 | - | - | - | - |")
+                    "| - | - | train | - | 790 | - | - | - | - |")  # acts: from the variant
     assert "out of memory at batch size 2: PaSST-U" in md
 
 
@@ -130,7 +130,7 @@ def test_markdown_header_and_peer(report):
     assert "proxy mAP" not in md  # no --maps
     # passt-s's inference row beside its training row; no passt-b inference row: no ratio
     line = next(x for x in md.splitlines() if x.startswith("| PaSST-S | passt-s |"))
-    assert "| 2.48 | - | - | 138 | 474 | 350 |" in line
+    assert "| 2.48 | - | train | 138 | 474 | 350 |" in line
 
 
 def test_inference_speed_acts_and_tokens_per_block(tmp_path):

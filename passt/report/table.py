@@ -19,7 +19,8 @@ from passt.measure.machine_speed import DRIFT_WARNING
 from passt.measure.peers import PEERS
 from passt.optional import require
 from passt.report.inputs import Maps, load_maps, load_paper_table, load_run_benchmarks
-from passt.variants import get_variant, list_variants, variant_config
+from passt.model import PaSSTConfig
+from passt.variants import get_variant, list_variants, reduction_acts, variant_config
 
 pd = require("pandas", "the benchmark report")
 
@@ -128,7 +129,7 @@ def _run_row(key: str, record: BenchRecord, paper: pd.DataFrame, measure: str,
     return {
         **fields, **_proxy_fields(None if peer else maps.get(variant)),
         **_inference_fields(inference), "model": name,
-        "variant": variant, "peer": peer, "implementation": impl, "acts": record.acts or "",
+        "variant": variant, "peer": peer, "implementation": impl, "acts": _acts(record),
         "status": "OOM" if oom else "measured",
         "speed_spec_per_s": math.nan if oom else record.samples_per_s,
         "memory_gb_per_sample": math.nan if oom or bytes_per_sample is None
@@ -258,14 +259,28 @@ def build_table(bench_path: str | Path, maps_path: str | Path | None = None, *,
     return table, meta
 
 
-def _bench_size(record: BenchRecord) -> tuple[int, int] | None:
-    """``(width, depth)`` of the model a row benchmarked (None: its variant is unknown here)."""
+def _bench_config(record: BenchRecord) -> PaSSTConfig | None:
+    """The model a row benchmarked (None: its variant is unknown here)."""
     overrides = (record.step_settings or {}).get("model_overrides") or {}
     try:
-        cfg = variant_config(record.variant, **overrides)
+        return variant_config(record.variant, **overrides)
     except ValueError:
         return None
-    return cfg.embed_dim, cfg.depth
+
+
+def _bench_size(record: BenchRecord) -> tuple[int, int] | None:
+    """``(width, depth)`` of the model a row benchmarked (None: its variant is unknown here)."""
+    cfg = _bench_config(record)
+    return None if cfg is None else (cfg.embed_dim, cfg.depth)
+
+
+def _acts(record: BenchRecord) -> str:
+    """When the row's sequence is reduced: its own field, else (rows of earlier versions)
+    from its variant, where known here."""
+    if record.acts or record.peer:
+        return record.acts or ""
+    cfg = _bench_config(record)
+    return "" if cfg is None else reduction_acts(cfg, get_variant(record.variant).reductions)
 
 
 def _model_mismatch(train: dict[str, BenchRecord], maps: Maps | None) -> str | None:
