@@ -17,9 +17,9 @@ from passt.measure.bench_record import BenchRecord
 from passt.measure.environment import environment_warnings
 from passt.measure.machine_speed import DRIFT_WARNING
 from passt.measure.peers import PEERS
+from passt.model import PaSSTConfig
 from passt.optional import require
 from passt.report.inputs import Maps, load_maps, load_paper_table, load_run_benchmarks
-from passt.model import PaSSTConfig
 from passt.variants import get_variant, list_variants, reduction_acts, variant_config
 
 pd = require("pandas", "the benchmark report")
