@@ -236,7 +236,6 @@ class Block(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x))), size
 
 
-
 class Blocks(nn.ModuleList):
     """The transformer blocks in order, with a block reduction acting inside each."""
 

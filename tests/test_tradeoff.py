@@ -93,6 +93,15 @@ def test_bootstrap_is_paired_and_seeded():
     assert (change, c_low, c_high) == (0.0, 0.0, 0.0)  # the same clips resampled for both
     assert bootstrap([scores], targets, "multi-label", 50, 1) == bootstrap(
         [scores], targets, "multi-label", 50, 1)
+    # the basic (pivotal) interval: 2 v - q97.5 to 2 v - q2.5 of the resampled mAPs
+    rng = np.random.default_rng(1)
+    resampled = []
+    for _ in range(50):
+        i = rng.integers(0, 40, 40)
+        resampled.append(mean_average_precision(scores[i], targets[i]))
+    q_low, q_high = np.percentile(resampled, [2.5, 97.5])
+    assert (ref_low, ref_high) == pytest.approx((2 * ref - q_high, 2 * ref - q_low))
+    assert np.mean(resampled) > ref  # repeated clips raise a resample's mAP: the bias
 
 
 def test_errors(tmp_path, capsys):

@@ -47,19 +47,23 @@ def format_markdown(rows: Sequence[Row], source: str) -> str:
     for r in rows:
         first, last = r.tokens_per_block[0], r.tokens_per_block[-1]
         tokens = f"{r.tokens}" + (f" ({first}->{last})" if first != last else "")
+        speed = _interval_text(r.samples_per_s_ci_low, r.samples_per_s_ci_high, ".3g")
+        speedup = _interval_text(r.speedup_ci_low, r.speedup_ci_high, ".2f")
         lines.append(
             f"| {r.strategy} | {r.setting} | {tokens} | {r.gflops_per_sample:.2f} | "
-            f"{r.samples_per_s:.3g}{_interval_text(r.samples_per_s_ci_low, r.samples_per_s_ci_high, '.3g')} | "  # noqa: E501
-            f"{r.speedup:.2f}{_interval_text(r.speedup_ci_low, r.speedup_ci_high, '.2f')} | "
+            f"{r.samples_per_s:.3g}{speed} | "
+            f"{r.speedup:.2f}{speedup}{' (unstable)' if r.unstable else ''} | "
             f"{r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] | "
             f"{r.change:+.3f} [{r.change_ci_low:+.3f}, {r.change_ci_high:+.3f}] |")
     r = rows[0]
     lines += ["", f"{source}: {r.clips} eval clips, inference of batch {r.batch_size} on "
               f"{r.device}, {r.dtype}. tokens: per block averaged over the blocks (class and "
               "distillation included); speed-up: over the unreduced model, timed in "
-              "alternating rounds (median of the per-round ratios, 95% interval); "
-              f"{metric}: 95% bootstrap interval over clips; change: from the unreduced "
-              "model on the same resampled clips (paired)."]
+              "alternating rounds (median of the per-round ratios, 95% interval), "
+              "(unstable) where that interval is wider than +-3% or other processes took "
+              "over 5% of the CPUs while it was timed; "
+              f"{metric}: 95% basic bootstrap interval over clips; change: from the "
+              "unreduced model on the same resampled clips (paired)."]
     return "\n".join(lines) + "\n"
 
 
@@ -77,7 +81,8 @@ def plot(rows: Sequence[Row], title: str):
         yerr = _errors(chosen)
         line = ax.errorbar(xs, ys, yerr=yerr, marker="o", capsize=3, label=strategy, zorder=3)
         for r in chosen:
-            ax.annotate(r.setting, (r.samples_per_s, r.value), xytext=(4, 4),
+            ax.annotate(r.setting + (" (unstable)" if r.unstable else ""),
+                        (r.samples_per_s, r.value), xytext=(4, 4),
                         textcoords="offset points", fontsize=7, color=line[0].get_color())
     ax.errorbar([reference.samples_per_s], [reference.value],
                 yerr=_errors([reference]),

@@ -23,7 +23,8 @@ from passt.errors import UsageError
 from passt.frontend import MelFrontend, create_frontend
 from passt.inference import load_model
 from passt.measure.flops import torch_flops
-from passt.measure.stability import ratio_stability
+from passt.measure.foreign_cpu import ForeignCpu, too_busy
+from passt.measure.stability import Stability, ratio_stability
 from passt.measure.timing import RoundPlan, Timing, time_rounds
 from passt.metrics import accuracy, mean_average_precision
 from passt.model import PaSST, token_counts
@@ -52,6 +53,8 @@ class Row:
     speedup: float  # over the unreduced model, timed in alternating rounds
     speedup_ci_low: float | None
     speedup_ci_high: float | None
+    unstable: bool  # the speed-up's 95% interval is wider than +-3%, or others took the CPUs
+    foreign_cpu_fraction: float | None  # CPU time other processes took while it was timed
     metric: str  # map or accuracy
     value: float
     ci_low: float
@@ -145,8 +148,11 @@ def metric_of(task: Task) -> tuple[str, Callable[[np.ndarray, np.ndarray], float
 
 def bootstrap(scores: Sequence[np.ndarray], targets: np.ndarray, task: Task,
               resamples: int, seed: int) -> list[tuple[float, float, float, float, float, float]]:
-    """Per model: the metric, its 95% percentile interval over ``resamples`` resamplings of
-    the clips, its change from the first model's and that change's paired interval."""
+    """Per model: the metric, its 95% interval over ``resamples`` resamplings of the clips,
+    its change from the first model's and that change's paired interval (the same resampled
+    clips). The intervals are the basic (pivotal) bootstrap's, ``2 v - q97.5`` to
+    ``2 v - q2.5``: a resample repeats clips, and repeated scores raise a resample's mAP,
+    which the percentile interval would carry over (it can miss the value itself)."""
     _, fn = metric_of(task)
     rng = np.random.default_rng(seed)
     n = len(targets)
@@ -156,7 +162,8 @@ def bootstrap(scores: Sequence[np.ndarray], targets: np.ndarray, task: Task,
     out = []
     for value, boot in zip(full, values, strict=True):
         diff = np.asarray(boot) - np.asarray(values[0])
-        out.append((value, *_interval(boot), value - full[0], *_interval(diff)))
+        out.append((value, *_interval(value, boot), value - full[0],
+                    *_interval(value - full[0], diff)))
     return out
 
 
@@ -168,9 +175,10 @@ def _metric(fn: Callable[[np.ndarray, np.ndarray], float], s: np.ndarray,
         return math.nan
 
 
-def _interval(values: Sequence[float]) -> tuple[float, float]:
-    low, high = np.nanpercentile(np.asarray(values, dtype=float), [2.5, 97.5])
-    return float(low), float(high)
+def _interval(value: float, resampled: Sequence[float]) -> tuple[float, float]:
+    """The basic bootstrap's 95% interval of ``value`` from its ``resampled`` values."""
+    low, high = np.nanpercentile(np.asarray(resampled, dtype=float), [2.5, 97.5])
+    return float(2 * value - high), float(2 * value - low)
 
 
 class ForwardStep:
@@ -185,9 +193,18 @@ class ForwardStep:
             self.model(self.frontend(self.waves))
 
 
+@dataclass(frozen=True)
+class PointTiming:
+    """A grid point's inference timing and its speed-up over the unreduced model."""
+
+    timing: Timing
+    speedup: Stability  # of the per-round ratios: the unreduced model's time over this one's
+    foreign_cpu_fraction: float | None  # others' CPU use while it was timed
+    unstable: bool  # the speed-up's interval missed the target, or others took the CPUs
+
+
 def time_points(models: Sequence[nn.Module], frontend: nn.Module, waves: Tensor, dtype: str,
-                warmup: int, plan: RoundPlan) -> list[tuple[Timing, tuple[float, float | None,
-                                                                             float | None]]]:
+                warmup: int, plan: RoundPlan) -> list[PointTiming]:
     """Per model: its timing and its speed-up over the first (the unreduced) model, each
     timed in alternating rounds with the first; the first's own from all its rounds."""
     reference = ForwardStep(models[0], frontend, waves, dtype)
@@ -195,16 +212,25 @@ def time_points(models: Sequence[nn.Module], frontend: nn.Module, waves: Tensor,
     ref_times: list[float] = []
     out = []
     for model in models[1:]:
-        ours, theirs = time_rounds([reference, ForwardStep(model, frontend, waves, dtype)],
-                                   warmup, plan)
+        with ForeignCpu() as foreign:
+            ours, theirs = time_rounds([reference, ForwardStep(model, frontend, waves, dtype)],
+                                       warmup, plan)
         ref_times += ours
         ratio = ratio_stability(ours, theirs)
-        out.append((Timing.of(theirs, batch, warmup, plan.ci_target),
-                    (ratio.median, ratio.ci_low, ratio.ci_high)))
-    if not ref_times:
-        ref_times = time_rounds([reference], warmup, plan)[0]
+        out.append(PointTiming(Timing.of(theirs, batch, warmup, plan.ci_target), ratio,
+                               foreign.fraction,
+                               not ratio.meets(plan.ci_target) or foreign.too_busy))
+    fractions = [p.foreign_cpu_fraction for p in out]
+    if not ref_times:  # the grid holds the unreduced model only
+        with ForeignCpu() as foreign:
+            ref_times = time_rounds([reference], warmup, plan)[0]
+        fractions = [foreign.fraction]
     synchronize(waves.device)
-    return [(Timing.of(ref_times, batch, warmup, plan.ci_target), (1.0, 1.0, 1.0)), *out]
+    own = Timing.of(ref_times, batch, warmup, plan.ci_target)
+    most = max((f for f in fractions if f is not None), default=None)
+    itself = Stability(median=1.0, ci_low=1.0, ci_high=1.0, iqr_over_median=0.0,
+                       rounds=len(ref_times))
+    return [PointTiming(own, itself, most, own.unstable or too_busy(most)), *out]
 
 
 def run_tradeoff(loaded: Loaded, dataset: Dataset, points: Sequence[GridPoint], *,
@@ -229,10 +255,11 @@ def run_tradeoff(loaded: Loaded, dataset: Dataset, points: Sequence[GridPoint], 
         mel = frontend(waves)  # FLOPs per sample at the timed batch: flex resizes once a batch
     timings = time_points(models, frontend, waves, dtype, warmup, plan)
     rows = []
-    for point, model, stat, (timing, speed) in zip(points, models, stats, timings, strict=True):
+    for point, model, stat, timed in zip(points, models, stats, timings, strict=True):
         with torch.no_grad():
             counts = tuple(token_counts(model, mel[:1]))
             flops = torch_flops(lambda model=model: model(mel)) / len(mel)
+        timing, speed = timed.timing, timed.speedup
         s = timing.stability
         rows.append(Row(
             strategy=point.strategy, setting=point.setting, tokens=mean_seq_len(counts),
@@ -240,7 +267,8 @@ def run_tradeoff(loaded: Loaded, dataset: Dataset, points: Sequence[GridPoint], 
             samples_per_s=timing.samples_per_s,
             samples_per_s_ci_low=None if s.ci_high is None else len(waves) / s.ci_high,
             samples_per_s_ci_high=None if s.ci_low is None else len(waves) / s.ci_low,
-            speedup=speed[0], speedup_ci_low=speed[1], speedup_ci_high=speed[2],
+            speedup=speed.median, speedup_ci_low=speed.ci_low, speedup_ci_high=speed.ci_high,
+            unstable=timed.unstable, foreign_cpu_fraction=timed.foreign_cpu_fraction,
             metric=metric, value=stat[0], ci_low=stat[1], ci_high=stat[2], change=stat[3],
             change_ci_low=stat[4], change_ci_high=stat[5], clips=clips,
             batch_size=len(waves), device=str(dev), dtype=dtype))
