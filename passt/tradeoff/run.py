@@ -24,6 +24,7 @@ from passt.frontend import MelFrontend, create_frontend
 from passt.inference import load_model
 from passt.measure.flops import torch_flops
 from passt.measure.foreign_cpu import ForeignCpu, too_busy
+from passt.measure.record import device_name
 from passt.measure.stability import Stability, ratio_stability
 from passt.measure.timing import RoundPlan, Timing, time_rounds
 from passt.metrics import accuracy, mean_average_precision
@@ -64,7 +65,7 @@ class Row:
     change_ci_high: float
     clips: int
     batch_size: int
-    device: str
+    device: str  # the GPU's name, or the CPU's and its threads
     dtype: str
 
 
@@ -271,7 +272,7 @@ def run_tradeoff(loaded: Loaded, dataset: Dataset, points: Sequence[GridPoint], 
             unstable=timed.unstable, foreign_cpu_fraction=timed.foreign_cpu_fraction,
             metric=metric, value=stat[0], ci_low=stat[1], ci_high=stat[2], change=stat[3],
             change_ci_low=stat[4], change_ci_high=stat[5], clips=clips,
-            batch_size=len(waves), device=str(dev), dtype=dtype))
+            batch_size=len(waves), device=device_name(dev), dtype=dtype))
     return rows
 
 
