@@ -94,7 +94,7 @@ class BlockView:
         """``[B, N]``: the attention of query ``token`` (0: the class token) over every key,
         averaged over heads, as the block computed it (proportional to sizes). SDPA never
         returns its weights, so this row is computed again: one row of the N x N scores,
-        ``B*H*N*D`` multiply-adds, 1/N of the attention's."""
+        ``B*H*N*D`` multiply-adds, 1/N of the attention scores'."""
         q = self.queries[:, :, token:token + 1]
         logits = (q @ self.keys.transpose(-2, -1)) * self.scale
         bias = size_bias(self.size, logits.dtype)

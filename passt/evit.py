@@ -6,7 +6,7 @@ tokens (rounded up) that the class token attends to most stay, in their order, a
 are fused into one token, their sum weighted by that attention (the paper's "inattentive token
 fusion"), which goes last. The class and distillation tokens always stay. SDPA does not return
 attention weights, so the class token's row is computed again from the block's queries and
-keys: ``B*H*N*D`` multiply-adds, 1/N of the attention's own (`BlockView.attention_of`).
+keys: ``B*H*N*D`` multiply-adds, 1/N of the attention scores' (`BlockView.attention_of`).
 """
 
 from __future__ import annotations
