@@ -47,10 +47,10 @@ def test_tokens_follow_the_keep_rate(keep_rate, locations):
     assert paper_locations(12) == (3, 6, 9)
 
 
-def test_one_block_by_hand():
+def test_one_pruning_block_by_hand():
     torch.manual_seed(0)
     model = passt.create_model(reductions="evit", keep_rate=0.6, locations=(0,), embed_dim=32,
-                               depth=1, num_heads=2, frames=100).eval()
+                               depth=2, num_heads=2, frames=100).eval()
     mel = torch.randn(2, 1, 128, 100)
     block = model.blocks[0]
     with torch.no_grad():
@@ -70,6 +70,7 @@ def test_one_block_by_hand():
             rows.append(torch.cat([x[b, :PROTECTED], x[b, PROTECTED:][top], fused[None]]))
         x = torch.stack(rows)
         x = x + block.mlp(block.norm2(x))
+        x, _ = model.blocks[1](x)  # a plain block: the fused token is attended to there
         x = model.norm(x)
         expected = model.head((x[:, 0] + x[:, 1]) / 2)
         got = model(mel)
