@@ -11,6 +11,7 @@ import torch.nn.functional as F
 import passt
 import passt.block_reduction
 import passt.patchout
+import passt.variants
 from passt.block_reduction import PROTECTED
 
 SMALL = {"embed_dim": 64, "depth": 3, "num_heads": 4, "frames": 200}
@@ -22,6 +23,7 @@ def registries(monkeypatch):
     monkeypatch.setattr(passt.block_reduction, "_REGISTRY",
                         dict(passt.block_reduction._REGISTRY))
     monkeypatch.setattr(passt.patchout, "_REGISTRY", dict(passt.patchout._REGISTRY))
+    monkeypatch.setattr(passt.variants, "_VARIANTS", dict(passt.variants._VARIANTS))
 
 
 def _drop_half(acts_default: str = "both"):
