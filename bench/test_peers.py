@@ -12,6 +12,7 @@ import pytest
 from passt.measure import peers
 from passt.measure.peers import PEERS, build_peer_step, peer_settings, profile_peer
 from passt.measure.suite import measure
+from passt.variants import variant_config
 
 
 @pytest.mark.parametrize("peer", PEERS)
@@ -25,6 +26,9 @@ def test_peer_train_step(benchmark, peer, variant, preset, overrides, ceilings, 
     reason = peers.peer_unavailable_reason(peer)
     if reason is not None:
         pytest.skip(f"peer {peer!r} is not available: {reason}")
+    unsupported = peers.peer_unsupported_reason(variant_config(variant))
+    if unsupported is not None:
+        pytest.skip(f"{variant}: {unsupported}")
     ours = preset.settings(variant, **overrides)
     skip = peers.peer_variants(peer, peer_variants,
                                lambda v: preset.settings(v, **overrides))[variant]

@@ -1,10 +1,20 @@
 """passt-bench: a reference PaSST (Patchout faSt Spectrogram Transformer) and its benchmarks."""
 
+from passt.block_reduction import (
+    BlockReduction,
+    BlockView,
+    create_block_reduction,
+    get_block_reduction,
+    list_block_reductions,
+    register_block_reduction,
+)
 from passt.checkpoints import CheckpointMismatchError, load_checkpoint, load_imagenet
+from passt.evit import AttentionPruning
 from passt.factory import create_model
 from passt.frontend import FrontendConfig, MelFrontend, create_frontend
 from passt.inference import embed, tag
-from passt.model import PaSST, PaSSTConfig
+from passt.model import PaSST, PaSSTConfig, token_counts
+from passt.patch_source import PatchSource
 from passt.patchout import (
     Patchout,
     create_patchout,
@@ -12,6 +22,7 @@ from passt.patchout import (
     list_patchouts,
     register_patchout,
 )
+from passt.tome import TokenMerging
 from passt.variants import (
     Variant,
     compose,
@@ -21,33 +32,45 @@ from passt.variants import (
     list_variants,
     register_variant,
     variant_config,
+    with_block_reduction,
     with_patchout,
 )
 
 __all__ = [
+    "AttentionPruning",
+    "BlockReduction",
+    "BlockView",
     "CheckpointMismatchError",
     "FrontendConfig",
     "MelFrontend",
     "PaSST",
     "PaSSTConfig",
+    "PatchSource",
     "Patchout",
+    "TokenMerging",
     "Variant",
     "compose",
+    "create_block_reduction",
     "create_frontend",
     "create_model",
     "create_patchout",
     "describe",
     "embed",
+    "get_block_reduction",
     "get_patchout",
     "get_variant",
+    "list_block_reductions",
     "list_patchouts",
     "list_reductions",
     "list_variants",
     "load_checkpoint",
     "load_imagenet",
+    "register_block_reduction",
     "register_patchout",
     "register_variant",
     "tag",
+    "token_counts",
     "variant_config",
+    "with_block_reduction",
     "with_patchout",
 ]

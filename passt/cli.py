@@ -39,6 +39,8 @@ from passt.profiling.run import run_profile
 from passt.regress import Thresholds, compare, format_result, parse_percent
 from passt.settings import flag_names, parse_overrides, read_flags
 from passt.sweep import Budget, parse_seeds, run_sweep
+from passt.tradeoff import TradeoffConfig
+from passt.tradeoff import run as run_tradeoff
 from passt.train import (
     Cluster,
     TrainConfig,
@@ -54,8 +56,9 @@ from passt.train.finetune import finetune_config
 from passt.variants import describe, list_variants
 
 SEQ_NOTE = (
-    "seq lengths count the class and distillation tokens; the paper's Table 1 prints 1212 for "
-    "AST, which counts patches only (1214 - 2)."
+    "seq: tokens per block averaged over the blocks (first -> last block where they differ), "
+    "class and distillation tokens included; the paper's Table 1 prints 1212 for AST, which "
+    "counts patches only (1214 - 2). acts: when the sequence is reduced (train, eval, both)."
 )
 SIGPIPE_STATUS = 128 + 13  # a shell's status for a process ended by SIGPIPE
 
@@ -76,14 +79,27 @@ def cmd_variants(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
-        r["patchout"] = ",".join(f"{k}={v}" for k, v in r["patchout_args"].items()) or "-"
+        r["patchout"] = _args(r["patchout_args"])
+        r["in_block"] = _args(r["reduction_args"])
+        for kind in ("train", "eval"):
+            r[f"{kind}_seq"] = _seq(r[f"{kind}_seq_len"], r[f"{kind}_seq_len_per_block"])
     print(format_table(rows, [
         ("name", "name"), ("reductions", "reductions"), ("patchout", "patchout"),
+        ("in_block", "in-block"), ("acts", "acts"), ("patch_size", "patch"),
         ("stride", "stride"), ("depth", "depth"), ("frames", "frames"),
-        ("train_seq_len", "train seq"), ("eval_seq_len", "eval seq"), ("params_m", "params (M)"),
+        ("train_seq", "train seq"), ("eval_seq", "eval seq"), ("params_m", "params (M)"),
     ]))
     print(f"\n{SEQ_NOTE}")
     return 0
+
+
+def _args(args: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in args.items()) or "-"
+
+
+def _seq(mean: int, per_block: list[int]) -> str:
+    """``474``, or ``668 (1190->50)`` where the blocks see different lengths."""
+    return str(mean) if len(set(per_block)) == 1 else f"{mean} ({per_block[0]}->{per_block[-1]})"
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -99,6 +115,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_profile(args: argparse.Namespace) -> int:
     summary = run_profile(ProfileConfig(**read_flags(ProfileConfig, args,
                                                      flag_names(ProfileConfig))))
+    print(summary.read_text())
+    print(f"wrote {summary.parent}/", file=sys.stderr)
+    return 0
+
+
+def cmd_tradeoff(args: argparse.Namespace) -> int:
+    summary = run_tradeoff(TradeoffConfig(**read_flags(TradeoffConfig, args,
+                                                       flag_names(TradeoffConfig))))
     print(summary.read_text())
     print(f"wrote {summary.parent}/", file=sys.stderr)
     return 0
@@ -290,7 +314,7 @@ def cmd_data_esc50_like(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"variants": cmd_variants, "check": cmd_check, "profile": cmd_profile,
-            "report": cmd_report,
+            "report": cmd_report, "tradeoff": cmd_tradeoff,
             "tag": cmd_tag, "embed": cmd_embed, "data pack": cmd_data_pack,
             "data esc50-like": cmd_data_esc50_like,
             "train": cmd_train, "finetune": cmd_finetune, "eval": cmd_eval, "sweep": cmd_sweep,

@@ -14,6 +14,7 @@ from passt.precision import DTYPES
 from passt.profiling.config import ProfileConfig
 from passt.settings import add_flags, flag_names
 from passt.sweep import SWEPT
+from passt.tradeoff.config import TradeoffConfig
 from passt.train import DATA_SETTINGS, TrainConfig
 from passt.train.finetune import FINETUNE_DEFAULTS
 from passt.variants import list_variants
@@ -117,6 +118,12 @@ def _add_benchmark_commands(sub: argparse._SubParsersAction, commands: Mapping[s
                                        "component (or, --scaling, against clip length)")
     add_flags(p, ProfileConfig, flag_names(ProfileConfig))
     p.set_defaults(func=commands["profile"])
+
+    p = sub.add_parser("tradeoff", help="inference speed against accuracy of one checkpoint "
+                                        "under token merging, pruning and larger patches: "
+                                        "tradeoff.csv, tradeoff.md and tradeoff.png")
+    add_flags(p, TradeoffConfig, flag_names(TradeoffConfig))
+    p.set_defaults(func=commands["tradeoff"])
 
     p = sub.add_parser("report", help="the paper's Table 1 and Figure 1 from a benchmark run: "
                                       "table1.md/.csv/.tex and speed_vs_map.png/.svg")

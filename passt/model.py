@@ -1,12 +1,15 @@
 """PaSST: the Patchout faSt Spectrogram Transformer, with the official parameter layout.
 
 A ViT/DeiT over 16x16 patches of a log-mel spectrogram, with separate frequency and time
-positional embeddings, class and distillation tokens, and Patchout in training.
+positional embeddings, class and distillation tokens, Patchout in training, and optionally a
+block reduction between the blocks (token merging, pruning: `passt.block_reduction`) and a
+patch embedding run at another patch size (`passt.flex`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -14,7 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from passt.block_reduction import (
+    PROTECTED,
+    BlockReduction,
+    BlockView,
+    create_block_reduction,
+    size_bias,
+)
 from passt.errors import UsageError, check_choice
+from passt.flex import pi_resize, pi_resize_matrix, resize_pos_embed
+from passt.patch_source import PatchSource
 from passt.patchout import Patchout, create_patchout
 from passt.rng import DeviceGenerators, randint
 
@@ -45,6 +57,13 @@ class PaSSTConfig:
     drop_path_rate: float = 0.0
     patchout: str = "none"
     patchout_args: dict[str, Any] = field(default_factory=dict)
+    reduction: str = "none"  # the block reduction between attention and MLP of every block
+    reduction_args: dict[str, Any] = field(default_factory=dict)
+    # FlexiViT: run the patch embedding at this patch size and stride, the kernel and the
+    # positional embeddings resized (the parameters keep patch_size's and stride's shapes);
+    # None: patch_size, and stride scaled by flex_patch_size / patch_size
+    flex_patch_size: int | None = None
+    flex_stride: int | None = None
     attention: AttentionPath = "sdpa"
     seed: int | None = None  # patchout and time-crop draws; None uses torch's default RNG
 
@@ -59,29 +78,64 @@ class PaSSTConfig:
             raise UsageError(
                 f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}"
             )
-        if self.patch_size > self.n_mels or self.patch_size > self.frames:
-            raise UsageError(
-                f"patch_size={self.patch_size} is larger than the input "
-                f"({self.n_mels} mel bands x {self.frames} frames)"
-            )
+        for name in ("flex_patch_size", "flex_stride"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise UsageError(f"{name} must be a positive integer or None, got {value!r}")
+        for name, patch in (("patch_size", self.patch_size),
+                            ("flex_patch_size", self.flex_patch_size)):
+            if patch is not None and (patch > self.n_mels or patch > self.frames):
+                raise UsageError(
+                    f"{name}={patch} is larger than the input "
+                    f"({self.n_mels} mel bands x {self.frames} frames)"
+                )
         check_choice("attention path", self.attention, ATTENTION_PATHS)
 
     @property
     def grid(self) -> tuple[int, int]:
-        """``(F, T)``: the patch grid of a full-length input."""
+        """``(F, T)``: the patch grid of a full-length input at the native patch size and
+        stride (the positional embeddings' shape)."""
         return (grid_size(self.n_mels, self.patch_size, self.stride),
                 grid_size(self.frames, self.patch_size, self.stride))
 
+    @property
+    def embed_patch(self) -> tuple[int, int]:
+        """``(patch size, stride)`` the patch embedding runs at: the flex ones where set."""
+        if self.flex_patch_size is None and self.flex_stride is None:
+            return self.patch_size, self.stride
+        patch = self.flex_patch_size or self.patch_size
+        return patch, self.flex_stride or max(1, self.stride * patch // self.patch_size)
+
+    @property
+    def token_grid(self) -> tuple[int, int]:
+        """``(F, T)``: the patch grid of a full-length input as the embedding runs (flex)."""
+        patch, stride = self.embed_patch
+        return grid_size(self.n_mels, patch, stride), grid_size(self.frames, patch, stride)
+
 
 class PatchEmbed(nn.Module):
-    """Strided convolution from a one-channel spectrogram to a ``[B, E, F, T]`` patch grid."""
+    """Strided convolution from a one-channel spectrogram to a ``[B, E, F, T]`` patch grid;
+    with ``run_patch``/``run_stride`` (flex) the kernel is PI-resized and run at those."""
 
-    def __init__(self, patch_size: int, stride: int, embed_dim: int):
+    def __init__(self, patch_size: int, stride: int, embed_dim: int,
+                 run_patch: int | None = None, run_stride: int | None = None):
         super().__init__()
         self.proj = nn.Conv2d(1, embed_dim, kernel_size=patch_size, stride=stride)
+        self.run_patch, self.run_stride = run_patch or patch_size, run_stride or stride
+        resize = (None if self.run_patch == patch_size
+                  else pi_resize_matrix(patch_size, self.run_patch))
+        self.register_buffer("resize", resize, persistent=False)  # not in the state_dict
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.proj(x)
+        if self.resize is None and self.run_stride == self.proj.stride[0]:
+            return self.proj(x)
+        weight = (self.proj.weight if self.resize is None
+                  else pi_resize(self.proj.weight, self.resize, self.run_patch))
+        return F.conv2d(x, weight, self.proj.bias, stride=self.run_stride)
+
+    def extra_repr(self) -> str:
+        return f"run_patch={self.run_patch}, run_stride={self.run_stride}"
 
 
 class Attention(nn.Module):
@@ -98,19 +152,25 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
         self.path = path
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, bias: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """The attention's output ``[B, N, C]`` and its queries and keys ``[B, H, N, D]``;
+        ``bias`` (``[B, 1, 1, N]``) is added to the logits (proportional attention)."""
         B, N, C = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         drop = self.attn_drop if self.training else 0.0
+        if bias is not None:
+            bias = bias.to(q.dtype)
         if self.path == "sdpa":
-            x = F.scaled_dot_product_attention(q, k, v, dropout_p=drop)
+            x = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
         else:
             attn = (q @ k.transpose(-2, -1)) * self.scale
+            if bias is not None:
+                attn = attn + bias
             attn = F.dropout(attn.softmax(dim=-1), drop, self.training)
             x = attn @ v
         x = x.transpose(1, 2).reshape(B, N, C)
-        return self.proj_drop(self.proj(x))
+        return self.proj_drop(self.proj(x)), q, k
 
     def extra_repr(self) -> str:
         return f"num_heads={self.num_heads}, path={self.path}"
@@ -148,6 +208,10 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
+# a block reduction bound to one block: (tokens, sizes, queries, keys) -> (tokens, sizes)
+Reduce = Callable[[Tensor, "Tensor | None", Tensor, Tensor], tuple[Tensor, "Tensor | None"]]
+
+
 class Block(nn.Module):
     """Pre-norm transformer block."""
 
@@ -161,30 +225,65 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * cfg.mlp_ratio), cfg.drop_rate)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+    def forward(self, x: Tensor, size: Tensor | None = None,
+                reduce: Reduce | None = None) -> tuple[Tensor, Tensor | None]:
+        """The block's output and the tokens' sizes; ``reduce`` (the block reduction, bound to
+        this block) runs between attention and MLP."""
+        out, q, k = self.attn(self.norm1(x), size_bias(size, x.dtype))
+        x = x + self.drop_path(out)
+        if reduce is not None:
+            x, size = reduce(x, size, q, k)
+        return x + self.drop_path(self.mlp(self.norm2(x))), size
+
+
+class Blocks(nn.ModuleList):
+    """The transformer blocks in order, with a block reduction acting inside each."""
+
+    def forward(self, x: Tensor, reduction: BlockReduction,
+                source: PatchSource | None = None) -> Tensor:
+        if not reduction.active:
+            for block in self:
+                x, _ = block(x)
+            return x
+        size: Tensor | None = None
+        first = x.shape[1] - PROTECTED
+        for i, block in enumerate(self):
+            x, size = block(x, size, _bind(reduction, i, len(self), block.attn.scale, first,
+                                           source))
+        return x
+
+
+def _bind(reduction: BlockReduction, block: int, depth: int, scale: float, first: int,
+          source: PatchSource | None) -> Reduce:
+    """``reduction`` as block ``block`` calls it: with that block's view."""
+    def reduce(x: Tensor, size: Tensor | None, q: Tensor, k: Tensor
+               ) -> tuple[Tensor, Tensor | None]:
+        return reduction(x, size, BlockView(block, depth, q, k, scale, size, first, source))
+    return reduce
 
 
 class PaSST(nn.Module):
     """The Patchout faSt Spectrogram Transformer; ``state_dict`` keys match the official ones."""
 
-    def __init__(self, cfg: PaSSTConfig, patchout: Patchout | None = None):
+    def __init__(self, cfg: PaSSTConfig, patchout: Patchout | None = None,
+                 reduction: BlockReduction | None = None):
         super().__init__()
         self.cfg = cfg
         E = cfg.embed_dim
         F_, T = cfg.grid
-        self.patch_embed = PatchEmbed(cfg.patch_size, cfg.stride, E)
+        self.patch_embed = PatchEmbed(cfg.patch_size, cfg.stride, E, *cfg.embed_patch)
         self.freq_new_pos_embed = nn.Parameter(torch.zeros(1, E, F_, 1))
         self.time_new_pos_embed = nn.Parameter(torch.zeros(1, E, 1, T))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, E))
         self.dist_token = nn.Parameter(torch.zeros(1, 1, E))
         self.new_pos_embed = nn.Parameter(torch.zeros(1, 2, E))
         self.patchout = patchout or create_patchout(cfg.patchout, **cfg.patchout_args)
-        self.patchout.num_kept(cfg.grid)  # fail at construction if it cannot fit the grid
+        self.patchout.num_kept(cfg.token_grid)  # fail at construction if it cannot fit
+        self.reduction = reduction or create_block_reduction(cfg.reduction, **cfg.reduction_args)
+        self.reduction.check(cfg.depth)
         self.pos_drop = nn.Dropout(cfg.drop_rate)
         rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
-        self.blocks = nn.Sequential(*(Block(cfg, r) for r in rates))
+        self.blocks = Blocks(Block(cfg, r) for r in rates)
         self.norm = nn.LayerNorm(E, eps=1e-6)
         self.head = nn.Sequential(nn.LayerNorm(E), nn.Linear(E, cfg.num_classes))
         self.head_dist = nn.Linear(E, cfg.num_classes)  # kept for checkpoint parity; unused
@@ -215,11 +314,13 @@ class PaSST(nn.Module):
             block.attn.path = path
 
     def seq_len(self, frames: int | None = None, training: bool = False) -> int:
-        """Transformer sequence length (two tokens included) for an input of ``frames``."""
+        """Tokens entering the first block (two included) for an input of ``frames``; a block
+        reduction shortens the sequence after it (`token_counts` counts every block's)."""
         cfg = self.cfg
-        grid = (cfg.grid[0], grid_size(frames or cfg.frames, cfg.patch_size, cfg.stride))
+        patch, stride = cfg.embed_patch
+        grid = (cfg.token_grid[0], grid_size(frames or cfg.frames, patch, stride))
         patches = self.patchout.num_kept(grid) if training else grid[0] * grid[1]
-        return patches + 2
+        return patches + PROTECTED
 
     def _check_input(self, x: Tensor) -> Tensor:
         if x.dim() == 3:
@@ -247,15 +348,16 @@ class PaSST(nn.Module):
         seconds.
         """
         cfg = self.cfg
-        accepted = f"{cfg.patch_size} to {cfg.frames} frames"
+        patch, stride = cfg.embed_patch
+        accepted = f"{patch} to {cfg.frames} frames"
         if frame_seconds is not None:  # frames = samples // hop + 1, rounded inwards
-            shortest = math.ceil(1000 * (cfg.patch_size - 1) * frame_seconds + 1e-6) / 1000
+            shortest = math.ceil(1000 * (patch - 1) * frame_seconds + 1e-6) / 1000
             longest = math.floor(1000 * cfg.frames * frame_seconds) / 1000
             accepted += f" (clips of {shortest} to {longest} s)"
-        if frames < cfg.patch_size:
+        if frames < patch:
             raise UsageError(f"{source} gives {frames} frames, shorter than one patch "
-                             f"({cfg.patch_size} frames); accepted: {accepted}")
-        if grid_size(frames, cfg.patch_size, cfg.stride) > cfg.grid[1]:
+                             f"({patch} frames); accepted: {accepted}")
+        if grid_size(frames, patch, stride) > cfg.token_grid[1]:
             raise UsageError(f"{source} gives {frames} frames, longer than the model's time "
                              f"embedding ({cfg.frames} frames); accepted: {accepted} (longer "
                              "audio is split into windows, or needs a model built with a "
@@ -268,8 +370,9 @@ class PaSST(nn.Module):
                                  f"patchout: {e}") from None
 
     def _time_pos_embed(self, t: int, device: torch.device) -> Tensor:
-        """The time embedding cropped to ``t`` columns: random offset in training, 0 in eval."""
-        full = self.time_new_pos_embed
+        """The time embedding (resized to the flex grid) cropped to ``t`` columns: a random
+        offset in training, 0 in eval."""
+        full = resize_pos_embed(self.time_new_pos_embed, self.cfg.token_grid[1], dim=3)
         spare = full.shape[-1] - t
         if spare == 0:
             return full
@@ -280,22 +383,59 @@ class PaSST(nn.Module):
 
     def tokens(self, x: Tensor) -> Tensor:
         """Embed a log-mel batch into the transformer input ``[B, 2 + kept patches, E]``."""
-        x = self.patch_embed(self._check_input(x))
+        x = self._check_input(x)
+        return self._embed(x, PatchSource(x, *self.cfg.embed_patch))
+
+    def _embed(self, mel: Tensor, source: PatchSource) -> Tensor:
+        x = self.patch_embed(mel)
         B, _, F_, T = x.shape
-        x = x + self._time_pos_embed(T, x.device) + self.freq_new_pos_embed
+        freq = resize_pos_embed(self.freq_new_pos_embed, self.cfg.token_grid[0], dim=2)
+        x = x + self._time_pos_embed(T, x.device) + freq
         x = x.flatten(2).transpose(1, 2)
         # plain ints: under a jit trace (fvcore) shapes are 0-d tensors, which strategies need not
         # expect
-        x = self.patchout(x, (int(F_), int(T)), self.draws.get(x.device))
+        x = self.patchout(x, (int(F_), int(T)), self.draws.get(x.device), source)
         cls = self.cls_token.expand(B, -1, -1) + self.new_pos_embed[:, :1]
         dist = self.dist_token.expand(B, -1, -1) + self.new_pos_embed[:, 1:]
         return self.pos_drop(torch.cat((cls, dist, x), dim=1))
 
     def forward_features(self, x: Tensor) -> Tensor:
         """Pooled embedding ``[B, E]``: the mean of the class and distillation token outputs."""
-        x = self.norm(self.blocks(self.tokens(x)))
+        mel = self._check_input(x)
+        source = PatchSource(mel, *self.cfg.embed_patch)
+        x = self.norm(self.blocks(self._embed(mel, source), self.reduction, source))
         return (x[:, 0] + x[:, 1]) / 2
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``[B, num_classes]`` for a log-mel batch ``[B, 1, n_mels, T]``."""
         return self.head(self.forward_features(x))
+
+
+def token_counts(model: nn.Module, mel: Tensor, leaving: bool = False) -> list[int]:
+    """Tokens entering each transformer block (class and distillation tokens included) when
+    ``model`` runs on ``mel`` in its current mode (training: after patchout), and with
+    ``leaving`` the tokens leaving the last block too; a model on the meta device counts
+    without computing. Nothing is learnt and no draw is used up: the random generators are
+    put back as they were."""
+    blocks = getattr(model, "blocks", None)
+    if not isinstance(blocks, nn.Module) or not len(blocks):
+        raise UsageError(f"token_counts needs a model with its transformer blocks in .blocks, "
+                         f"got {type(model).__name__}")
+    seen: list[int] = []
+    handles = [b.register_forward_pre_hook(lambda m, args: seen.append(int(args[0].shape[1])))
+               for b in blocks]
+    if leaving:
+        handles.append(blocks[-1].register_forward_hook(lambda m, args, out: seen.append(
+            int((out[0] if isinstance(out, tuple) else out).shape[1]))))
+    draws = getattr(model, "draws", None)
+    state = draws.get_state() if isinstance(draws, DeviceGenerators) else None
+    devices = [mel.device] if mel.device.type == "cuda" else []
+    try:
+        with torch.no_grad(), torch.random.fork_rng(devices=devices):
+            model(mel)
+    finally:
+        for handle in handles:
+            handle.remove()
+        if state is not None:
+            draws.set_state(state)
+    return seen

@@ -4,6 +4,9 @@ A strategy picks which patches of the ``F x T`` patch grid the transformer sees 
 It returns flat indices into the grid (row-major, ``f * T + t``, the order of
 ``x.flatten(2)`` on a ``[B, E, F, T]`` embedding), sorted, either shared by the batch
 (``[K]``, as the official code does) or per sample (``[B, K]``). Eval always sees every patch.
+A strategy that chooses by the input overrides `Patchout.select`, which also gets the tokens
+and the log-mel they came from (a `PatchSource`: ``source.energies()`` is each patch's mean
+log-mel).
 
 Add your own in your own file; it is then available by name everywhere (variants, CLI, bench)::
 
@@ -23,11 +26,14 @@ import torch
 from torch import Tensor, nn
 
 from passt.errors import UsageError
+from passt.patch_source import PatchSource
+from passt.registry import instantiate, lookup, register
 from passt.rng import rand
 
 Grid = tuple[int, int]
 
 _REGISTRY: dict[str, type[Patchout]] = {}
+KIND = "patchout strategy"
 
 
 def register_patchout(name: str):
@@ -43,13 +49,7 @@ def register_patchout(name: str):
 
 
 def _register(name: str, cls: type[Patchout]) -> None:
-    if not name or not isinstance(name, str):
-        raise UsageError(f"a patchout strategy needs a non-empty string name, got {name!r}")
-    known = _REGISTRY.get(name)
-    if known is not None and known.__qualname__ != cls.__qualname__:
-        raise UsageError(f"patchout strategy {name!r} is already registered by {known!r}")
-    cls.name = name
-    _REGISTRY[name] = cls
+    register(_REGISTRY, KIND, name, cls)
 
 
 def list_patchouts() -> list[str]:
@@ -59,21 +59,12 @@ def list_patchouts() -> list[str]:
 
 def get_patchout(name: str) -> type[Patchout]:
     """The strategy class registered under ``name``."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UsageError(
-            f"unknown patchout strategy {name!r}; known: {', '.join(list_patchouts())}"
-        ) from None
+    return lookup(_REGISTRY, KIND, name)
 
 
 def create_patchout(name: str, **kwargs) -> Patchout:
     """Instantiate the strategy ``name`` with its parameters."""
-    cls = get_patchout(name)
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise UsageError(f"patchout strategy {name!r}: {e}") from None
+    return instantiate(_REGISTRY, KIND, name, kwargs)
 
 
 class Patchout(nn.Module):
@@ -108,11 +99,18 @@ class Patchout(nn.Module):
         """
         return {}
 
-    def forward(self, x: Tensor, grid: Grid, generator: torch.Generator | None = None) -> Tensor:
-        """Keep the drawn tokens of ``x`` (``[B, F*T, E]``) in training; all of them in eval."""
+    def select(self, x: Tensor, grid: Grid, generator: torch.Generator | None,
+               source: PatchSource | None) -> Tensor:
+        """The kept indices for the tokens ``x`` (``[B, F*T, E]``) of ``source``'s log-mel:
+        `draw`'s by default; override it to choose by the input (``source.energies()``)."""
+        return self.draw(grid, x.shape[0], x.device, generator)
+
+    def forward(self, x: Tensor, grid: Grid, generator: torch.Generator | None = None,
+                source: PatchSource | None = None) -> Tensor:
+        """Keep the selected tokens of ``x`` (``[B, F*T, E]``) in training; all in eval."""
         if not self.training:
             return x
-        idx = self.draw(grid, x.shape[0], x.device, generator)
+        idx = self.select(x, grid, generator, source)
         if idx.dim() == 1:
             return x[:, idx]
         return torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
@@ -148,7 +146,8 @@ class NoPatchout(Patchout, name="none"):
     def num_kept(self, grid: Grid) -> int:
         return grid[0] * grid[1]
 
-    def forward(self, x: Tensor, grid: Grid, generator: torch.Generator | None = None) -> Tensor:
+    def forward(self, x: Tensor, grid: Grid, generator: torch.Generator | None = None,
+                source: PatchSource | None = None) -> Tensor:
         return x
 
 

@@ -30,6 +30,19 @@ class DeviceGenerators:
             self._generators[device] = gen
         return gen
 
+    def get_state(self) -> dict[torch.device, Tensor]:
+        """Each generator's state, to put back with `set_state` after draws that must not
+        count (a dry run)."""
+        return {device: gen.get_state() for device, gen in self._generators.items()}
+
+    def set_state(self, state: dict[torch.device, Tensor]) -> None:
+        """Put back the states `get_state` returned; generators made since are dropped."""
+        for device in list(self._generators):
+            if device not in state:
+                del self._generators[device]
+        for device, value in state.items():
+            self._generators[device].set_state(value)
+
     def reseed(self, seed: int | None) -> None:
         """Restart every draw sequence from ``seed``."""
         self.seed = seed

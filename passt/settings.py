@@ -41,6 +41,7 @@ class Flag:
     metavar: str | None = None
     choices: Sequence[str] | None = None  # default: the values of a Literal type
     repeat: bool = False  # may be given many times; ``parse`` gets the list
+    many: bool = False  # takes one or more values (``--grid A B C``); ``parse`` gets the list
     keys: Mapping[str, KeyFlag] = field(default_factory=dict)
 
 
@@ -102,6 +103,8 @@ def _argument(f: dataclasses.Field, hint: Any) -> tuple[str, dict[str, Any]]:
                 type=kind if kind in SCALARS and not flag.parse else str)
     if flag.repeat:
         spec["action"] = "append"
+    if flag.many:
+        spec["nargs"] = "+"
     return name, spec
 
 

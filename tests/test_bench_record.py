@@ -43,7 +43,8 @@ def every_field_set() -> BenchRecord:
     return dataclasses.replace(
         measured, compile=True, compile_mode="max-autotune", peer="official",
         implementation="hear21passt 0.0.26", note="a note", ablation="fp16",
-        patchout_args={"time": 12, "freq": 4}, peak_memory_bytes_per_sample=4.5e8,
+        patchout_args={"time": 12, "freq": 4}, reduction="tome", reduction_args={"r": 8},
+        acts="both", seq_len_per_block=(350, 342), peak_memory_bytes_per_sample=4.5e8,
         peak_memory_intercept_bytes=2e9, peak_memory_points={16: 9_000_000_000, 64: None},
         oom_batch_sizes=(64,), timed_rounds=20, warmup_rounds=5, peak_tflops=989.0, mfu=0.4,
         joules_per_sample=1.5, mean_power_w=500.0, mean_gpu_util_pct=97.0,

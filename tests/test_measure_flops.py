@@ -139,3 +139,40 @@ def test_a_users_strategy_gets_plain_ints_under_fvcores_trace(monkeypatch):
     settings = StepSettings(variant="test-half", clip_seconds=1.0)
     report = flops.count_flops(settings, "train")
     assert report.notes == () and report.forward_fvcore == pytest.approx(report.forward_torch)
+
+
+@pytest.mark.parametrize("variant, overrides", [
+    ("passt-s-tome", {"r": 20}), ("passt-s-evit", {"keep_rate": 0.5, "locations": (0,)}),
+    ("passt-s-flex", {"time": 2, "freq": 1}),
+])
+def test_counts_follow_the_tokens_of_each_block(variant, overrides):
+    # the formula at each block's tokens agrees with FlopCounterMode within 1% (what the
+    # reduction computes itself is the gap); fvcore traces every strategy
+    settings = StepSettings(variant, clip_seconds=1.0, model_overrides={**TINY, **overrides})
+    report = flops.count_flops(settings, "inference")
+    assert report.forward_fvcore == pytest.approx(report.forward_torch, rel=1e-6)
+    if variant == "passt-s-flex":  # the kernel's resize, once a batch: 16x16 -> 20x20
+        resize = 2 * 64 * 16**2 * 20**2 / 1e9
+        assert report.forward_torch - report.forward_analytic == pytest.approx(resize)
+        assert report.notes[0].startswith("forward FLOPs: FlopCounterMode counts")
+    else:
+        assert report.forward_torch == pytest.approx(report.forward_analytic, rel=0.01)
+        assert not report.notes
+    cfg = variant_config(variant, **{**TINY, **overrides})
+    step = build_step(settings, "inference")
+    mel = step.frontend(step.inputs[:1])
+    by_hand = flops.analytic_flops(cfg, passt.token_counts(step.model, mel, leaving=True),
+                                   step.frames)
+    assert report.forward_analytic == pytest.approx(by_hand / 1e9)
+    if variant != "passt-s-flex":
+        assert len(set(step.seq_len_per_block)) > 1
+        assert by_hand < flops.analytic_flops(cfg, step.seq_len, step.frames)
+
+
+def test_a_uniform_sequence_is_the_old_formula_and_gaps_get_a_note():
+    cfg = variant_config("passt-s", **TINY)
+    assert flops.analytic_flops(cfg, [110, 110]) == flops.analytic_flops(cfg, 110)
+    assert flops.analytic_gap_note(1.005e9, 1e9) is None
+    note = flops.analytic_gap_note(45.5e9, 64.1e9)
+    assert note.startswith("forward FLOPs: FlopCounterMode counts 45.5 GFLOPs, the analytic "
+                           "formula 64.1 (-29.0%)")

@@ -100,3 +100,17 @@ def test_math_attention_path_is_applied():
     step = build_step(tiny(attention="math"))
     assert all(block.attn.path == "math" for block in step.model.blocks)
     step()
+
+
+@pytest.mark.parametrize("kind, first", [("train", 2 + 11 * 7), ("inference", 2 + 12 * 9)])
+def test_a_block_reduction_step_records_tokens_per_block(kind, first):
+    from passt.measure.record import step_record
+
+    step = build_step(tiny(variant="passt-s-tome", model_overrides={**TINY, "depth": 3,
+                                                                   "r": 5}), kind=kind)
+    assert step.seq_len == first and step.seq_len_per_block == (first, first - 5, first - 10)
+    record = step_record(step, strategy="structured", attention="sdpa", patchout_args={},
+                         forward_gflops=1.0, step_gflops=3.0, activation_bytes=None)
+    assert record.seq_len_per_block == step.seq_len_per_block
+    assert record.seq_len == first - 5  # the mean over the blocks
+    assert (record.reduction, record.reduction_args, record.acts) == ("tome", {"r": 5}, "both")

@@ -199,3 +199,38 @@ def test_scaling_on_cuda_measures_the_preset_batch_size(monkeypatch):
     assert scaling.scaling_settings(gpu, "passt-s", 5.0).batch_size == gpu.batch_size
     assert scaling.scaling_settings(gpu, "passt-s", 5.0, batch_size=8).batch_size == 8
     assert scaling.STEPS["cuda"][1] >= 5  # repeats: batch-size steps on a GPU vary more
+
+
+def test_block_reductions_and_unknown_modules_get_rows_of_their_own(monkeypatch):
+    # ToMe's matching and merging run inside the blocks: their own row, not the patch
+    # embedding's or a block's; a module of the model no rule knows: "unattributed"
+    from passt.profiling.components import components
+
+    settings = PRESET.settings("passt-s-tome", compile=False,
+                               model_overrides={**SMALL, "r": 10})
+    step = build_step(settings, "train")
+    step.model.extra = torch.nn.Linear(4, 4)  # a user's module, run in forward
+    original = step.model.forward_features
+    monkeypatch.setattr(step.model, "forward_features",
+                        lambda x: original(x) + step.model.extra(torch.ones(4)).sum() * 0)
+    profile = profile_step(step, warmup=1, repeats=1)
+    assert profile.share("token reduction") > 0
+    assert profile.share("token reduction", of="gflops") > 0  # the matching's matmul
+    assert profile.share("unattributed") > 0
+    names = components(["", "net", "net.blocks.0.attn", "extra", "extra.inner", "reduction"])
+    assert names == {"net": None, "net.blocks.0.attn": ATTENTION_CORE, "extra": "unattributed",
+                     "extra.inner": None, "reduction": "token reduction"}
+
+
+def test_high_profiler_overhead_is_flagged():
+    from passt.profiling.breakdown import StepProfile
+    from passt.profiling.outputs import format_markdown
+
+    base = dict(name="passt-s", kind="train", device="cpu", batch_size=2, clip_seconds=3.0,
+                dtype="fp32", bytes_measure="", rows=[], events=[])
+    slow = StepProfile(step_ms=155.0, unprofiled_ms=100.0, **base)
+    fine = StepProfile(step_ms=110.0, unprofiled_ms=100.0, **{**base, "name": "passt-b"})
+    md = format_markdown([slow, fine])
+    assert "| profiler overhead | 55% **(high)** | 10% |" in md
+    assert "- warning: the recorders made passt-s's train step 55% slower" in md
+    assert "passt-b's train step" not in md

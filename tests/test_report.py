@@ -113,7 +113,7 @@ def test_oom_row(report):
     md = (out / "table1.md").read_text()
     line = next(x for x in md.splitlines() if x.startswith("| PaSST-U |"))
     assert line == ("| PaSST-U | passt-u | 0.466 | OOM | 43.2 | - | 1.87 | OOM | 1.14 | - | 0.49 "
-                    "| - | 790 | - | - | - |")
+                    "| - | - | train | - | 790 | - | - | - | - |")  # acts: from the variant
     assert "out of memory at batch size 2: PaSST-U" in md
 
 
@@ -128,7 +128,44 @@ def test_markdown_header_and_peer(report):
     assert "| 1.25 | 88.7 |" in md  # the peer's speed beside the paper's
     assert "| paper mAP | speed (spec/s) | paper speed | vs B | paper vs B |" in md
     assert "proxy mAP" not in md  # no --maps
-    assert md.count("inference") == 0
+    # passt-s's inference row beside its training row; no passt-b inference row: no ratio
+    line = next(x for x in md.splitlines() if x.startswith("| PaSST-S | passt-s |"))
+    assert "| 2.48 | - | train | 138 | 474 | 350 |" in line
+
+
+def test_inference_speed_acts_and_tokens_per_block(tmp_path):
+    def edit(data):
+        inference = next(b for b in data["benchmarks"]
+                         if b["extra_info"]["kind"] == "inference")
+        b = json.loads(json.dumps(inference))
+        b["fullname"] = b["name"] = "bench/test_passt.py::test_step[passt-b-inference]"
+        b["extra_info"].update(variant="passt-b", samples_per_s=0.5, unstable=True)
+        data["benchmarks"].append(b)
+        for bench in data["benchmarks"]:
+            extra = bench["extra_info"]
+            if (extra["variant"], extra["kind"], extra.get("peer")) == ("passt-s", "train", None):
+                extra.update(acts="train", seq_len_per_block=[138] * 12)
+    table, meta = build_table(rewrite(tmp_path, edit))
+    s, b = row(table, "passt-s"), row(table, "passt-b")
+    assert s["inference_spec_per_s"] == pytest.approx(2.4837472027793996)
+    assert s["inference_vs_b"] == pytest.approx(2.4837472027793996 / 0.5)
+    assert b["inference_vs_b"] == 1.0 and b["inference_unstable"]
+    assert (s["acts"], s["seq_len_per_block"], s["eval_seq_len"]) == ("train", "138", 350)
+    assert any(n.startswith("inference: the same variant's inference step") for n in
+               meta["notes"])
+    md = write_report(rewrite(tmp_path, edit), tmp_path / "out").markdown
+    assert "| 0.5 (unstable) | 1.00 |" in md and "| 2.48 | 4.97 | train | 138 |" in md
+
+
+def test_speed_and_map_of_different_models_are_said_so(tmp_path):
+    table, meta = build_table(FIXTURE, write_proxy_maps(tmp_path / "maps.csv"))
+    assert meta["model_mismatch"] == (
+        "speed and mAP come from different models: the speed of the benchmarked model "
+        "(768-wide 12-deep), the proxy mAP of the sweep's (128-wide 4-deep); compare the "
+        "ranking, not the pairs")
+    assert f"warning: {meta['model_mismatch']}." in meta["notes"]
+    from passt.report.figure import _caption
+    assert f"Note: {meta['model_mismatch'][:40]}" in _caption(table, meta).replace("\n", " ")
 
 
 def test_latex_has_a_tabular(report):
@@ -141,7 +178,7 @@ def test_latex_has_a_tabular(report):
 
 def test_png_has_the_figure_size(report):
     out, _, _ = report
-    assert png_size(out / "speed_vs_map.png") == (1300, 650)
+    assert png_size(out / "speed_vs_map.png") == (1850, 650)  # three panels: inference too
 
 
 PROXY_SETTINGS = ("task,embed_dim,depth,num_heads,clip_seconds,train_clips,budget_tflops,"

@@ -1,5 +1,6 @@
-"""`passt report`'s Figure 1: two panels (the paper's, this run's), labels that never overlap,
-the proxy mAP's interval and levels, and a title inside the figure."""
+"""`passt report`'s Figure 1: the paper's panel and this run's (training, inference), labels
+that never overlap, the proxy mAP's interval and levels, faint unstable rows, a warning when
+speed and mAP come from different models, and a title inside the figure."""
 
 from __future__ import annotations
 
@@ -54,14 +55,17 @@ def figure(request, tmp_path):
     return render(ROOT / "reports" / "bench.json", ROOT / "reports/sweep/equal-compute/maps.csv")
 
 
-def test_two_panels(figure):
+def test_three_panels(figure):
+    # every run here has inference rows: the third panel plots their speed
     fig, _ = figure
-    assert len(fig.axes) == 2
-    left, right = fig.axes
+    assert len(fig.axes) == 3
+    left, right, inference = fig.axes
     assert left.get_title() == "The paper (Nvidia Titan RTX, AudioSet mAP)"
-    assert right.get_title().startswith("This run (")
+    assert right.get_title().startswith("This run, training (")
+    assert inference.get_title().startswith("This run, inference (")
     assert left.get_ylabel() == "AudioSet mAP (the paper's)"
-    assert "throughput" in left.get_xlabel() and "measured" in right.get_xlabel()
+    assert "throughput" in left.get_xlabel() and "measured training" in right.get_xlabel()
+    assert "measured inference" in inference.get_xlabel()
 
 
 def test_no_label_overlaps_another(figure):
@@ -76,7 +80,7 @@ def test_no_label_overlaps_another(figure):
 def test_title_is_inside_the_figure(figure):
     fig, renderer = figure
     title = fig.get_suptitle()
-    assert title.startswith("Training throughput vs mAP")
+    assert title.startswith("Throughput vs mAP")
     box = fig._suptitle.get_window_extent(renderer)
     width, height = fig.bbox.width, fig.bbox.height
     assert 0 <= box.x0 < box.x1 <= width and 0 <= box.y0 < box.y1 <= height, box
@@ -129,3 +133,24 @@ def test_stacking_separates_labels_pushing_left_overlapping():
     for a, b in itertools.combinations(moved, 2):
         assert not a.overlaps(b), (a, b)
     assert shift[0] == 0 and shift[3] == 0
+
+
+def test_unstable_speeds_are_faint_and_model_mismatch_is_said(tmp_path):
+    def unstable(data):
+        for b in data["benchmarks"]:
+            if b["extra_info"]["variant"] == "passt-b":
+                b["extra_info"]["unstable"] = True
+
+    from matplotlib.offsetbox import AnchoredText
+
+    fig, _ = render(rewrite(tmp_path, unstable), write_proxy_maps(tmp_path / "maps.csv"))
+    right = fig.axes[1]
+    assert sorted(t.get_text() for t in right.texts) == ["passt-b (unstable)", "passt-s"]
+    from matplotlib.collections import PathCollection
+
+    faint = [c.get_alpha() for c in right.collections if isinstance(c, PathCollection)]
+    assert sorted(faint) == [0.3, 0.8]
+    notes = [a for a in right.artists if isinstance(a, AnchoredText)]
+    assert len(notes) == 1 and "different models" in notes[0].txt._text.get_text()
+    fig, _ = render(FIXTURE)  # without maps, the paper's mAP: nothing to warn about
+    assert not [a for a in fig.axes[1].artists if isinstance(a, AnchoredText)]

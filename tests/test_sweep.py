@@ -192,3 +192,17 @@ def test_cli_sweep_with_seeds_and_baseline(tmp_path, capsys):
     assert all(r.budget_tflops == 0.002 and r.train_clips == 48 and r.embed_dim == 32
                and 0 <= r.baseline_map <= 1 and r.chance_map > 0 for r in rows)
     assert "2 seeds" in capsys.readouterr().out
+
+
+def test_new_variants_train_at_equal_compute(tmp_path):
+    # merging and pruning inside the network make a step cheaper, so the same budget buys
+    # more of them (passt-s-flex trains too, elsewhere: at this width its kernel resize, once
+    # a step, costs more than its fewer tokens save)
+    new = ("passt-s-tome", "passt-s-evit")
+    assert main(["sweep", "--variants", ",".join(("passt-s", *new)), "--budget-tflops",
+                 "0.0005", *TINY_ARGS, "--out", str(tmp_path)]) == 0
+    rows = {r.variant: r for r in read_maps(tmp_path / "maps.csv")}
+    assert list(rows) == ["passt-s", *new]
+    per_step = {v: r.train_tflops / r.steps for v, r in rows.items()}
+    assert all(per_step[v] < per_step["passt-s"] for v in new), per_step
+    assert all(r.steps >= rows["passt-s"].steps for r in rows.values())

@@ -53,6 +53,36 @@ def test_parameter_counts(official_passt_s):
     assert passt.describe("passt-s-l")["params_m"] == 50.71
 
 
+NEW = ("passt-b-tome", "passt-s-tome", "passt-s-evit", "passt-s-flex")
+
+
+def test_official_checkpoint_loads_strictly_into_every_new_variant(official_passt_s):
+    # no reduction adds a parameter or changes a shape: the official layout loads as it is
+    sd = official_passt_s.state_dict()
+    mel = torch.randn(1, 128, 300)
+    for name in NEW:
+        model = passt.create_model(name, checkpoint=sd).eval()
+        with torch.no_grad():
+            assert model(mel).shape == (1, 527)
+
+
+@pytest.mark.parametrize("name, train, evaluation, acts", [
+    ("passt-b-tome", 668, 668, "both"), ("passt-s-tome", 270, 668, "both"),
+    ("passt-s-evit", 328, 821, "both"), ("passt-s-flex", 345, 822, "both"),
+])
+def test_new_variants_tokens_per_block(name, train, evaluation, acts):
+    info = passt.describe(name)
+    assert (info["train_seq_len"], info["eval_seq_len"], info["acts"]) == (train, evaluation,
+                                                                            acts)
+    per_block = info["eval_seq_len_per_block"]
+    if name.endswith("tome"):  # 8% of 1188 patches, 95, merged per block
+        assert per_block == [1190 - 95 * i for i in range(12)]
+    if name.endswith("evit"):  # 70% kept after blocks 3, 6, 9, plus the fused token
+        assert per_block == [1190] * 4 + [2 + 832 + 1] * 3 + [2 + 584 + 1] * 3 + [2 + 410 + 1] * 2
+    if name.endswith("flex"):  # 20-bin patches every 12 bins: 10 x 82
+        assert per_block == [2 + 10 * 82] * 12 and info["train_seq_len"] == 2 + 7 * 49
+
+
 def test_variant_compositions():
     cfg = passt.variant_config("passt-s-n")
     assert (cfg.stride, cfg.depth, cfg.patchout) == (16, 12, "structured")
@@ -68,8 +98,8 @@ def test_variant_compositions():
 
 def test_composition_errors():
     with pytest.raises(ValueError, match=r"unknown variant 'passt-x'; known: passt-b, passt-u.*"
-                                         r"ast-n \(a plugin's variants need --plugin FILE, or "
-                                         r"\$PASST_PLUGINS\)"):
+                                         r"ast-n, .*passt-s-flex \(a plugin's variants need "
+                                         r"--plugin FILE, or \$PASST_PLUGINS\)"):
         passt.create_model("passt-x")
     with pytest.raises(ValueError, match="at most one token-dropping strategy"):
         passt.compose("structured+unstructured")
@@ -86,7 +116,9 @@ def test_cli_lists_variants_as_table_and_json():
     run = [sys.executable, "-m", "passt.cli", "variants"]
     table = subprocess.run(run, capture_output=True, text=True, check=True).stdout
     row = next(line.split() for line in table.splitlines() if line.startswith("passt-s-l "))
-    assert row[3:] == ["10", "7", "998", "474", "1190", "50.71"]
+    assert row[3:] == ["-", "train", "16", "10", "7", "998", "474", "1190", "50.71"]
+    row = next(line for line in table.splitlines() if line.startswith("passt-s-tome "))
+    assert "r=0.08" in row and "270 (474->67)" in row and "668 (1190->145)" in row
     assert "1212" in table and "patches only" in table
     rows = json.loads(subprocess.run(run + ["--json"], capture_output=True, text=True,
                                      check=True).stdout)

@@ -25,9 +25,10 @@ GROUPS = {
     "labels": "with `--bench-peers`: the peer (`official`, `official-sdpa`, `hf-ast`), its "
               "package and version, and how it differs from ours; with `--bench-ablation`: the "
               "optimization switched off; `null` on the other rows",
-    "model": "the step as it ran: patchout strategy and what it drops, tokens entering the "
-             "first block (class and distillation tokens included), input frames, parameters, "
-             "the device's name",
+    "model": "the step as it ran: patchout strategy and what it drops, block reduction and its "
+             "settings, when the sequence is reduced, tokens entering each block and their "
+             "mean (class and distillation tokens included), input frames, parameters, the "
+             "device's name",
     "flops": "GFLOPs per sample of the model's forward and of the whole step (the training "
              "step's again as `train_gflops_per_sample`, Table 1's column): torch "
              "`FlopCounterMode` (2 per multiply-add, attention included); fvcore (`null` if "
@@ -107,8 +108,17 @@ class BenchRecord:
     reductions: str | None = _optional("model", "the variant's token reductions, joined by +")
     patchout_args: dict[str, Any] | None = _optional(
         "model", "the patchout strategy's arguments, e.g. {time: 12, freq: 4}")
+    reduction: str | None = _optional(
+        "model", "the block reduction between attention and MLP (none: every token goes on)")
+    reduction_args: dict[str, Any] | None = _optional(
+        "model", "its arguments, e.g. {r: 0.08}")
+    acts: str | None = _optional(
+        "model", "when the model's sequence is reduced: train (patchout), eval, both or none")
     seq_len: int | None = _optional(
-        "model", "tokens entering the first block, class and distillation tokens included")
+        "model", "tokens per block averaged over the blocks (the mean of seq_len_per_block), "
+                 "class and distillation tokens included")
+    seq_len_per_block: tuple[int, ...] | None = _optional(
+        "model", "tokens entering each block, class and distillation tokens included")
     frames: int | None = _optional("model", "spectrogram frames of one clip")
     device_name: str | None = _optional("model", "the GPU's model, or the CPU's and its threads")
     params: int | None = _optional("model", "parameters of the model")

@@ -121,6 +121,16 @@ def peer_unavailable_reason(name: str) -> str | None:
     return None
 
 
+def peer_unsupported_reason(cfg: PaSSTConfig) -> str | None:
+    """Why no peer can run a model of ``cfg`` (None: they can): the peers know the paper's
+    reductions only, not block reductions nor a resized patch embedding."""
+    if cfg.reduction != "none":
+        return f"the peers have no block reduction ({cfg.reduction})"
+    if cfg.embed_patch != (cfg.patch_size, cfg.stride):
+        return "the peers cannot run a resized patch embedding (flex)"
+    return None
+
+
 def peer_available(name: str) -> bool:
     """Whether the modules peer ``name`` is built from import."""
     return peer_unavailable_reason(name) is None
@@ -275,6 +285,9 @@ def build_peer_step(name: str, settings: StepSettings, kind: str = "train") -> P
     with torch.device("meta"):
         ours: PaSST = create_model(settings.variant, **settings.model_kwargs)
     cfg = ours.cfg
+    unsupported = peer_unsupported_reason(cfg)
+    if unsupported is not None:
+        raise UsageError(f"peer {name!r} cannot run {settings.variant}: {unsupported}")
     ours_frontend = create_frontend()
     num_samples = settings.num_samples(ours_frontend)
     frames = ours_frontend.frames(num_samples)  # the official STFT frames alike
@@ -301,7 +314,8 @@ def build_peer_step(name: str, settings: StepSettings, kind: str = "train") -> P
         seq_len = _seq_len(model, torch.zeros(1, cfg.n_mels, frames, device=device))
     optimizer, scaler = make_optimizer(model, settings) if training else (None, None)
     return PeerStep(
-        settings=settings, kind=kind, frames=frames, seq_len=seq_len, model=model,
+        settings=settings, kind=kind, frames=frames, seq_len=seq_len,
+        seq_len_per_block=(seq_len,) * cfg.depth, model=model,
         frontend=frontend,
         # the model alone: hear21passt's frontend draws its fmin/fmax on the host every call
         forward_fn=make_forward(model, frontend, kind, settings, compile_scope="model"),

@@ -109,6 +109,12 @@ PRESETS: dict[str, Preset] = {
                device="cpu", batch_size=2, clip_seconds=3.0, dtype="fp32", attention="sdpa",
                compile=False, warmup=2, rounds=6, memory_batch_sizes=(1, 2, 4),
                proportional_patchout=True, max_rounds=40, max_seconds=20.0, replicas=3),
+        Preset("cpu-quick", "a first look on a CPU: cpu-small's settings timed for 6 rounds "
+               "after one warm-up, one copy of each step, at most 10 s: a first table of a few "
+               "variants in minutes, with wide intervals",
+               device="cpu", batch_size=2, clip_seconds=3.0, dtype="fp32", attention="sdpa",
+               compile=False, warmup=1, rounds=6, memory_batch_sizes=(1, 2, 4),
+               proportional_patchout=True, max_rounds=6, max_seconds=10.0, replicas=1),
         Preset("paper", "the paper's setting: 10 s clips, batch 12, fp16 AMP, math attention",
                device="cuda", batch_size=12, clip_seconds=10.0, dtype="fp16", attention="math",
                compile=False, warmup=5, rounds=10, memory_batch_sizes=(4, 8, 12),

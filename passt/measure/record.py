@@ -19,7 +19,7 @@ from passt.measure.stability import ratio_stability
 from passt.measure.step import Step, StepSettings
 from passt.measure.telemetry import UNSTABLE_THROTTLES, GpuMonitor
 from passt.measure.timing import Timing
-from passt.variants import get_variant
+from passt.variants import get_variant, mean_seq_len, reduction_acts
 
 
 def device_name(device: torch.device) -> str:
@@ -50,11 +50,16 @@ def step_record(step: Step, *, strategy: str, attention: str, patchout_args: dic
     FLOPs per sample and (training) activation bytes per sample; the rest are arguments
     because a peer finds them its own way."""
     training = step.kind == "train"
+    variant = get_variant(step.settings.variant)
+    cfg = step.settings.model_config
     return dataclasses.replace(
         settings_record(step.settings, step.kind),
         attention=attention, device=str(step.device), strategy=strategy,
-        reductions="+".join(get_variant(step.settings.variant).reductions),
-        patchout_args=patchout_args, seq_len=step.seq_len, frames=step.frames,
+        reductions="+".join(variant.reductions), patchout_args=patchout_args,
+        reduction=cfg.reduction, reduction_args=dict(cfg.reduction_args),
+        acts=reduction_acts(cfg, variant.reductions),
+        seq_len=mean_seq_len(step.seq_len_per_block),
+        seq_len_per_block=tuple(step.seq_len_per_block), frames=step.frames,
         device_name=device_name(step.device), params=step.num_params,
         forward_gflops_per_sample=forward_gflops, step_gflops_per_sample=step_gflops,
         train_gflops_per_sample=step_gflops if training else None,

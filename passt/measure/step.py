@@ -24,8 +24,9 @@ from passt.errors import UsageError, check_choice
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
 from passt.measure.compiled import CUDA_GRAPH_MODES, compile_fn, reset_compiler
-from passt.model import ATTENTION_PATHS
+from passt.model import ATTENTION_PATHS, PaSSTConfig
 from passt.precision import DTYPES, autocast, backward_and_step
+from passt.variants import seq_len_per_block, variant_config
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,11 @@ class StepSettings:
         return {**self.model_overrides, "num_classes": self.num_classes,
                 "attention": self.attention}
 
+    @property
+    def model_config(self) -> PaSSTConfig:
+        """The `PaSSTConfig` of the step's model."""
+        return variant_config(self.variant, **self.model_kwargs)
+
     def _check_clip(self) -> None:
         with torch.device("meta"):  # the architecture without memory
             model = create_model(self.variant, **self.model_kwargs)
@@ -110,7 +116,8 @@ class Step:
     settings: StepSettings
     kind: str
     frames: int
-    seq_len: int
+    seq_len: int  # tokens entering the first block
+    seq_len_per_block: tuple[int, ...]  # tokens entering each block
     # The eager modules; `forward_fn` runs them (compiled if the settings ask).
     model: nn.Module = field(repr=False)  # ours is a PaSST; a peer's, its own module
     frontend: nn.Module = field(repr=False)
@@ -250,7 +257,8 @@ def build_step(settings: StepSettings, kind: str = "train",
     optimizer, scaler = make_optimizer(model, settings) if training else (None, None)
     forward_fn = make_forward(model, frontend, kind, settings)
     seq_len = model.seq_len(frames, training=training)
-    log.info("built %s step: %s, seq_len %d", kind, settings, seq_len)
+    per_block = tuple(seq_len_per_block(model.cfg, frames, training=training))
+    log.info("built %s step: %s, tokens per block %s", kind, settings, per_block)
     return Step(
         settings=settings,
         kind=kind,
@@ -261,6 +269,7 @@ def build_step(settings: StepSettings, kind: str = "train",
         targets=targets,
         frames=frames,
         seq_len=seq_len,
+        seq_len_per_block=per_block,
         optimizer=optimizer,
         scaler=scaler,
     )

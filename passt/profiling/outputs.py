@@ -12,12 +12,12 @@ from pathlib import Path
 
 from passt.atomic import atomic_path, write_text_atomic
 from passt.optional import require
-from passt.profiling.breakdown import StepProfile
+from passt.profiling.breakdown import OVERHEAD_WARNING, StepProfile
 from passt.profiling.components import COMPONENTS
 
 CSV_COLUMNS = ("variant", "kind", "phase", "component", "ms", "pct_of_step", "gflops",
-               "tflops_per_s", "bytes", "bytes_measure", "step_ms", "unprofiled_ms", "device",
-               "batch_size", "clip_seconds", "dtype")
+               "tflops_per_s", "bytes", "bytes_measure", "step_ms", "unprofiled_ms", "overhead",
+               "device", "batch_size", "clip_seconds", "dtype")
 
 
 def csv_rows(profiles: Sequence[StepProfile]) -> list[dict[str, object]]:
@@ -27,7 +27,8 @@ def csv_rows(profiles: Sequence[StepProfile]) -> list[dict[str, object]]:
              "gflops": round(r.gflops, 6),
              "tflops_per_s": None if r.tflops_per_s is None else round(r.tflops_per_s, 6),
              "bytes": r.bytes, "bytes_measure": p.bytes_measure, "step_ms": round(p.step_ms, 3),
-             "unprofiled_ms": round(p.unprofiled_ms, 3), "device": p.device,
+             "unprofiled_ms": round(p.unprofiled_ms, 3), "overhead": round(p.overhead, 4),
+             "device": p.device,
              "batch_size": p.batch_size, "clip_seconds": p.clip_seconds, "dtype": p.dtype}
             for p in profiles for r in p.rows]
 
@@ -67,14 +68,28 @@ def format_markdown(profiles: Sequence[StepProfile]) -> str:
                      + " |")
         lines.append("| unprofiled step | " + " | ".join(f"{p.unprofiled_ms:.1f} ms"
                                                          for p in chosen) + " |")
+        lines.append("| profiler overhead | " + " | ".join(
+            f"{p.overhead:.0%}" + (" **(high)**" if p.overhead > OVERHEAD_WARNING else "")
+            for p in chosen) + " |")
         lines.append("")
+        lines += [f"- warning: the recorders made {p.name}'s {kind} step {p.overhead:.0%} "
+                  f"slower ({p.step_ms:.1f} ms against {p.unprofiled_ms:.1f} ms unprofiled), "
+                  f"above {OVERHEAD_WARNING:.0%}: its shares are of the slowed step, where the "
+                  "host-side time of every op (Python, dispatch) is inflated; compare its "
+                  "FLOPs, and the unprofiled step's time." for p in chosen
+                  if p.overhead > OVERHEAD_WARNING]
+        if any(p.overhead > OVERHEAD_WARNING for p in chosen):
+            lines.append("")
     first = profiles[0]
     lines.append(f"Device {first.device}, dtype {first.dtype}, batch {first.batch_size}, clips "
                  f"{first.clip_seconds} s, eager (the breakdown records every op). Each op "
                  "counts from the end of the op before it, host time included; `other`: the "
-                 "step's time after its last op. The profiled step runs under the recorders; "
-                 "the unprofiled one beside it is the same step without them (their difference "
-                 "is the profiler's overhead).")
+                 "step's time after its last op; `token reduction`: a block reduction's own "
+                 "work (matching, merging, pruning); `unattributed`: ops of a module of the "
+                 "model that no rule names. The profiled step runs under the recorders; the "
+                 "unprofiled one beside it is the same step without them (their difference "
+                 "is the profiler's overhead, flagged above "
+                 f"{OVERHEAD_WARNING:.0%}).")
     return "\n".join(lines) + "\n"
 
 

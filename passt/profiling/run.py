@@ -14,7 +14,12 @@ import torch
 from passt.atomic import atomic_path
 from passt.device import synchronize
 from passt.errors import UsageError
-from passt.measure.peers import build_peer_step, peer_settings, peer_unavailable_reason
+from passt.measure.peers import (
+    build_peer_step,
+    peer_settings,
+    peer_unavailable_reason,
+    peer_unsupported_reason,
+)
 from passt.measure.presets import Preset
 from passt.measure.step import KINDS, Step, build_step
 from passt.profiling.breakdown import StepProfile, profile_step
@@ -66,7 +71,7 @@ def profile_variants(variants: Sequence[str], preset: Preset, out: Path,
                 record_memory_history(step, out / f"memory_{variant}.pickle")
             del step
         for peer in peers:
-            reason = unavailable[peer]
+            reason = unavailable[peer] or peer_unsupported_reason(s.model_config)
             if reason is not None:
                 log.warning("peer %s skipped: %s", peer, reason)
                 continue

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from passt.profiling.components import EMBED, ENCODER, FRONTEND, HEAD, OPTIMIZER, component_of
+from passt.profiling.components import EMBED, ENCODER, FRONTEND, HEAD, OPTIMIZER, components
 
 Phase = Literal["forward", "backward", "optimizer"]
 
@@ -35,9 +35,9 @@ class ComponentTracker:
     def __enter__(self) -> ComponentTracker:
         self._hook(self.frontend, FRONTEND)
         self._hook(self.model, EMBED)
-        for name, module in self.model.named_modules():
-            if name:
-                self._hook(module, component_of(name), encoder=bool(ENCODER.search(name)))
+        modules = dict(self.model.named_modules())
+        for name, component in components(modules).items():
+            self._hook(modules[name], component, encoder=bool(ENCODER.search(name)))
         self._mark()
         return self
 

@@ -1,6 +1,8 @@
-"""Figure 1 of a benchmark run in two panels: the paper's training throughput against its
-AudioSet mAP (left), and this run's measured throughput against the proxy mAP of ``--maps``
-or, without it, the paper's mAP (right); circle areas proportional to memory per sample."""
+"""Figure 1 of a benchmark run: the paper's training throughput against its AudioSet mAP
+(left), this run's measured training throughput against the proxy mAP of ``--maps`` or,
+without it, the paper's mAP (middle), and, where the run has inference rows, its inference
+throughput against the same mAP (right: reductions that act at inference are judged there);
+circle areas proportional to memory per sample; rows whose speed is unstable drawn faint."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 pd = require("pandas", "the benchmark report")
 
 FIGURE_SIZE_IN = (13.0, 6.5)
+PANEL_WIDTH_IN = 5.5  # each panel beyond the first two widens the figure by this much
 FIGURE_DPI = 100
 MAX_MARKER_AREA = 1400.0  # pt^2 of the largest memory per sample in a panel
 LABEL_GAP_PX = 2.0  # the least vertical gap between two labels' boxes
@@ -39,14 +42,19 @@ def _paper_points() -> pd.DataFrame:
             .agg(label=("label", lambda s: ", ".join(dict.fromkeys(s)))))
 
 
-def _run_points(table: pd.DataFrame, proxy: bool) -> pd.DataFrame:
-    """The run's measured rows with a speed and an mAP (the proxy mAP with ``proxy``, else
-    the paper's): columns ``speed``, ``map``, ``low``, ``high``, ``memory``, ``peer`` and
-    ``label``."""
+SPEEDS = {"train": ("speed_spec_per_s", "unstable", "training"),
+          "inference": ("inference_spec_per_s", "inference_unstable", "inference")}
+
+
+def _run_points(table: pd.DataFrame, proxy: bool, kind: str = "train") -> pd.DataFrame:
+    """The run's measured rows with a ``kind`` speed and an mAP (the proxy mAP with
+    ``proxy``, else the paper's): columns ``speed``, ``map``, ``low``, ``high``, ``memory``,
+    ``peer``, ``unstable`` and ``label``."""
     column = "map_proxy" if proxy else "map_paper"
-    rows = table[table["status"] == "measured"].dropna(subset=["speed_spec_per_s", column])
+    speed, unstable, _ = SPEEDS[kind]
+    rows = table[table["status"] == "measured"].dropna(subset=[speed, column])
     return pd.DataFrame({
-        "speed": rows["speed_spec_per_s"], "map": rows[column],
+        "speed": rows[speed], "map": rows[column], "unstable": rows[unstable] == True,  # noqa: E712
         "low": rows["map_proxy_ci_low"] if proxy else math.nan,
         "high": rows["map_proxy_ci_high"] if proxy else math.nan,
         "memory": rows["memory_gb_per_sample"], "peer": rows["peer"],
@@ -118,12 +126,14 @@ def _plot_paper(ax: Axes) -> list[Annotation]:
     return labels
 
 
-def _plot_run(ax: Axes, table: pd.DataFrame, meta: dict[str, Any]) -> list[Annotation]:
-    """The right panel: the run's measured points, filled, at the proxy mAP (with its 95%
-    interval) when ``--maps`` gave one, else at the paper's mAP; the proxy task's chance and
-    baseline levels as lines; the points' labels."""
+def _plot_run(ax: Axes, table: pd.DataFrame, meta: dict[str, Any],
+              kind: str = "train") -> list[Annotation]:
+    """A panel of the run: its measured points (``kind`` speed), filled (faint where the speed
+    is unstable), at the proxy mAP (with its 95% interval) when ``--maps`` gave one, else at
+    the paper's mAP; the proxy task's chance and baseline levels as lines; a warning when
+    speed and mAP come from different models; the points' labels."""
     proxy = meta["maps_file"] is not None
-    points = _run_points(table, proxy)
+    points = _run_points(table, proxy, kind)
     area = _area_scale(points["memory"])
     log_x = _set_x(ax, points["speed"])
     labels = []
@@ -132,17 +142,27 @@ def _plot_run(ax: Axes, table: pd.DataFrame, meta: dict[str, Any]) -> list[Annot
         if pd.notna(r["low"]):
             ax.errorbar(r["speed"], r["map"], yerr=[[r["map"] - r["low"]], [r["high"] - r["map"]]],
                         fmt="none", ecolor=color, elinewidth=1.0, capsize=3, zorder=2.5)
-        ax.scatter(r["speed"], r["map"], s=s, color=color, alpha=0.8, edgecolors="white",
-                   linewidths=0.6, zorder=3)
-        labels.append(_label(ax, r["label"], r["speed"], r["map"], s, color))
+        ax.scatter(r["speed"], r["map"], s=s, color=color, alpha=0.3 if r["unstable"] else 0.8,
+                   edgecolors="white", linewidths=0.6, zorder=3)
+        text = r["label"] + (" (unstable)" if r["unstable"] else "")
+        labels.append(_label(ax, text, r["speed"], r["map"], s, color))
     for key, name, style in LEVELS if proxy else ():
         if meta[key] is not None:
             ax.axhline(meta[key], color="0.4", lw=1.0, ls=style, zorder=1,
                        label=f"{name} {meta[key]:.3f}")
-    ax.set_title(f"This run ({meta['device_name']}, {meta['dtype']}, batch "
-                 f"{meta['batch_size']}, preset {meta['preset']})", fontsize=10)
-    ax.set_xlabel("measured training throughput (spectrograms/s)"
+    what = SPEEDS[kind][2]
+    ax.set_title(f"This run, {what} ({meta['device_name']}, {meta['dtype']}, batch "
+                 f"{meta['batch_size']}, preset {meta['preset']})", fontsize=9)
+    ax.set_xlabel(f"measured {what} throughput (spectrograms/s)"
                   + (", log scale" if log_x else ""))
+    if meta.get("model_mismatch"):
+        from matplotlib.offsetbox import AnchoredText
+
+        note = AnchoredText(textwrap.fill(meta["model_mismatch"], 60), loc="lower right",
+                            prop={"fontsize": 7, "color": "tab:red"}, frameon=True)
+        note.patch.set_edgecolor("tab:red")
+        note.zorder = 6
+        ax.add_artist(note)
     ax.set_ylabel("proxy mAP (passt sweep, mean and 95% CI)" if proxy
                   else "AudioSet mAP (the paper's, not measured)")
     _kind_legend(ax, points)
@@ -254,13 +274,17 @@ def plot(table: pd.DataFrame, meta: dict[str, Any]) -> Figure:
 
     caption = _caption(table, meta)
     bottom = 0.02 + 0.022 * (caption.count("\n") + 1)  # room for the caption's lines
-    fig = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI,
+    kinds = ["train", "inference"] if meta.get("has_inference") else ["train"]
+    width = FIGURE_SIZE_IN[0] + PANEL_WIDTH_IN * (len(kinds) - 1)
+    fig = Figure(figsize=(width, FIGURE_SIZE_IN[1]), dpi=FIGURE_DPI,
                  layout=ConstrainedLayoutEngine(rect=(0, bottom, 1, 1 - bottom), w_pad=0.1))
     FigureCanvasAgg(fig)
     fig.text(0.01, 0.01, caption, fontsize=7.5, va="bottom", color="0.2")
-    fig.suptitle("Training throughput vs mAP: the paper and this run", fontsize=12)
-    left, right = fig.subplots(1, 2)
-    labels = _plot_paper(left) + _plot_run(right, table, meta)
+    fig.suptitle("Throughput vs mAP: the paper and this run", fontsize=12)
+    left, *right = fig.subplots(1, 1 + len(kinds))
+    labels = _plot_paper(left)
+    for ax, kind in zip(right, kinds, strict=True):
+        labels += _plot_run(ax, table, meta, kind)
     _declutter(fig, labels)
     return fig
 
@@ -268,10 +292,15 @@ def plot(table: pd.DataFrame, meta: dict[str, Any]) -> Figure:
 def _caption(table: pd.DataFrame, meta: dict[str, Any]) -> str:
     """What the panels show, where the proxy mAP comes from, and what is not plotted."""
     proxy = meta["maps_file"] is not None
-    parts = [f"Left: the paper's Table 1 ({PAPER_DEVICE}, AudioSet mAP). Right: this run's "
-             "measured throughput; filled by implementation. Circle area is proportional to "
-             "memory per sample within each panel (left: the paper's GPU memory; right: "
-             f"{meta['memory_label']})."]
+    run = ("Middle: this run's measured training throughput; right: its inference "
+           "throughput (frontend and model forward)" if meta.get("has_inference")
+           else "Right: this run's measured training throughput")
+    parts = [f"Left: the paper's Table 1 ({PAPER_DEVICE}, AudioSet mAP). {run}; filled by "
+             "implementation, faint where the speed is unstable (its interval did not reach "
+             "the target). Circle area is proportional to memory per sample within each panel "
+             f"(left: the paper's GPU memory; right: {meta['memory_label']})."]
+    if meta.get("model_mismatch"):
+        parts.append(f"Note: {meta['model_mismatch']}.")
     if proxy:
         by_source: dict[str, list[str]] = {}
         for variant, source in meta["proxy_sources"].items():

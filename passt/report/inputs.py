@@ -42,17 +42,29 @@ def _table1_needs(record: BenchRecord) -> tuple[str, ...]:
     return TABLE1_NEEDS if record.kind == "train" and not record.oom else ()
 
 
-def load_train_benchmarks(path: str | Path) -> tuple[dict[str, BenchRecord], dict[str, Any]]:
-    """The training rows of a passt-bench JSON (``fullname -> row``, ablation rows left out)
-    and its ``machine_info``; clear errors for other files."""
+@dataclass(frozen=True)
+class RunRows:
+    """The rows of a benchmark run that Table 1 reads: training rows by benchmark name,
+    inference rows by (variant, peer or ""), ablation rows left out; the run's
+    ``machine_info``."""
+
+    train: dict[str, BenchRecord]
+    inference: dict[tuple[str, str], BenchRecord]
+    machine_info: dict[str, Any]
+
+
+def load_run_benchmarks(path: str | Path) -> RunRows:
+    """The training and inference rows of a passt-bench JSON; clear errors for other
+    files."""
     bench = load_bench_file(path, needs=_table1_needs)
-    train = {name: b.record for name, b in bench.benchmarks.items()
-             if b.record.kind == "train" and not b.record.ablation}
+    kept = {name: b.record for name, b in bench.benchmarks.items() if not b.record.ablation}
+    train = {name: r for name, r in kept.items() if r.kind == "train"}
     if not train:
         raise UsageError(f"{Path(path).name} has no training benchmarks (extra_info kind "
                          "'train'); Table 1 needs them: run pytest bench/ without deselecting "
                          "the train steps")
-    return train, bench.machine_info
+    inference = {(r.variant, r.peer or ""): r for r in kept.values() if r.kind == "inference"}
+    return RunRows(train, inference, bench.machine_info)
 
 
 def _level(rows: list[MapRow], name: str) -> float | None:

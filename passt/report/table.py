@@ -1,6 +1,7 @@
 """Table 1 of a benchmark run as a DataFrame: a row per variant and per peer of the run's
-training benchmarks, the paper's values beside ours, ratios to PaSST-B, the run's settings
-and the table's notes."""
+training benchmarks, with the same variant's inference speed beside it (a reduction that acts
+at inference is judged there), the paper's values beside ours, ratios to PaSST-B, the run's
+settings and the table's notes."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from passt.measure.bench_record import BenchRecord
 from passt.measure.environment import environment_warnings
 from passt.measure.machine_speed import DRIFT_WARNING
 from passt.measure.peers import PEERS
+from passt.model import PaSSTConfig
 from passt.optional import require
-from passt.report.inputs import Maps, load_maps, load_paper_table, load_train_benchmarks
-from passt.variants import get_variant, list_variants
+from passt.report.inputs import Maps, load_maps, load_paper_table, load_run_benchmarks
+from passt.variants import get_variant, list_variants, reduction_acts, variant_config
 
 pd = require("pandas", "the benchmark report")
 
@@ -34,9 +36,12 @@ COLUMNS = (
     "map_paper", "map_proxy", "map_proxy_std", "map_proxy_ci_low", "map_proxy_ci_high",
     "map_proxy_seeds", "map_proxy_text", "speed_spec_per_s", "speed_spec_per_s_paper",
     "speed_vs_b", "speed_vs_b_paper", "memory_gb_per_sample", "memory_gb_per_sample_paper",
-    "memory_vs_b", "memory_vs_b_paper", "memory_measure", "seq_len", "seq_len_paper",
-    "gflops_per_sample", "mfu", "mfu_of_ceiling", "joules_per_sample", "speed_ci_half_width",
-    "unstable", "speedup_vs_ours", "speedup_ci_low", "speedup_ci_high", "benchmark",
+    "memory_vs_b", "memory_vs_b_paper", "memory_measure", "acts", "seq_len", "seq_len_paper",
+    "eval_seq_len", "seq_len_per_block", "eval_seq_len_per_block", "gflops_per_sample",
+    "inference_spec_per_s", "inference_vs_b", "inference_ci_half_width", "inference_unstable",
+    "inference_gflops_per_sample", "mfu", "mfu_of_ceiling", "joules_per_sample",
+    "speed_ci_half_width", "unstable", "speedup_vs_ours", "speedup_ci_low", "speedup_ci_high",
+    "benchmark",
 )
 
 
@@ -88,10 +93,30 @@ def _proxy_fields(summary: MapSummary | None) -> dict[str, Any]:
             "map_proxy_text": summary.describe()}
 
 
+def _blocks(counts: tuple[int, ...] | None) -> str:
+    """Tokens per block as ``"474"`` (all blocks alike) or ``"1190 1095 ... 145"``."""
+    if not counts:
+        return ""
+    return str(counts[0]) if len(set(counts)) == 1 else " ".join(map(str, counts))
+
+
+def _inference_fields(record: BenchRecord | None) -> dict[str, Any]:
+    """The inference row's speed, precision, tokens and FLOPs (none without a row)."""
+    if record is None or record.oom:
+        return {}
+    return {"inference_spec_per_s": record.samples_per_s,
+            "inference_ci_half_width": _number(record.ci_half_width),
+            "inference_unstable": record.unstable,
+            "inference_gflops_per_sample": _number(record.step_gflops_per_sample),
+            "eval_seq_len": _number(record.seq_len),
+            "eval_seq_len_per_block": _blocks(record.seq_len_per_block)}
+
+
 def _run_row(key: str, record: BenchRecord, paper: pd.DataFrame, measure: str,
-             maps: dict[str, MapSummary]) -> dict[str, Any]:
-    """A row of a training benchmark of the run (ours or a peer's); a peer's has no proxy mAP
-    (the sweep trains ours)."""
+             maps: dict[str, MapSummary],
+             inference: BenchRecord | None = None) -> dict[str, Any]:
+    """A row of a training benchmark of the run (ours or a peer's) and of its inference
+    benchmark; a peer's has no proxy mAP (the sweep trains ours)."""
     variant, peer = record.variant, record.peer or ""
     row_id = _paper_row_id(variant)
     fields = _paper_fields(paper, row_id)
@@ -102,14 +127,16 @@ def _run_row(key: str, record: BenchRecord, paper: pd.DataFrame, measure: str,
     oom = record.oom
     bytes_per_sample = _memory_bytes(record, measure)
     return {
-        **fields, **_proxy_fields(None if peer else maps.get(variant)), "model": name,
-        "variant": variant, "peer": peer, "implementation": impl,
+        **fields, **_proxy_fields(None if peer else maps.get(variant)),
+        **_inference_fields(inference), "model": name,
+        "variant": variant, "peer": peer, "implementation": impl, "acts": _acts(record),
         "status": "OOM" if oom else "measured",
         "speed_spec_per_s": math.nan if oom else record.samples_per_s,
         "memory_gb_per_sample": math.nan if oom or bytes_per_sample is None
         else bytes_per_sample / 1e9,
         "memory_measure": measure,
         "seq_len": math.nan if oom else record.seq_len,
+        "seq_len_per_block": "" if oom else _blocks(record.seq_len_per_block),
         "gflops_per_sample": math.nan if oom else record.train_gflops_per_sample,
         "mfu": _number(record.mfu), "mfu_of_ceiling": _number(record.mfu_of_ceiling),
         "joules_per_sample": _number(record.joules_per_sample),
@@ -155,6 +182,8 @@ def _add_ratios(table: pd.DataFrame, paper: pd.DataFrame) -> None:
         table[f"{name}_vs_b"] = table[column] / (ref[column].iloc[0] if len(ref) else math.nan)
         table[f"{name}_vs_b_paper"] = (table[f"{column}_paper"]
                                        / paper.loc[PAPER_REFERENCE, paper_column])
+    column = "inference_spec_per_s"
+    table["inference_vs_b"] = table[column] / (ref[column].iloc[0] if len(ref) else math.nan)
 
 
 def _add_vs_ratios(table: pd.DataFrame, vs: str) -> None:
@@ -182,7 +211,8 @@ def build_table(bench_path: str | Path, maps_path: str | Path | None = None, *,
     """Table 1 of a benchmark run (one row per variant and peer, then the paper's other rows,
     in the paper's order; ``only_measured``: the run's rows only) and the run's settings and
     notes; ``vs``: ratios to that measured variant of the run too."""
-    train, machine_info = load_train_benchmarks(bench_path)
+    run = load_run_benchmarks(bench_path)
+    train, machine_info = run.train, run.machine_info
     if vs is not None:
         check_choice("--vs variant", vs, measured_variants(train))
     by_key: dict[tuple[str, str], str] = {}
@@ -203,13 +233,15 @@ def build_table(bench_path: str | Path, maps_path: str | Path | None = None, *,
     rows = []
     for row_id in [*paper.index, None]:  # None: variants that are not in the paper
         keys = by_row.get(row_id, [])
-        rows += [_run_row(k, train[k], paper, measure, maps.summaries if maps else {})
+        rows += [_run_row(k, train[k], paper, measure, maps.summaries if maps else {},
+                          run.inference.get((train[k].variant, train[k].peer or "")))
                  for k in keys]
         if row_id is not None and not keys:
             rows.append(_paper_only_row(paper, row_id, registered.get(row_id)))
     table = pd.DataFrame(rows).reindex(columns=list(COLUMNS))
     for col in ("variant", "peer", "implementation", "paper_model", "map_proxy_text",
-                "memory_measure", "benchmark"):
+                "memory_measure", "benchmark", "acts", "seq_len_per_block",
+                "eval_seq_len_per_block"):
         table[col] = table[col].astype(object).fillna("")  # all-NaN (float) without maps
     table["map_proxy_seeds"] = table["map_proxy_seeds"].astype("Int64")
     table.loc[table["status"].isin(["paper", "not run"]), "memory_measure"] = ""
@@ -220,9 +252,55 @@ def build_table(bench_path: str | Path, maps_path: str | Path | None = None, *,
         table = table[table["status"].isin(["measured", "OOM"])].reset_index(drop=True)
     ours = {k: r for k, r in train.items() if not r.peer} or train
     meta = {**_run_meta(ours, machine_info, measure, Path(bench_path)),
-            **_maps_meta(maps), "has_reference": len(_reference(table)) > 0, "vs": vs}
+            **_maps_meta(maps), "has_reference": len(_reference(table)) > 0, "vs": vs,
+            "has_inference": bool(table["inference_spec_per_s"].notna().any()),
+            "model_mismatch": _model_mismatch(ours, maps)}
     meta["notes"] = _notes(table, train, meta, machine_info)
     return table, meta
+
+
+def _bench_config(record: BenchRecord) -> PaSSTConfig | None:
+    """The model a row benchmarked (None: its variant is unknown here)."""
+    overrides = (record.step_settings or {}).get("model_overrides") or {}
+    try:
+        return variant_config(record.variant, **overrides)
+    except ValueError:
+        return None
+
+
+def _bench_size(record: BenchRecord) -> tuple[int, int] | None:
+    """``(width, depth)`` of the model a row benchmarked (None: its variant is unknown here)."""
+    cfg = _bench_config(record)
+    return None if cfg is None else (cfg.embed_dim, cfg.depth)
+
+
+def _acts(record: BenchRecord) -> str:
+    """When the row's sequence is reduced: its own field, else (rows of earlier versions)
+    from its variant, where known here."""
+    if record.acts or record.peer:
+        return record.acts or ""
+    cfg = _bench_config(record)
+    return "" if cfg is None else reduction_acts(cfg, get_variant(record.variant).reductions)
+
+
+def _model_mismatch(train: dict[str, BenchRecord], maps: Maps | None) -> str | None:
+    """What the figure and notes say when the speeds are of another model than the proxy
+    mAPs (the full-size architecture benchmarked, a narrow one trained by the sweep)."""
+    if maps is None:
+        return None
+    pairs = set()
+    for record in train.values():
+        summary, size = maps.summaries.get(record.variant), _bench_size(record)
+        if summary is None or size is None or summary.source.embed_dim in (None, size[0]):
+            continue
+        pairs.add((f"{size[0]}-wide {size[1]}-deep",
+                   f"{summary.source.embed_dim}-wide {summary.source.depth}-deep"))
+    if not pairs:
+        return None
+    speeds, maps_ = (", ".join(sorted({p[i] for p in pairs})) for i in (0, 1))
+    return (f"speed and mAP come from different models: the speed of the benchmarked model "
+            f"({speeds}), the proxy mAP of the sweep's ({maps_}); compare the ranking, not "
+            "the pairs")
 
 
 def _maps_meta(maps: Maps | None) -> dict[str, Any]:
@@ -293,6 +371,18 @@ def _notes(table: pd.DataFrame, train: dict[str, BenchRecord], meta: dict[str, A
         "vs B: ratio to PaSST-B in the same column, ours to our passt-b, the paper's to the "
         "paper's PaSST-B: these compare across devices.",
     ]
+    if meta["has_inference"]:
+        notes.append("inference: the same variant's inference step (frontend and model "
+                     "forward), spectrograms/s; inf vs B: over our passt-b's; reductions that act "
+                     "at inference (acts eval or both) are judged here: patchout is free at "
+                     "inference.")
+    notes.append("acts: when the variant's sequence is reduced: train (patchout), eval, both "
+                 "or none; seq: tokens per block averaged over the blocks in training, eval "
+                 "seq at inference (the CSV has every block's).")
+    if meta["model_mismatch"]:
+        notes.append(f"warning: {meta['model_mismatch']}.")
+    notes += sorted({f"{r.variant}: {n}" for r in train.values() for n in r.notes
+                     if n.startswith("forward FLOPs:")})
     if meta["vs"] is not None:
         notes.append(f"vs {meta['vs']}: ratio to our {meta['vs']} in the same column (speed, "
                      "memory and, where it has one, proxy mAP).")

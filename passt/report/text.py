@@ -19,18 +19,25 @@ def _speed(value: Any) -> str:
     return _fmt(value, ".1f" if pd.notna(value) and value >= 100 else ".3g")
 
 
+def _speed_cell(speed: Any, width: Any, unstable: Any, missing: str) -> str:
+    if pd.isna(speed):
+        return missing
+    interval = "" if pd.isna(width) else f" ±{width:.0%}"
+    return _speed(speed) + interval + (" (unstable)" if unstable is True else "")
+
+
 def _cells(row: pd.Series) -> dict[str, str]:
     """The displayed cells of one row (markdown and LaTeX)."""
     missing = {"OOM": "OOM", "not run": "not run"}.get(row["status"], "-")
-    width, unstable = row["speed_ci_half_width"], row["unstable"] is True
-    interval = "" if pd.isna(width) else f" ±{width:.0%}"
     speedup = ("-" if pd.isna(row["speedup_vs_ours"]) else
                f"{row['speedup_vs_ours']:.2f}" + ("" if pd.isna(row["speedup_ci_low"]) else
                                                   f" [{row['speedup_ci_low']:.2f}, "
                                                   f"{row['speedup_ci_high']:.2f}]"))
     return {
-        "speed": missing if pd.isna(row["speed_spec_per_s"]) else
-        _speed(row["speed_spec_per_s"]) + interval + (" (unstable)" if unstable else ""),
+        "speed": _speed_cell(row["speed_spec_per_s"], row["speed_ci_half_width"],
+                             row["unstable"], missing),
+        "inference": _speed_cell(row["inference_spec_per_s"], row["inference_ci_half_width"],
+                                 row["inference_unstable"], "-"),
         "vs ours": speedup,
         "memory": missing if pd.isna(row["memory_gb_per_sample"]) else
         _fmt(row["memory_gb_per_sample"], ".3g"),
@@ -76,7 +83,10 @@ def display_table(table: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
             "paper GPU GB/sample": _fmt(r["memory_gb_per_sample_paper"], ".3g"),
             "mem vs B": _fmt(r["memory_vs_b"], ".2f"),
             "paper mem vs B": _fmt(r["memory_vs_b_paper"], ".2f"),
+            "inference (spec/s)": c["inference"], "inf vs B": _fmt(r["inference_vs_b"], ".2f"),
+            "acts": r["acts"] or "-",
             "seq": _fmt(r["seq_len"], ".0f"), "paper seq": _fmt(r["seq_len_paper"], ".0f"),
+            "eval seq": _fmt(r["eval_seq_len"], ".0f"),
             "train GFLOPs/sample": _fmt(r["gflops_per_sample"], ".1f"),
             "MFU": _fmt(r["mfu"], ".1%"), "J/sample": _fmt(r["joules_per_sample"], ".3g"),
         }, _vs_cells(r, meta["vs"])))
@@ -85,6 +95,8 @@ def display_table(table: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
         shown = shown.drop(columns="proxy mAP")
     if (shown["vs ours"] == "-").all():  # no peer in the run
         shown = shown.drop(columns="vs ours")
+    if not meta["has_inference"]:
+        shown = shown.drop(columns=["inference (spec/s)", "inf vs B", "eval seq"])
     return shown
 
 
@@ -101,7 +113,7 @@ def format_markdown(table: pd.DataFrame, meta: dict[str, Any]) -> str:
     shown = display_table(table, meta)
     esc = [[str(v).replace("|", "\\|") for v in row] for row in shown.itertuples(index=False)]
     lines = [
-        "# Table 1: training throughput, memory and mAP",
+        "# Table 1: training and inference throughput, memory and mAP",
         "",
         f"Measured on **{meta['device_name']}**, dtype **{meta['dtype']}**, batch size "
         f"**{meta['batch_size']}**, preset **{meta['preset']}** (from {meta['bench']}).",
