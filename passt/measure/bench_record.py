@@ -49,6 +49,11 @@ GROUPS = {
                   "(A B A B ...), so drift hits both: the median of the per-round ratios of "
                   "our step's time to this row's, with its 95% interval (above 1: this row is "
                   "faster)",
+    "instructions": "CPU instructions per step counted by callgrind (valgrind) with "
+                    "`--bench-instructions`: one thread, after warm-up, at a small fixed size "
+                    "(`instructions_settings`), so deterministic to a fraction of a percent on "
+                    "any machine, busy or not; `null` where valgrind is missing (`notes` says "
+                    "what to install) and on GPU rows",
     "mfu": "over the datasheet peak of the GPU for the dtype (GPUs only)",
     "ceiling": "over a matmul ceiling measured on the spot for the row's dtype (any device)",
     "energy": "NVML energy counter over a window of its own after the timing: the step back to "
@@ -187,6 +192,13 @@ class BenchRecord:
         "comparison", "our step's median in the same alternating rounds")
     reference_settings: dict[str, Any] | None = _optional(
         "comparison", "the `StepSettings` of our step it was compared with")
+
+    instructions: float | None = _optional(
+        "instructions", "instructions per step, the median over the counted repeats")
+    instructions_spread: float | None = _optional(
+        "instructions", "(largest - smallest) over the median of the repeats' counts")
+    instructions_settings: dict[str, Any] | None = _optional(
+        "instructions", "the size it was counted at: batch, clip, model overrides, repeats")
 
     peak_tflops: float | None = _optional("mfu", "the datasheet peak for the dtype")
     mfu: float | None = _optional("mfu", "achieved_tflops over peak_tflops")
