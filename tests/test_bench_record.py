@@ -47,6 +47,8 @@ def every_field_set() -> BenchRecord:
         acts="both", seq_len_per_block=(350, 342), peak_memory_bytes_per_sample=4.5e8,
         peak_memory_intercept_bytes=2e9, peak_memory_points={16: 9_000_000_000, 64: None},
         oom_batch_sizes=(64,), timed_rounds=20, warmup_rounds=5, peak_tflops=989.0, mfu=0.4,
+        instructions=2.8e7, instructions_spread=0.002,
+        instructions_settings={"batch_size": 1, "repeats": 3},
         joules_per_sample=1.5, mean_power_w=500.0, mean_gpu_util_pct=97.0,
         energy_window_s=3.0, energy_steps=24, sm_clock_min_mhz=1755, sm_clock_max_mhz=1980,
         sm_clock_median_mhz=1950.0, timed_power_w=610.0, oom_stage="memory-fit",
