@@ -8,6 +8,7 @@ import dataclasses
 import functools
 import itertools
 import json
+import logging
 import platform
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from passt.errors import UsageError
 from passt.measure.bench_record import BenchRecord
 from passt.measure.environment import MACHINE_INFO_KEY, Environment, capture
 from passt.measure.flops import matmul_ceiling_tflops
+from passt.measure.instructions import InstructionCount, count_instructions
 from passt.measure.journal import Journal
 from passt.measure.machine_speed import with_run_drift
 from passt.measure.peers import DEFAULT_PEER_VARIANTS, PEERS
@@ -36,6 +38,7 @@ from passt.profiling.run import check_out_dir
 from passt.variants import get_variant, list_variants
 
 ON_OFF = {"on": True, "off": False}
+log = logging.getLogger(__name__)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -90,6 +93,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-profile", default=None, metavar="DIR",
                     help="after the benchmarks, break each variant's steps down into "
                          "components under the same settings (passt profile) into DIR")
+    group.addoption("--bench-instructions", action="store_true",
+                    help="also count each variant's train and inference step in CPU "
+                         "instructions with callgrind (valgrind): one thread, at a small fixed "
+                         "size, deterministic on a busy machine (`passt check` decides on them)")
     group.addoption("--bench-resume", action="store_true",
                     help="take benchmarks already in the journal, with the same options, "
                          "from it instead of measuring them again")
@@ -314,6 +321,29 @@ def ceilings(preset: Preset, overrides: dict) -> Callable[[str], float]:
         matmul_ceiling_tflops, overrides.get("device", preset.device)))
 
 
+@pytest.fixture(scope="session")
+def instructions(request: pytest.FixtureRequest
+                 ) -> Callable[[str, str], InstructionCount] | None:
+    """With --bench-instructions on the CPU, ``(variant, kind) -> count``: every step the
+    session's `test_step` benchmarks run is counted in one valgrind process, at the first
+    call."""
+    config = request.config
+    if not config.getoption("--bench-instructions"):
+        return None
+    if _gpu_index(config) is not None:
+        log.warning("--bench-instructions counts CPU steps: GPU rows are left without")
+        return None
+    jobs = [(item.callspec.params["variant"], item.callspec.params["kind"])
+            for item in request.session.items
+            if getattr(item, "originalname", None) == "test_step"]
+
+    @functools.cache
+    def counts() -> dict[tuple[str, str], InstructionCount]:
+        return count_instructions(jobs, plugins=config.getoption("--bench-plugin"))
+
+    return lambda variant, kind: counts()[(variant, kind)]
+
+
 @pytest.fixture
 def measured(benchmark, preset: Preset, journal: Journal | None,
              finished: dict[str, list[dict]]):
@@ -321,9 +351,9 @@ def measured(benchmark, preset: Preset, journal: Journal | None,
     once, and hand its timed steps and row to pytest-benchmark."""
 
     def run(measure: Callable[[], Measurement], settings: StepSettings,
-            **labels: str) -> Measurement:
+            counted: InstructionCount | None = None, **labels: str) -> Measurement:
         """``measure`` measures ``settings``; ``labels`` are set on the row, OOM rows included
-        (``ablation=``, ``peer=``)."""
+        (``ablation=``, ``peer=``), and the fields of ``counted`` (its instruction count)."""
         # What makes a journal entry reusable: the same benchmark, settings and measuring
         # plan (as JSON gives them back, so that they compare equal to a journal entry's)
         key = json.loads(json.dumps({"settings": dataclasses.asdict(settings),
@@ -341,6 +371,12 @@ def measured(benchmark, preset: Preset, journal: Journal | None,
                                 "run": key,
                                 "extra_info": result.record.to_json(),
                                 "times_s": result.times_s})
+        if counted is not None:
+            record = result.record
+            fields = counted.fields()
+            notes = (*record.notes, *fields.pop("notes", ()))
+            result = dataclasses.replace(
+                result, record=dataclasses.replace(record, **fields, notes=notes))
         _hand_over(benchmark, result)
         return result
 

@@ -36,7 +36,7 @@ from passt.metrics import format_metrics
 from passt.plugins import load_plugins
 from passt.profiling.config import ProfileConfig
 from passt.profiling.run import run_profile
-from passt.regress import Thresholds, compare, format_result, parse_percent
+from passt.regress import Thresholds, compare, format_markdown, format_result, parse_percent
 from passt.settings import flag_names, parse_overrides, read_flags
 from passt.sweep import Budget, parse_seeds, run_sweep
 from passt.tradeoff import TradeoffConfig
@@ -105,10 +105,12 @@ def _seq(mean: int, per_block: list[int]) -> str:
 def cmd_check(args: argparse.Namespace) -> int:
     limits = Thresholds(memory=parse_percent(args.max_memory_growth),
                         flops=parse_percent(args.max_flops_growth),
-                        slowdown=parse_percent(args.max_slowdown))
+                        slowdown=parse_percent(args.max_slowdown),
+                        instructions=parse_percent(args.max_instruction_growth))
     result = compare(args.baseline, args.current, limits,
-                     rerun=remeasure if args.rerun else None)
-    print(format_result(result, only_regressions=args.only_regressions))
+                     rerun=remeasure if args.rerun else None, time_verdict=args.time_verdict)
+    fmt = format_markdown if args.format == "markdown" else format_result
+    print(fmt(result, only_regressions=args.only_regressions))
     return result.exit_code
 
 

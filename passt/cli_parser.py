@@ -12,6 +12,7 @@ from passt.inference import AGGREGATES, FORMATS
 from passt.launch import LaunchConfig
 from passt.precision import DTYPES
 from passt.profiling.config import ProfileConfig
+from passt.regress import Thresholds
 from passt.settings import add_flags, flag_names
 from passt.sweep import SWEPT
 from passt.tradeoff.config import TradeoffConfig
@@ -98,15 +99,26 @@ def _add_benchmark_commands(sub: argparse._SubParsersAction, commands: Mapping[s
     p.set_defaults(func=commands["variants"])
 
     p = sub.add_parser("check", help="compare two pytest-benchmark JSON files for regressions "
-                                     "in speed, memory and FLOPs (exit 0: none; 1: a "
-                                     "regression; 3: inconclusive, the noise is wider than a "
-                                     "limit)")
+                                     "in speed (instructions, where both runs counted them), "
+                                     "memory and FLOPs (exit 0: none; 1: a regression; 3: "
+                                     "inconclusive, the noise is wider than a limit)")
     p.add_argument("baseline", help="baseline JSON (e.g. reports/baselines/<device>.json)")
     p.add_argument("current", help="JSON of the current run (pytest --benchmark-json=FILE)")
-    p.add_argument("--max-memory-growth", default="2%", help="default: %(default)s")
-    p.add_argument("--max-flops-growth", default="0%", help="default: %(default)s")
-    p.add_argument("--max-slowdown", default="10%",
+    limits = Thresholds()
+    p.add_argument("--max-memory-growth", default=f"{limits.memory:.0%}",
+                   help="default: %(default)s")
+    p.add_argument("--max-flops-growth", default=f"{limits.flops:.0%}",
+                   help="default: %(default)s")
+    p.add_argument("--max-slowdown", default=f"{limits.slowdown:.0%}",
                    help="growth of the median step time; default: %(default)s")
+    p.add_argument("--max-instruction-growth", default=f"{limits.instructions:.0%}",
+                   help="growth of the instructions per step (rows counted with "
+                        "--bench-instructions); default: %(default)s")
+    p.add_argument("--time-verdict", action="store_true",
+                   help="let the time decide for rows with instruction counts too (else it "
+                        "is shown as information)")
+    p.add_argument("--format", choices=("text", "markdown"), default="text",
+                   help="markdown: for a CI job summary ($GITHUB_STEP_SUMMARY)")
     p.add_argument("--only-regressions", action="store_true",
                    help="list the regressed and inconclusive rows only")
     p.add_argument("--rerun", action="store_true",

@@ -10,6 +10,11 @@ the row is inconclusive. Between runs on the same device and software, each step
 divided by its row's probe time (`passt.measure.machine_speed`: a fixed matmul timed beside
 it), which takes drift of the machine's own speed out; a row timed while other processes took
 the CPUs (`passt.measure.foreign_cpu`) can show a regression, never the absence of one.
+
+Where both rows carry instruction counts at the same size (``--bench-instructions``,
+`passt.measure.instructions`), the instructions decide instead of the time: they hardly move
+on a busy machine, so such a row is never inconclusive; its time comparison is shown beside as
+information (it decides again with ``time_verdict``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from passt.measure.bench_record import FLOPS_FIELDS, MEMORY_FIELDS, BenchRecord
 from passt.measure.environment import compare_environments, environment_from_machine_info
 from passt.measure.foreign_cpu import too_busy
 from passt.measure.machine_speed import probe_normalized
+from passt.tables import markdown_table
 
 Status = Literal["ok", "inconclusive", "regressed"]
 EXIT_CODES = {"ok": 0, "regressed": 1, "inconclusive": 3}
@@ -38,6 +44,7 @@ class Thresholds:
     memory: float = 0.02
     flops: float = 0.0
     slowdown: float = 0.10
+    instructions: float = 0.02
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,7 @@ class Comparison:
     current: Value
     limit: float
     trusted: bool = True  # False: a row was timed on a busy machine, so "ok" is not shown
+    decides: bool = True  # False: shown as information (a time beside instruction counts)
 
     @property
     def change(self) -> float:
@@ -87,6 +95,8 @@ class Comparison:
         b, c = self.baseline, self.current
         if min(b.value, b.low, c.value, c.low) <= 0:
             return "ok"  # nothing to compare (a count of zero)
+        if b == c:
+            return "ok"  # the same measurement (a file compared with itself)
         low, high = self.ratio_interval
         if low - 1.0 > self.limit + 1e-9:
             return "regressed"
@@ -104,7 +114,8 @@ class CheckResult:
     warnings: list[str]  # the two runs' machines or software differ
 
     def with_status(self, status: Status) -> list[Comparison]:
-        return [c for c in self.comparisons if c.status == status]
+        """The comparisons that decide the verdict and have ``status``."""
+        return [c for c in self.comparisons if c.decides and c.status == status]
 
     @property
     def regressions(self) -> list[Comparison]:
@@ -158,18 +169,32 @@ def probed_step_time(bench: Benchmark) -> Value | None:
 
 
 PROBED = "median_s/probe"  # the metric name of a probe-normalized step time
+TIME_METRICS = ("median_s", PROBED)
+# instruction_settings keys that do not change what one step executes
+_COUNTING_ONLY = ("repeats", "warmup")
 
 
-def _metrics(bench: Benchmark, limits: Thresholds, probed: bool
+def counted_alike(a: BenchRecord, b: BenchRecord) -> bool:
+    """Whether both rows hold instruction counts of steps of the same size."""
+    if a.instructions is None or b.instructions is None:
+        return False
+    size = [{k: v for k, v in (r.instructions_settings or {}).items() if k not in _COUNTING_ONLY}
+            for r in (a, b)]
+    return size[0] == size[1]
+
+
+def _metrics(bench: Benchmark, limits: Thresholds, probed: bool, counted: bool
              ) -> dict[str, tuple[Value, float]]:
     """``metric -> (value, limit)`` for the numbers present in one benchmark; with ``probed``
-    its step time over its probe time."""
+    its step time over its probe time; with ``counted`` its instructions."""
     if bench.record.oom:  # its timing is a placeholder
         return {}
     out: dict[str, tuple[Value, float]] = {}
     time = probed_step_time(bench) if probed else step_time(bench)
     if time is not None:
         out[PROBED if probed else "median_s"] = (time, limits.slowdown)
+    if counted:
+        out["instructions"] = (Value.point(bench.record.instructions), limits.instructions)
     for fields, limit in ((MEMORY_FIELDS, limits.memory), (FLOPS_FIELDS, limits.flops)):
         for name in fields:
             value = getattr(bench.record, name)
@@ -184,21 +209,26 @@ def _busy(bench: Benchmark) -> bool:
 
 def compare_benchmarks(base: Mapping[str, Benchmark], cur: Mapping[str, Benchmark],
                        limits: Thresholds = Thresholds(),
-                       warnings: list[str] | None = None) -> CheckResult:
+                       warnings: list[str] | None = None,
+                       time_verdict: bool = False) -> CheckResult:
     """Match benchmarks by name and compare every metric both hold; step times over their
     probes' when both rows have one and ``warnings`` (of different devices or software) are
-    none."""
+    none. Where both rows hold instruction counts of the same size, the time is information
+    only, unless ``time_verdict``."""
     comparisons = []
     for name in base.keys() & cur.keys():
         probed = not warnings and all(probed_step_time(x[name]) is not None
                                       for x in (base, cur))
-        base_metrics = _metrics(base[name], limits, probed)
-        cur_metrics = _metrics(cur[name], limits, probed)
+        counted = counted_alike(base[name].record, cur[name].record)
+        base_metrics = _metrics(base[name], limits, probed, counted)
+        cur_metrics = _metrics(cur[name], limits, probed, counted)
         trusted = not (_busy(base[name]) or _busy(cur[name]))
         for metric in base_metrics.keys() & cur_metrics.keys():
             (b, limit), (c, _) = base_metrics[metric], cur_metrics[metric]
+            timed = metric in TIME_METRICS
             comparisons.append(Comparison(name, metric, b, c, limit,
-                                          trusted=trusted or metric not in ("median_s", PROBED)))
+                                          trusted=trusted or not timed,
+                                          decides=not (timed and counted and not time_verdict)))
     comparisons.sort(key=lambda c: (c.benchmark, c.metric))
     new_oom = sorted(n for n in base.keys() & cur.keys()
                      if cur[n].record.oom and not base[n].record.oom)
@@ -207,15 +237,16 @@ def compare_benchmarks(base: Mapping[str, Benchmark], cur: Mapping[str, Benchmar
 
 
 def compare(baseline: str | Path, current: str | Path, limits: Thresholds = Thresholds(),
-            rerun: Callable[[BenchRecord], tuple[BenchRecord, list[float]]] | None = None
-            ) -> CheckResult:
+            rerun: Callable[[BenchRecord], tuple[BenchRecord, list[float]]] | None = None,
+            time_verdict: bool = False) -> CheckResult:
     """Compare two files; with ``rerun`` (a measurer of a row, e.g.
     `passt.measure.rerun.remeasure`), the current run's inconclusive rows are measured once
-    more and compared again."""
+    more and compared again; ``time_verdict``: see `compare_benchmarks`."""
     base, cur = load_bench_file(baseline), load_bench_file(current)
     warnings = compare_environments(environment_from_machine_info(base.machine_info),
                                     environment_from_machine_info(cur.machine_info))
-    result = compare_benchmarks(base.benchmarks, cur.benchmarks, limits, warnings)
+    result = compare_benchmarks(base.benchmarks, cur.benchmarks, limits, warnings,
+                                time_verdict)
     if rerun is None or not result.with_status("inconclusive"):
         return result
     again = dict(cur.benchmarks)
@@ -224,7 +255,8 @@ def compare(baseline: str | Path, current: str | Path, limits: Thresholds = Thre
         median = record.median_step_s if not record.oom else None
         again[name] = replace(cur.benchmarks[name], median_s=median, record=record)
     return compare_benchmarks(base.benchmarks, again, limits,
-                              [*warnings, "inconclusive rows were measured again (--rerun)"])
+                              [*warnings, "inconclusive rows were measured again (--rerun)"],
+                              time_verdict)
 
 
 def _short(name: str) -> str:
@@ -232,39 +264,75 @@ def _short(name: str) -> str:
     return name.rsplit("::", 1)[-1]
 
 
-def format_result(result: CheckResult, only_regressions: bool = False) -> str:
-    """A plain-text table of the comparisons, then the benchmarks found in one file only, the
+COLUMNS = ("benchmark", "metric", "baseline", "current", "change", "limit", "status")
+
+
+def _status(c: Comparison) -> str:
+    status = c.status.upper() if c.status != "ok" else "ok"
+    return status if c.decides else f"info: {status}"
+
+
+def result_rows(result: CheckResult, only_regressions: bool = False) -> list[tuple[str, ...]]:
+    """The comparisons as cells of `COLUMNS` (with ``only_regressions``, those that decide
+    and are not ok)."""
+    shown = ([c for c in result.comparisons if c.decides and c.status != "ok"]
+             if only_regressions else result.comparisons)
+    return [(_short(c.benchmark), c.metric, _interval(c.baseline), _interval(c.current),
+             f"{c.change:+.2%}", f"{c.limit:.1%}", _status(c)) for c in shown]
+
+
+def _notes(result: CheckResult) -> list[str]:
+    """The lines under the table: one-sided benchmarks, busy rows, what metrics mean,
     warnings and the verdict."""
-    rows = ([c for c in result.comparisons if c.status != "ok"] if only_regressions
-            else result.comparisons)
-    lines = [f"{'benchmark':<44} {'metric':<30} {'baseline':>22} {'current':>22} "
-             f"{'change':>8} {'limit':>7}  status"]
-    for c in rows:
-        lines.append(f"{_short(c.benchmark)[:44]:<44} {c.metric:<30} {_interval(c.baseline):>22} "
-                     f"{_interval(c.current):>22} {c.change:>+8.2%} {c.limit:>7.1%}  "
-                     f"{c.status.upper() if c.status != 'ok' else 'ok'}")
+    lines = []
     for title, names in (("REGRESSED, out of memory now", result.new_oom),
                          ("missing from the current run", result.missing),
                          ("new in the current run", result.added)):
         lines += [f"{title}: {n}" for n in names]
     lines += [f"busy: {_short(c.benchmark)} was timed while other processes took the CPUs: "
               "it can show a regression, not the absence of one"
-              for c in result.comparisons if not c.trusted]
-    if any(c.metric == PROBED for c in rows):
+              for c in result.comparisons if not c.trusted and c.decides]
+    metrics = {c.metric for c in result.comparisons}
+    if PROBED in metrics:
         lines.append(f"{PROBED}: step times over the probe's (a fixed matmul timed beside "
                      "each row), which takes the machine's own speed out")
+    if any(not c.decides for c in result.comparisons):
+        lines.append("info: a time beside instruction counts, which decide for that row "
+                     "(--time-verdict: the time decides too)")
     lines += [f"warning: {w}" for w in result.warnings]
-    n = len(result.comparisons)
-    verdict = {
+    n = len([c for c in result.comparisons if c.decides])
+    lines.append({
         "regressed": f"{len(result.regressions) + len(result.new_oom)} regression(s) in {n} "
                      "comparisons",
         "inconclusive": f"no regression shown in {n} comparisons, but "
                         f"{len(result.with_status('inconclusive'))} inconclusive: the noise is "
                         "wider than the limit, or a row was timed on a busy machine (measure "
-                        "again, on a quieter machine or with --rerun)",
+                        "again, on a quieter machine, with --rerun, or count instructions "
+                        "with --bench-instructions)",
         "ok": f"no regression in {n} comparisons",
-    }[result.verdict]
-    return "\n".join([*lines, verdict])
+    }[result.verdict])
+    return lines
+
+
+def format_result(result: CheckResult, only_regressions: bool = False) -> str:
+    """A plain-text table of the comparisons, then the benchmarks found in one file only, the
+    warnings and the verdict."""
+    widths = (44, 30, 22, 22, 8, 7, 0)
+    lines = [" ".join(f"{c:<{w}}" if i < 2 else f"{c:>{w}}" if w else c
+                      for i, (c, w) in enumerate(zip(COLUMNS, widths, strict=True)))]
+    for row in result_rows(result, only_regressions):
+        lines.append(" ".join(f"{c[:w]:<{w}}" if i < 2 else f"{c:>{w}}" if w else c
+                              for i, (c, w) in enumerate(zip(row, widths, strict=True))))
+    return "\n".join([*lines, *_notes(result)])
+
+
+def format_markdown(result: CheckResult, only_regressions: bool = False) -> str:
+    """The same as markdown (e.g. for a CI job summary): the verdict, the table, the notes."""
+    notes = _notes(result)
+    return (f"**passt check: {notes[-1]}**\n\n"
+            + markdown_table(COLUMNS, result_rows(result, only_regressions),
+                             right=COLUMNS[2:6])
+            + "".join(f"\n- {n}" for n in notes[:-1]) + "\n")
 
 
 def _interval(v: Value) -> str:

@@ -128,3 +128,55 @@ def test_a_new_out_of_memory_is_a_regression(tmp_path, run_check):
     assert "REGRESSED, out of memory now: bench/test_speed.py::test_train[passt-s]" in proc.stdout
     assert "median_s" not in [line.split()[1] for line in proc.stdout.splitlines()
                               if line.startswith("bench/test_speed.py::test_train[passt-s]")]
+
+
+def counted(base: list[dict], instructions: float, time_factor: float = 1.0,
+            ci: float = 0.2, settings: dict | None = None) -> list[dict]:
+    """``base`` with instruction counts and wide time intervals (a busy machine)."""
+    out = copy.deepcopy(base)
+    for e in out:
+        info, median = e["extra_info"], e["stats"]["median"] * time_factor
+        e["stats"]["median"] = median
+        info.update(instructions=instructions, instructions_spread=0.001,
+                    instructions_settings=settings or {"batch_size": 1, "clip_seconds": 1.0},
+                    median_ci_low_s=median * (1 - ci), median_ci_high_s=median * (1 + ci))
+    return out
+
+
+@pytest.mark.parametrize("growth, code", [(1.001, 0), (1.019, 0), (1.021, 1), (1.10, 1)])
+def test_instructions_decide_where_both_runs_counted(tmp_path, run_check, growth, code):
+    """Intervals of +-20% would make every time comparison inconclusive (exit 3): with
+    instruction counts the verdict is 0 or 1, from the 2% limit."""
+    base = bench_file(tmp_path, "b.json", counted(BASE, 2.8e7))
+    cur = bench_file(tmp_path, "c.json", counted(BASE, 2.8e7 * growth, time_factor=1.05))
+    proc = run_check(base, cur)
+    assert proc.returncode == code, proc.stdout
+    time_rows = [line for line in proc.stdout.splitlines() if " median_s " in line]
+    assert len(time_rows) == 2 and all("info: INCONCLUSIVE" in line for line in time_rows)
+    # the time decides again when asked: inconclusive, or regressed with the instructions
+    assert run_check(base, cur, "--time-verdict").returncode == (1 if code else 3)
+
+
+def test_time_decides_without_counts_on_both_sides(tmp_path, run_check):
+    base = bench_file(tmp_path, "b.json", counted(BASE, 2.8e7))
+    cur = bench_file(tmp_path, "c.json", counted(BASE, 2.8e7, time_factor=1.05,
+                                                 settings={"batch_size": 2}))
+    proc = run_check(base, cur)  # counted at another size: not comparable
+    assert proc.returncode == 3
+    assert not [line for line in proc.stdout.splitlines() if line.split()[1:2] == ["instructions"]]
+
+
+def test_a_file_compared_with_itself_passes_however_wide_its_intervals(tmp_path, run_check):
+    path = bench_file(tmp_path, "b.json", counted(BASE, 2.8e7, ci=0.5))
+    assert run_check(path, path, "--time-verdict").returncode == 0
+
+
+def test_markdown_for_a_job_summary(tmp_path, run_check):
+    base = bench_file(tmp_path, "b.json", counted(BASE, 2.8e7))
+    cur = bench_file(tmp_path, "c.json", counted(BASE, 2.8e7 * 1.1))
+    proc = run_check(base, cur, "--format", "markdown")
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("**passt check: 2 regression(s)")
+    assert lines[2] == "| benchmark | metric | baseline | current | change | limit | status |"
+    assert "| test_train[passt-s] | instructions | 2.8e+07 | 3.08e+07 | +10.00% | 2.0% " \
+           "| REGRESSED |" in lines
