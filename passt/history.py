@@ -290,8 +290,9 @@ def load_runs(paths: Iterable[str | Path]) -> tuple[list[Run], list[str]]:
             continue
         runs.append(_run(path, bench))
     if not runs:
+        skipped = f"; {warnings[0]}" if warnings else ""
         raise UsageError(f"no benchmark runs in {', '.join(map(str, given)) or 'nothing'} "
-                         "(give pytest-benchmark JSON files, or folders of them)")
+                         f"(give pytest-benchmark JSON files, or folders of them){skipped}")
     outside = [r.path.name for r in runs if r.commit_time is None]
     if outside:
         warnings.append(f"{len(outside)} run(s) without a commit in commit_info "

@@ -175,6 +175,11 @@ def latest_table(history: History) -> str:
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
+def _commit(sha: str, fallback: str) -> str:
+    """A short commit, the full one on hover."""
+    return f'<td title="{html.escape(sha)}">{html.escape(sha[:7] or fallback)}</td>'
+
+
 def change_table(history: History) -> str:
     if not history.change_points:
         return "<p>No change point.</p>"
@@ -185,7 +190,7 @@ def change_table(history: History) -> str:
     for c in history.change_points:
         rows.append("<tr class=\"change\">" + "".join([
             _cell(short_name(c.benchmark)), _cell(c.metric),
-            _cell(c.commit or history.runs[c.run].label), _cell(c.previous_commit),
+            _commit(c.commit, history.runs[c.run].label), _commit(c.previous_commit, "?"),
             _cell(c.ratio - 1, f"{c.ratio - 1:+.1%}"),
             _cell(c.low - 1, f"[{c.low - 1:+.1%}, {c.high - 1:+.1%}]"),
             _cell(c.p_value, f"{c.p_value:.2g}")]) + "</tr>")
@@ -239,7 +244,8 @@ def plot(history: History):
         for c in _changes(history, s):
             ax.axvline(c.run - 0.5, color="#c00", ls="--", lw=1)
             ax.annotate(c.label, (c.run - 0.4, 0.95), xycoords=("data", "axes fraction"),
-                        color="#c00", fontsize=7, va="top")
+                        color="#c00", fontsize=7, va="top",
+                        bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 1})
         step = math.ceil(len(labels) / MAX_LABELS)
         ticks = list(range(0, len(labels), step))
         ax.set_xticks(ticks, [labels[i] for i in ticks], rotation=45, ha="right", fontsize=7)
