@@ -128,7 +128,7 @@ def svg_chart(history: History, series: Series) -> str:
         cx = (x(c.run) + x(c.run - 1)) / 2 if c.run else x(0)
         parts.append(f'<line class="change-line" x1="{cx:.1f}" x2="{cx:.1f}" y1="{TOP}" '
                      f'y2="{TOP + plot_h}" stroke="#c00" stroke-dasharray="4 3"/>')
-        parts.append(f'<text x="{cx + 3:.1f}" y="{TOP + 10}" fill="#c00" style="fill:#c00">'
+        parts.append(f'<text x="{cx + 3:.1f}" y="{TOP + 10}" style="fill:#c00">'
                      f'{html.escape(c.label)}</text>')
     for i, v in series.points:
         color = "#c00" if i in changes else "#1f5fa8"
