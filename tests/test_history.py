@@ -226,3 +226,13 @@ def test_the_latest_run_table_sorts_on_a_click(tmp_path):
     order = [name for name in ("passt-b", "passt-s", "passt-n") if name in body]
     assert sorted(order, key=body.index) == ["passt-b", "passt-s", "passt-n"]
     assert 'aria-sort="descending"' in body.split("</thead>")[0]
+
+
+def test_runs_of_one_commit_sit_together_by_when_they_ran(tmp_path):
+    paths = write_runs(tmp_path, [Bench("passt-s", 0.5)], runs=8)
+    again = json.loads(paths[2].read_text())
+    again["datetime"] = "2026-03-02T11:50:00+00:00"  # commit 2's run, 30 minutes later
+    (tmp_path / "again.json").write_text(json.dumps(again))
+    runs, _ = load_runs([tmp_path])
+    assert [r.commit for r in runs] == [commit_sha(i) for i in (0, 1, 2, 2, 3, 4, 5, 6, 7)]
+    assert runs[3].path.name == "again.json"
