@@ -20,6 +20,8 @@ from passt.data import LabelVocabulary, align_classes, open_dataset, pack_hdf5, 
 from passt.data.esc50_synthetic import Esc50Like, parse_classes, write_esc50_like
 from passt.errors import UsageError
 from passt.evaluate import evaluate
+from passt.history import HistoryConfig, format_history, history_of
+from passt.history_page import write_history
 from passt.inference import (
     EMBED_SUFFIXES,
     Failure,
@@ -112,6 +114,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     fmt = format_markdown if args.format == "markdown" else format_result
     print(fmt(result, only_regressions=args.only_regressions))
     return result.exit_code
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    config = HistoryConfig(**read_flags(HistoryConfig, args, flag_names(HistoryConfig)))
+    history = history_of(args.runs, config)
+    paths = write_history(history, config.out)
+    print(format_history(history))
+    print("wrote " + ", ".join(str(p) for p in paths), file=sys.stderr)
+    return 0
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
@@ -315,8 +326,8 @@ def cmd_data_esc50_like(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"variants": cmd_variants, "check": cmd_check, "profile": cmd_profile,
-            "report": cmd_report, "tradeoff": cmd_tradeoff,
+COMMANDS = {"variants": cmd_variants, "check": cmd_check, "history": cmd_history,
+            "profile": cmd_profile, "report": cmd_report, "tradeoff": cmd_tradeoff,
             "tag": cmd_tag, "embed": cmd_embed, "data pack": cmd_data_pack,
             "data esc50-like": cmd_data_esc50_like,
             "train": cmd_train, "finetune": cmd_finetune, "eval": cmd_eval, "sweep": cmd_sweep,

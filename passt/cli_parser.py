@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 
 from passt.data.bad_files import POLICIES
 from passt.device import DEVICE_FORMS
+from passt.history import HistoryConfig
 from passt.inference import AGGREGATES, FORMATS
 from passt.launch import LaunchConfig
 from passt.precision import DTYPES
@@ -125,6 +126,15 @@ def _add_benchmark_commands(sub: argparse._SubParsersAction, commands: Mapping[s
                    help="measure the current run's inconclusive rows once more (as they were "
                         "measured: their stored settings) and compare again")
     p.set_defaults(func=commands["check"])
+
+    p = sub.add_parser("history", help="many runs across commits: each benchmark's series and "
+                                       "where it changed (history.csv, history.html, "
+                                       "history.png)")
+    p.add_argument("runs", nargs="+", metavar="RUN_OR_DIR",
+                   help="pytest-benchmark JSON files, or folders of them (searched "
+                        "recursively), ordered by their commit_info")
+    add_flags(p, HistoryConfig, flag_names(HistoryConfig))
+    p.set_defaults(func=commands["history"])
 
     p = sub.add_parser("profile", help="where each variant's time and memory go, by "
                                        "component (or, --scaling, against clip length)")

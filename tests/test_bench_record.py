@@ -190,3 +190,15 @@ def readme_field_table() -> str:
 def test_readme_field_table_is_generated():
     """README.md shows `python -m passt.measure.field_table` verbatim."""
     assert readme_field_table() == field_table()
+
+
+def test_the_run_s_commit_and_time_are_read(tmp_path):
+    data = json.loads((ROOT / "reports" / "bench.json").read_text())
+    run = load_bench_file(ROOT / "reports" / "bench.json")
+    assert run.commit_info == data["commit_info"] and run.commit_info["id"]
+    assert run.datetime == data["datetime"]
+    del data["commit_info"], data["datetime"]  # a file of a run outside git, or hand-made
+    path = tmp_path / "bare.json"
+    path.write_text(json.dumps(data))
+    bare = load_bench_file(path)
+    assert bare.commit_info == {} and bare.datetime is None

@@ -114,6 +114,16 @@ def test_window_longer_than_the_time_embedding(plain_checkpoint, clip):
         passt.tag(clip, model, window_seconds=20.0, progress=False)
 
 
+@pytest.mark.parametrize("args, message", [
+    (["no-such-run.json"], "no such file or folder: no-such-run.json"),
+    (["README.md"], "README.md is not JSON"),
+    (["--window", "1", "README.md"], "--window must be at least 2 (a variance needs two runs)"),
+    (["--min-change-time", "five", "README.md"], "not a percentage: 'five'"),
+])
+def test_history_of_bad_input(capsys, tmp_path, args, message):
+    assert message in error_line(capsys, ["history", *args, "--out", str(tmp_path)])
+
+
 def test_closed_stdout_ends_quietly():
     proc = subprocess.Popen([sys.executable, "-m", "passt.cli", "variants", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +27,14 @@ class Benchmark:
 
 @dataclass(frozen=True)
 class BenchFile:
-    """The benchmarks of a file by ``fullname``, and pytest-benchmark's ``machine_info``."""
+    """The benchmarks of a file by ``fullname``, and pytest-benchmark's ``machine_info``,
+    ``commit_info`` (id, time, author_time, dirty, project, branch; empty when the run was
+    outside git) and ``datetime`` (when the run was saved)."""
 
     benchmarks: dict[str, Benchmark]
     machine_info: dict[str, Any]
+    commit_info: dict[str, Any] = field(default_factory=dict)
+    datetime: str | None = None
 
     @property
     def records(self) -> list[BenchRecord]:
@@ -64,7 +68,11 @@ def load_bench_file(path: str | Path, needs: Needs = lambda record: ()) -> Bench
         more = f" (and {len(lacking) - 1} more benchmark(s))" if len(lacking) > 1 else ""
         raise UsageError(f"{path.name}: benchmark {name} lacks fields {', '.join(lacks)}{more} "
                          "(was it written by pytest bench/ of passt-bench?)")
-    return BenchFile(benchmarks, data.get("machine_info") or {})
+    commit_info = data.get("commit_info")
+    run_time = data.get("datetime")
+    return BenchFile(benchmarks, data.get("machine_info") or {},
+                     commit_info if isinstance(commit_info, dict) else {},
+                     run_time if isinstance(run_time, str) else None)
 
 
 def _read_pytest_benchmark(path: Path) -> dict[str, Any]:
