@@ -10,15 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 from history_runs import Bench, commit_sha, write_runs
 
-from passt.cli import main
-
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "bench.yml.example"
-MEASURING = ("Install", "Instruction counts", "Step times")  # replaced by generated files
+MEASURING = ("Install", "Benchmarks")  # replaced by generated files
 BENCHES = [Bench("passt-s", 0.5, instructions=2.8e9), Bench("passt-b", 1.5, instructions=9e9)]
 
 
@@ -80,15 +77,13 @@ def place_runs(workdir: Path, regress: bool) -> None:
         extra = current["benchmarks"][0]["extra_info"]
         extra["peak_memory_bytes_per_sample"] *= 1.05
         extra["instructions"] *= 1.15
-    for name in ("instructions.json", "times.json"):
-        (workdir / name).write_text(json.dumps(current))
+    (workdir / "bench.json").write_text(json.dumps(current))
 
 
-def test_the_measuring_steps_run_both_suites():
-    runs = {s["name"]: s["run"] for s in job()["steps"] if "run" in s}
-    assert "pytest bench/ --benchmark-only --bench-instructions " \
-           "--benchmark-json=instructions.json" in runs["Instruction counts"]
-    assert "pytest bench/ --benchmark-only --benchmark-json=times.json" in runs["Step times"]
+def test_the_measuring_step_counts_instructions_beside_the_times():
+    runs = {s["name"]: " ".join(s["run"].split()) for s in job()["steps"] if "run" in s}
+    assert "pytest bench/ --benchmark-only --bench-preset cpu-quick --bench-instructions " \
+           "--benchmark-json=bench.json" in runs["Benchmarks"]
     assert any("passt check" in r for r in runs.values())
     assert any("passt history" in r for r in runs.values())
 
@@ -99,10 +94,10 @@ def test_a_clean_run_passes_and_writes_the_summary_and_history(tmp_path):
     assert {n: p.returncode for n, p in steps.items()} == {
         "Check against the baseline": 0, "Job summary": 0, "History": 0, "Verdict": 0}, \
         {n: p.stderr for n, p in steps.items()}
-    summary = (tmp_path / "summary.md").read_text()
-    assert "### passt check: instruction counts" in summary
-    block = summary.split("```")[1]
-    assert block.lstrip("\n").startswith("benchmark") and "no regression in" in block
+    summary = (tmp_path / "summary.md").read_text().splitlines()
+    assert summary[0].startswith("### passt check against reports/baselines/")
+    assert summary[1].startswith("**passt check: no regression in")
+    assert "| benchmark | metric | baseline | current | change | limit | status |" in summary
     assert "no change point" in steps["History"].stdout
     assert (tmp_path / "history" / "history.html").is_file()
     assert len((tmp_path / "history" / "history.csv").read_text().splitlines()) == 1 + 2 * 9
@@ -114,18 +109,7 @@ def test_a_regression_fails_the_job_with_its_row_in_the_summary(tmp_path):
     assert "History" not in steps  # a push-only step
     assert steps["Verdict"].returncode == 1
     assert "passt check found a regression" in steps["Verdict"].stdout
-    block = (tmp_path / "summary.md").read_text().split("```")[1]
-    regressed = [line for line in block.splitlines() if "REGRESSED" in line]
+    summary = (tmp_path / "summary.md").read_text()
+    regressed = [line for line in summary.splitlines() if "| REGRESSED |" in line]
     assert any("test_step[passt-s]" in line and "peak_memory" in line for line in regressed)
-
-
-def test_the_summary_uses_check_s_markdown_once_check_has_it(capsys):
-    """The recipe pipes check's text into a fenced block; when `passt check` offers
-    ``--format markdown``, the recipe should call that instead."""
-    with pytest.raises(SystemExit):
-        main(["check", "--help"])
-    markdown = re.search(r"--format .*markdown", capsys.readouterr().out, re.S) is not None
-    summary = next(s["run"] for s in job()["steps"] if s.get("name") == "Job summary")
-    check = next(s["run"] for s in job()["steps"] if s.get("id") == "check")
-    assert ("--format markdown" in check) == markdown
-    assert ("```" in summary) != markdown
+    assert any("test_step[passt-s]" in line and "| instructions |" in line for line in regressed)
