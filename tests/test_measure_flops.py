@@ -176,3 +176,18 @@ def test_a_uniform_sequence_is_the_old_formula_and_gaps_get_a_note():
     note = flops.analytic_gap_note(45.5e9, 64.1e9)
     assert note.startswith("forward FLOPs: FlopCounterMode counts 45.5 GFLOPs, the analytic "
                            "formula 64.1 (-29.0%)")
+
+
+def test_the_cpu_ceiling_is_measured_at_the_steps_size(monkeypatch):
+    """Never shrunk on a slow or busy machine: small matmuls measure overheads, not a
+    ceiling (128x128 gave 0.7 GFLOP/s where 1024x1024 gave 115 at the same time)."""
+    sizes = []
+    real_randn = torch.randn
+
+    def randn(*size, **kwargs):
+        sizes.append(size)
+        return real_randn(*size, **kwargs)
+
+    monkeypatch.setattr(flops.torch, "randn", randn)
+    flops.matmul_ceiling_tflops("cpu", "fp32", iters=1, repeats=1, window_s=1e-9)
+    assert set(sizes) == {(1024, 1024)}

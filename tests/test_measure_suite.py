@@ -192,3 +192,11 @@ def test_peak_reading_follows_warm_up_and_a_reset(monkeypatch):
     # at least three warm-up steps: CUDA graph trees warm up, record, then replay
     assert memory.FIT_WARMUP >= 3
     assert events == ["step"] * memory.FIT_WARMUP + ["reset", "step"]
+
+
+def test_an_efficiency_above_the_ceiling_is_never_a_number():
+    """A ceiling measured too low (a busy machine) would make the row claim more than 100%."""
+    tiny_ceiling = {"fp32": 1e-9}.get
+    record = measure(tiny(), "inference", PLAN, tiny_ceiling, profile=cheap_profile).record
+    assert record.above_ceiling is True and record.mfu_of_ceiling is None
+    assert any("x the matmul ceiling" in note for note in record.notes)

@@ -270,9 +270,11 @@ def matmul_ceiling_tflops(
     """Best achieved TFLOPS of ``n x n`` matmuls in ``dtype`` over ``repeats`` timed windows of
     ``iters`` each, after a warm-up (a ceiling: the fastest window, not the typical one).
 
-    ``n`` defaults to 8192 on CUDA; elsewhere to 1024, halved (down to 128) while one matmul
-    would take longer than ``window_s`` (a CPU without native half-precision kernels, say).
-    ``iters`` defaults to what fills ``window_s``.
+    ``n`` defaults to 8192 on CUDA and to 1024 elsewhere: the size of the step's matmuls
+    (PaSST's widths of 768 to 3072 over a thousand tokens), never smaller on a slow or busy
+    machine, where overheads would make a small matmul's rate no ceiling at all. ``iters``
+    defaults to what fills ``window_s``; where one matmul takes longer than that (a CPU without
+    native half-precision kernels), 3 windows of one each.
     """
     device = torch.device(device)
     check_choice("dtype", dtype, DTYPES)
@@ -291,15 +293,11 @@ def matmul_ceiling_tflops(
         synchronize(device)
         return time.perf_counter() - start
 
-    if n is None and device.type == "cuda":
-        n = 8192
-    elif n is None:
-        n = 1024
-        probe = seconds(*operands(128))  # on a CPU, time grows as n^3 from here
-        while n > 128 and probe * (n / 128) ** 3 > window_s:
-            n //= 2
+    n = n or (8192 if device.type == "cuda" else 1024)
     a, b = operands(n)
     one = seconds(a, b)
+    if one > window_s:
+        repeats = min(repeats, 3)
     iters = iters or max(1, math.ceil(window_s / max(one, 1e-9)))
     best = math.inf
     for _ in range(repeats):

@@ -107,6 +107,12 @@ def with_timing(record: BenchRecord, timing: Timing,
     peak = peak_tflops(record.device_name, record.dtype)
     s = timing.stability
     of_ceiling = mfu(flops, samples_per_s, ceiling_tflops) if ceiling_tflops else None
+    above = None if of_ceiling is None else of_ceiling > 1.0
+    notes = record.notes
+    if above:  # no efficiency above 1 is reported as a number
+        notes = (*notes, f"the step claims {of_ceiling:.2f}x the matmul ceiling measured in the "
+                         "run (a ceiling timed while the machine was busy, or a FLOP count "
+                         "that is too high): mfu_of_ceiling left null")
     return dataclasses.replace(
         record,
         median_step_s=timing.median_s,
@@ -124,8 +130,9 @@ def with_timing(record: BenchRecord, timing: Timing,
         peak_tflops=peak,
         mfu=mfu(flops, samples_per_s, peak) if peak else None,
         matmul_ceiling_tflops=ceiling_tflops,
-        mfu_of_ceiling=of_ceiling,
-        above_ceiling=None if of_ceiling is None else of_ceiling > 1.0,
+        mfu_of_ceiling=None if above else of_ceiling,
+        above_ceiling=above,
+        notes=notes,
     )
 
 
