@@ -101,7 +101,7 @@ def load_model(model_file_path: PathLike | Mapping[str, Any] = "", variant: str 
     default passt-s; any variant or reduction, e.g. ``"passt-s-n"``, ``"passt-s-tome"``) or a
     ``passt train`` checkpoint (its own architecture and frontend), on ``device`` (``"auto"``:
     CUDA when available). ``overrides``: `HearConfig` fields (``max_batch=``, windows) and
-    model settings (``reduction_args=``, ...), which win over the variant's."""
+    model settings (``embed_dim=``, a reduction's ``r=``, ...) over the variant's."""
     if isinstance(model_file_path, (str, bytes)) and not model_file_path:
         raise UsageError(NO_DOWNLOAD)
     hear = {name: overrides.pop(name) for name in HEAR_SETTINGS if name in overrides}
