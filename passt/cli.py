@@ -191,7 +191,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
 def cmd_embed(args: argparse.Namespace) -> int:
     if Path(args.out).suffix not in EMBED_SUFFIXES:
         raise UsageError(f"--out {args.out}: accepted suffixes {', '.join(EMBED_SUFFIXES)}")
-    report = embed(args.paths, **_windowed_run(args))
+    report = embed(args.paths, mode=args.mode, **_windowed_run(args))
     if report.results:
         written = save_embeddings(report, args.out)
         windows = sum(len(r.window_starts) for r in report.results)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from passt.data.bad_files import POLICIES
 from passt.device import DEVICE_FORMS
 from passt.history import HistoryConfig
-from passt.inference import AGGREGATES, FORMATS
+from passt.inference import AGGREGATES, EMBED_MODES, FORMATS
 from passt.launch import LaunchConfig
 from passt.precision import DTYPES
 from passt.profiling.config import ProfileConfig
@@ -192,6 +192,9 @@ def _add_inference_commands(sub: argparse._SubParsersAction, commands: Mapping[s
     _add_inference_args(p)
     p.add_argument("--out", required=True, metavar="FILE.npy|FILE.h5",
                    help=".h5: one file; .npy: FILE.npy, FILE.windows.npy and FILE.json")
+    p.add_argument("--mode", choices=EMBED_MODES, default="embed_only",
+                   help="what an embedding holds, as in passt.hear (HEAR): the pooled features, "
+                        "the logits, or all (logits then features); default: %(default)s")
     p.set_defaults(func=commands["embed"])
 
 

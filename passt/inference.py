@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 
 Aggregate = Literal["mean", "max"]  # a clip's score from its windows' scores
 AGGREGATES: tuple[str, ...] = get_args(Aggregate)
+# what an embedding holds (hear21passt's modes): pooled features, logits, or both concatenated
+EmbedMode = Literal["embed_only", "logits", "all"]
+EMBED_MODES: tuple[str, ...] = get_args(EmbedMode)
 Format = Literal["table", "json", "csv"]
 FORMATS: tuple[str, ...] = get_args(Format)
 EMBED_SUFFIXES = (".npy", ".h5")
@@ -151,6 +154,24 @@ def load_model(checkpoint: PathLike | Mapping[str, Any], variant: str | None = N
     return LoadedModel(model.eval())
 
 
+def embeddings(model: PaSST, mel: Tensor, mode: EmbedMode = "embed_only") -> Tensor:
+    """``[B, embedding_size]`` of a log-mel batch: the pooled features
+    (`PaSST.forward_features`), the logits, or ``all``: logits then features."""
+    check_choice("embedding mode", mode, EMBED_MODES)
+    features = model.forward_features(mel)
+    if mode == "embed_only":
+        return features
+    logits = model.head(features)
+    return logits if mode == "logits" else torch.cat((logits, features), dim=1)
+
+
+def embedding_size(model: PaSST, mode: EmbedMode = "embed_only") -> int:
+    """The length of ``model``'s embeddings in ``mode``."""
+    check_choice("embedding mode", mode, EMBED_MODES)
+    sizes = {"embed_only": model.cfg.embed_dim, "logits": model.cfg.num_classes}
+    return sizes.get(mode, model.cfg.embed_dim + model.cfg.num_classes)
+
+
 def _check_classes(asked: int | None, classes: int) -> int:
     if asked is not None and asked != classes:
         raise UsageError(f"num_classes={asked} contradicts the checkpoint's classifier of "
@@ -168,7 +189,7 @@ def _as_loaded(model: PaSST | LoadedModel | PathLike) -> LoadedModel:
     return LoadedModel(model) if isinstance(model, PaSST) else load_model(model)
 
 
-def _check_fits(model: PaSST, frontend: MelFrontend, windowing: Windowing) -> None:
+def check_fits(model: PaSST, frontend: MelFrontend, windowing: Windowing) -> None:
     """Raise if the frontend's windows are not inputs the model accepts."""
     if frontend.config.n_mels != model.cfg.n_mels:
         raise UsageError(f"the frontend makes {frontend.config.n_mels} mel bands, the model "
@@ -193,9 +214,9 @@ def _eval_mode(*modules: nn.Module) -> Iterator[None]:
 def _run(paths: PathLike | Iterable[PathLike], loaded: LoadedModel,
          frontend: MelFrontend | None, window_seconds: float | None, hop_seconds: float | None,
          batch_size: int, device: str | torch.device | None, progress: bool | None,
-         features: bool) -> tuple[list[FileWindows], list[Failure], Windowing]:
+         mode: EmbedMode | None) -> tuple[list[FileWindows], list[Failure], Windowing]:
     """Window outputs of every usable file: scores (sigmoid, or softmax for a single-label
-    model), or embeddings with ``features``."""
+    model), or with a ``mode`` its `embeddings`."""
     if batch_size < 1:
         raise UsageError(f"batch_size must be positive, got {batch_size}")
     model = loaded.model
@@ -205,14 +226,15 @@ def _run(paths: PathLike | Iterable[PathLike], loaded: LoadedModel,
         window_seconds = loaded.clip_seconds or DEFAULT_WINDOW_SECONDS
     hop_seconds = window_seconds / 2 if hop_seconds is None else hop_seconds
     windowing = Windowing(window_seconds, hop_seconds, frontend.config.sample_rate)
-    _check_fits(model, frontend, windowing)
+    check_fits(model, frontend, windowing)
     target = next(model.parameters()).device if device is None else resolve_device(device)
     model.to(target)
     frontend.to(target)
 
     def compute(waves: Tensor) -> Tensor:
         mel = frontend(waves)
-        return model.forward_features(mel) if features else task_scores(loaded.task, model(mel))
+        return task_scores(loaded.task, model(mel)) if mode is None else embeddings(model, mel,
+                                                                                     mode)
 
     tqdm = require("tqdm", "showing progress").tqdm
     single = isinstance(paths, (str, os.PathLike))
@@ -262,7 +284,7 @@ def tag(paths: PathLike | Iterable[PathLike], model: PaSST | LoadedModel | PathL
     if len(names) != classes:
         raise UsageError(f"{len(names)} label names for a model of {classes} classes")
     done, failures, windowing = _run(paths, loaded, frontend, window_seconds, hop_seconds,
-                                     batch_size, device, progress, features=False)
+                                     batch_size, device, progress, mode=None)
     results = []
     for item in done:
         scores = np.stack(item.outputs)
@@ -280,14 +302,16 @@ def tag(paths: PathLike | Iterable[PathLike], model: PaSST | LoadedModel | PathL
 def embed(paths: PathLike | Iterable[PathLike], model: PaSST | LoadedModel | PathLike, *,
           frontend: MelFrontend | None = None, window_seconds: float | None = None,
           hop_seconds: float | None = None, batch_size: int = 8,
-          device: str | torch.device | None = None,
-          progress: bool | None = None) -> Report[EmbedResult]:
-    """Pooled embeddings (`PaSST.forward_features`) per window of each file, and their mean.
+          device: str | torch.device | None = None, progress: bool | None = None,
+          mode: EmbedMode = "embed_only") -> Report[EmbedResult]:
+    """Embeddings per window of each file, and their mean: pooled features
+    (`PaSST.forward_features`), or with ``mode`` logits or both (as `passt.hear`'s).
 
-    Arguments as for `tag`.
+    Other arguments as for `tag`.
     """
+    check_choice("embedding mode", mode, EMBED_MODES)
     done, failures, windowing = _run(paths, _as_loaded(model), frontend, window_seconds,
-                                     hop_seconds, batch_size, device, progress, features=True)
+                                     hop_seconds, batch_size, device, progress, mode=mode)
     results = []
     for item in done:
         windows = np.stack(item.outputs)

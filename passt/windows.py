@@ -3,6 +3,7 @@ and a stream of each file's window outputs, batched across files."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -107,11 +108,34 @@ def collect_files(paths: Iterable[PathLike]) -> tuple[list[Path], list[Failure]]
     return list(dict.fromkeys(files)), failures
 
 
+def forward_batched(compute: Callable[[Tensor], Tensor], windows: Tensor, batch_size: int,
+                    device: torch.device) -> Tensor:
+    """``compute`` over windows ``[*lead, S]`` in passes of at most ``batch_size`` windows on
+    ``device``, without autograd; the outputs ``[*lead, ...]`` stay on ``device``.
+
+    ``windows`` may be a strided view of the audio (``Tensor.unfold``): only one batch of
+    windows is copied at a time, so memory is bounded by ``batch_size``, not the audio length.
+    """
+    if batch_size < 1:
+        raise UsageError(f"batch_size must be positive, got {batch_size}")
+    lead = windows.shape[:-1]
+    count = math.prod(lead)
+    if count == 0:
+        raise UsageError(f"no windows to compute (windows of shape {list(windows.shape)})")
+    outputs = []
+    with torch.no_grad():
+        for first in range(0, count, batch_size):
+            index = torch.unravel_index(
+                torch.arange(first, min(first + batch_size, count), device=windows.device), lead)
+            outputs.append(compute(windows[index].to(device)))
+    out = torch.cat(outputs)
+    return out.reshape(*lead, *out.shape[1:])
+
+
 def _forward(batch: list[tuple[FileWindows, np.ndarray]],
              compute: Callable[[Tensor], Tensor], device: torch.device) -> None:
-    waves = torch.from_numpy(np.stack([wave for _, wave in batch])).to(device)
-    with torch.inference_mode():
-        values = compute(waves).float().cpu().numpy()
+    waves = torch.from_numpy(np.stack([wave for _, wave in batch]))
+    values = forward_batched(compute, waves, len(batch), device).float().cpu().numpy()
     for (item, _), value in zip(batch, values, strict=True):
         item.outputs.append(value)
 
