@@ -95,8 +95,8 @@ class Comparison:
         b, c = self.baseline, self.current
         if min(b.value, b.low, c.value, c.low) <= 0:
             return "ok"  # nothing to compare (a count of zero)
-        if b == c:
-            return "ok"  # the same measurement (a file compared with itself)
+        if b == c and self.trusted:
+            return "ok"  # no change at all: the limit cannot be crossed
         low, high = self.ratio_interval
         if low - 1.0 > self.limit + 1e-9:
             return "regressed"
@@ -222,7 +222,8 @@ def compare_benchmarks(base: Mapping[str, Benchmark], cur: Mapping[str, Benchmar
         counted = counted_alike(base[name].record, cur[name].record)
         base_metrics = _metrics(base[name], limits, probed, counted)
         cur_metrics = _metrics(cur[name], limits, probed, counted)
-        trusted = not (_busy(base[name]) or _busy(cur[name]))
+        # the same measurement in both (a file against itself) is trusted, busy or not
+        trusted = base[name] == cur[name] or not (_busy(base[name]) or _busy(cur[name]))
         for metric in base_metrics.keys() & cur_metrics.keys():
             (b, limit), (c, _) = base_metrics[metric], cur_metrics[metric]
             timed = metric in TIME_METRICS

@@ -397,3 +397,29 @@ def test_a_run_whose_machine_drifted_is_flagged(tmp_path):
                for n in meta["notes"])
     _, quiet = build_table(FIXTURE)
     assert not any("machine's own speed" in n for n in quiet["notes"])
+
+
+def test_ratios_to_passt_b_hold_while_the_machine_drifts(tmp_path):
+    """passt-s timed while the whole machine ran at half speed (its probe took twice as long,
+    and so did its step): its ratio to passt-b is what it would be at the run's typical
+    speed, not half of it."""
+    table, _ = build_table(FIXTURE, only_measured=True)
+    ours = table[table["peer"] == ""].set_index("variant")
+    steady = ours.loc["passt-s", "speed_vs_b"]
+
+    def drift(data):
+        for b in data["benchmarks"]:
+            info = b["extra_info"]
+            slow = 2.0 if info["variant"] == "passt-s" and not info.get("peer") else 1.0
+            for key in ("probe_median_s", "probe_ci_low_s", "probe_ci_high_s"):
+                info[key] = 0.025 * slow
+            if info.get("samples_per_s"):  # not an OOM row
+                info["samples_per_s"] /= slow
+
+    table, meta = build_table(rewrite(tmp_path, drift), only_measured=True)
+    ours = table[table["peer"] == ""].set_index("variant")
+    raw = ours.loc["passt-s", "speed_spec_per_s"] / ours.loc["passt-b", "speed_spec_per_s"]
+    assert raw == pytest.approx(steady / 2)
+    assert ours.loc["passt-s", "probe_factor"] == pytest.approx(2.0)
+    assert ours.loc["passt-s", "speed_vs_b"] == pytest.approx(steady)
+    assert any("probe factor" in note for note in meta["notes"])

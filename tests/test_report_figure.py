@@ -154,3 +154,22 @@ def test_unstable_speeds_are_faint_and_model_mismatch_is_said(tmp_path):
     assert len(notes) == 1 and "different models" in notes[0].txt._text.get_text()
     fig, _ = render(FIXTURE)  # without maps, the paper's mAP: nothing to warn about
     assert not [a for a in fig.axes[1].artists if isinstance(a, AnchoredText)]
+
+
+def test_log_axis_tick_labels_do_not_run_together(tmp_path):
+    """Speeds over 10x apart put the run's panel on a log axis: its labelled ticks (1, 2 and 5
+    times a power of ten) never overlap, and minor ticks carry no label."""
+    def spread(data):
+        for b in data["benchmarks"]:
+            if b["extra_info"]["variant"] == "passt-s":
+                b["extra_info"]["samples_per_s"] *= 40
+
+    fig, renderer = render(rewrite(tmp_path, spread))
+    run = fig.axes[1]
+    assert run.get_xscale() == "log"
+    shown = [t for t in run.get_xticklabels() if t.get_text()
+             and run.get_xlim()[0] <= t.get_position()[0] <= run.get_xlim()[1]]
+    assert len(shown) >= 2
+    boxes = sorted((t.get_window_extent(renderer) for t in shown), key=lambda b: b.x0)
+    assert all(a.x1 <= b.x0 for a, b in itertools.pairwise(boxes))
+    assert not [t for t in run.get_xticklabels(minor=True) if t.get_text()]

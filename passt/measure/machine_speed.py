@@ -3,11 +3,13 @@ the same alternating rounds as the step (the fastest of three tries a round).
 
 On a shared host the machine's speed drifts by several percent over minutes (a busy neighbour
 on the same physical core, clocks), unseen by a row's own rounds: two runs minutes apart then
-disagree beyond their intervals. The probe shows it. Over a run, the probes' spread is the
-machine's drift: a row whose interval and the drift together exceed the precision target is
-unstable (`with_machine_drift`). Between two runs on the same machine and software,
-``passt check`` divides each step time by its row's probe time (`probe_normalized`), which
-takes the machine's speed out of the comparison.
+disagree beyond their intervals. The probe shows it. A row is judged on its step time over
+its probe time (`probe_normalized`): unstable when that interval misses the precision target
+(`with_machine_drift`); over a run, the probes' spread is the machine's drift, recorded as
+information (a run-wide drift would flag every row, and tell nothing). Between two runs on the
+same machine and software, ``passt check`` divides each step time by its row's probe time,
+and Table 1's ratios between rows do the same (`probe_factor`), which takes the machine's
+speed out of the comparison.
 """
 
 from __future__ import annotations
@@ -77,23 +79,47 @@ def machine_drift(records: Sequence[BenchRecord]) -> float | None:
 
 def with_machine_drift(record: BenchRecord, drift: float | None,
                        target: float | None) -> BenchRecord:
-    """``record`` with the run's ``drift``; unstable when its interval and the drift (added in
-    quadrature) exceed ``target`` (the plan's precision, e.g. 0.03).
+    """``record`` with the run's ``drift`` (information); on the CPU, unstable when the
+    interval of its step time over its probe time exceeds ``target`` (the plan's precision,
+    e.g. 0.03).
 
-    On a GPU the drift is information only: a GPU's probe times its own clock, which the row
+    On a GPU the probe is information only: a GPU's probe times its own clock, which the row
     samples itself (`passt.measure.record.with_gpu_clocks` judges it).
     """
-    if drift is None or record.oom:
+    if record.oom:
         return record
     record = replace(record, machine_drift=drift)
-    if record.device.startswith("cuda"):
+    if record.device.startswith("cuda") or target is None:
         return record
-    half = record.ci_half_width
-    if target is None or half is None or math.hypot(half, drift) <= target:
+    half = probed_half_width(record)
+    if half is None or half <= target:
         return record
-    note = (f"the machine's own speed (a reference matmul timed beside each row) strayed by "
-            f"{drift:.1%} during the run: unstable beyond the row's interval")
+    note = (f"its step time over its probe's (the machine's own speed, timed beside it) is "
+            f"known within +-{half:.1%} only, beyond the target +-{target:.0%}: unstable")
     return replace(record, unstable=True, notes=(*record.notes, note))
+
+
+def probed_half_width(record: BenchRecord) -> float | None:
+    """The larger half of the interval of the row's step time over its probe time, over the
+    value (None: no interval or no probe)."""
+    m, low, high = record.median_step_s, record.median_ci_low_s, record.median_ci_high_s
+    if m is None or low is None or high is None:
+        return None
+    normalized = probe_normalized(m, low, high, record)
+    if normalized is None:
+        return None
+    value, n_low, n_high = normalized
+    return max(value / n_low, n_high / value) - 1.0
+
+
+def probe_factor(record: BenchRecord, run: Sequence[BenchRecord]) -> float:
+    """How much slower the machine ran while ``record`` was timed than over the ``run``
+    typically (its probe over the run's median probe; 1.0 without probes): a speed times
+    this factor is the speed at the run's typical machine speed."""
+    probes = [r.probe_median_s for r in run if r.probe_median_s]
+    if not record.probe_median_s or not probes:
+        return 1.0
+    return record.probe_median_s / statistics.median(probes)
 
 
 def with_run_drift(records: Sequence[BenchRecord]) -> list[BenchRecord]:

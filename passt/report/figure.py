@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from passt.optional import require
 from passt.report.inputs import load_paper_table
-from passt.report.table import PAPER_DEVICE, clean_name
+from passt.report.table import PAPER_DEVICE, clean_name, typical_speed
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -54,7 +54,7 @@ def _run_points(table: pd.DataFrame, proxy: bool, kind: str = "train") -> pd.Dat
     speed, unstable, _ = SPEEDS[kind]
     rows = table[table["status"] == "measured"].dropna(subset=[speed, column])
     return pd.DataFrame({
-        "speed": rows[speed], "map": rows[column], "unstable": rows[unstable] == True,  # noqa: E712
+        "speed": typical_speed(rows, kind), "map": rows[column], "unstable": rows[unstable] == True,  # noqa: E712
         "low": rows["map_proxy_ci_low"] if proxy else math.nan,
         "high": rows["map_proxy_ci_high"] if proxy else math.nan,
         "memory": rows["memory_gb_per_sample"], "peer": rows["peer"],
@@ -71,13 +71,16 @@ def _area_scale(memory: pd.Series) -> Callable[[float], float]:
 def _set_x(ax: Axes, speeds: pd.Series) -> bool:
     """x limits with room for labels, logarithmic when the speeds span over 10x; whether
     it is logarithmic."""
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     log_x = len(speeds) > 1 and speeds.max() / speeds.min() > 10
     if log_x:
         ax.set_xscale("log")
         ax.set_xlim(speeds.min() / 1.6, speeds.max() * 1.6)
+        # labels at 1, 2 and 5 times a power of ten only: the minor ticks stay unlabelled
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     else:
         ax.set_xlim(0, speeds.max() * 1.2 if len(speeds) else 1)
     ax.margins(y=0.12)
@@ -153,8 +156,8 @@ def _plot_run(ax: Axes, table: pd.DataFrame, meta: dict[str, Any],
     what = SPEEDS[kind][2]
     ax.set_title(f"This run, {what} ({meta['device_name']}, {meta['dtype']}, batch "
                  f"{meta['batch_size']}, preset {meta['preset']})", fontsize=9)
-    ax.set_xlabel(f"measured {what} throughput (spectrograms/s)"
-                  + (", log scale" if log_x else ""))
+    ax.set_xlabel(f"measured {what} throughput (spectrograms/s, at the run's typical machine "
+                  "speed)" + (", log scale" if log_x else ""))
     if meta.get("model_mismatch"):
         from matplotlib.offsetbox import AnchoredText
 

@@ -15,7 +15,7 @@ from passt.errors import UsageError, check_choice
 from passt.maps import MapSummary
 from passt.measure.bench_record import BenchRecord
 from passt.measure.environment import environment_warnings
-from passt.measure.machine_speed import DRIFT_WARNING
+from passt.measure.machine_speed import DRIFT_WARNING, probe_factor
 from passt.measure.peers import PEERS
 from passt.model import PaSSTConfig
 from passt.optional import require
@@ -41,7 +41,7 @@ COLUMNS = (
     "inference_spec_per_s", "inference_vs_b", "inference_ci_half_width", "inference_unstable",
     "inference_gflops_per_sample", "mfu", "mfu_of_ceiling", "joules_per_sample",
     "speed_ci_half_width", "unstable", "speedup_vs_ours", "speedup_ci_low", "speedup_ci_high",
-    "benchmark",
+    "probe_factor", "inference_probe_factor", "benchmark",
 )
 
 
@@ -100,11 +100,12 @@ def _blocks(counts: tuple[int, ...] | None) -> str:
     return str(counts[0]) if len(set(counts)) == 1 else " ".join(map(str, counts))
 
 
-def _inference_fields(record: BenchRecord | None) -> dict[str, Any]:
+def _inference_fields(record: BenchRecord | None, run: list[BenchRecord]) -> dict[str, Any]:
     """The inference row's speed, precision, tokens and FLOPs (none without a row)."""
     if record is None or record.oom:
         return {}
     return {"inference_spec_per_s": record.samples_per_s,
+            "inference_probe_factor": probe_factor(record, run),
             "inference_ci_half_width": _number(record.ci_half_width),
             "inference_unstable": record.unstable,
             "inference_gflops_per_sample": _number(record.step_gflops_per_sample),
@@ -113,10 +114,11 @@ def _inference_fields(record: BenchRecord | None) -> dict[str, Any]:
 
 
 def _run_row(key: str, record: BenchRecord, paper: pd.DataFrame, measure: str,
-             maps: dict[str, MapSummary],
+             maps: dict[str, MapSummary], run: list[BenchRecord],
              inference: BenchRecord | None = None) -> dict[str, Any]:
     """A row of a training benchmark of the run (ours or a peer's) and of its inference
-    benchmark; a peer's has no proxy mAP (the sweep trains ours)."""
+    benchmark; a peer's has no proxy mAP (the sweep trains ours). ``run``: every row of the
+    run, whose probes say the machine's typical speed."""
     variant, peer = record.variant, record.peer or ""
     row_id = _paper_row_id(variant)
     fields = _paper_fields(paper, row_id)
@@ -128,7 +130,7 @@ def _run_row(key: str, record: BenchRecord, paper: pd.DataFrame, measure: str,
     bytes_per_sample = _memory_bytes(record, measure)
     return {
         **fields, **_proxy_fields(None if peer else maps.get(variant)),
-        **_inference_fields(inference), "model": name,
+        **_inference_fields(inference, run), "model": name,
         "variant": variant, "peer": peer, "implementation": impl, "acts": _acts(record),
         "status": "OOM" if oom else "measured",
         "speed_spec_per_s": math.nan if oom else record.samples_per_s,
@@ -144,6 +146,7 @@ def _run_row(key: str, record: BenchRecord, paper: pd.DataFrame, measure: str,
         "speedup_vs_ours": _number(record.speedup_vs_ours),
         "speedup_ci_low": _number(record.speedup_ci_low),
         "speedup_ci_high": _number(record.speedup_ci_high),
+        "probe_factor": probe_factor(record, run),
         "benchmark": key,
     }
 
@@ -174,16 +177,30 @@ def _reference(table: pd.DataFrame) -> pd.DataFrame:
                  & (table["status"] == "measured")]
 
 
+def typical_speed(table: pd.DataFrame, kind: str = "train") -> pd.Series:
+    """Each row's measured speed at the run's typical machine speed: times its probe factor,
+    so that ratios between rows timed minutes apart hold while the machine's speed drifts."""
+    speed, factor = (("speed_spec_per_s", "probe_factor") if kind == "train"
+                     else ("inference_spec_per_s", "inference_probe_factor"))
+    return table[speed] * table[factor].fillna(1.0)
+
+
 def _add_ratios(table: pd.DataFrame, paper: pd.DataFrame) -> None:
-    """Speed and memory over PaSST-B's: ours over our passt-b, the paper's over its PaSST-B."""
+    """Speed and memory over PaSST-B's: ours over our passt-b (speeds at the run's typical
+    machine speed), the paper's over its PaSST-B."""
     ref = _reference(table)
-    for name, column, paper_column in (("speed", "speed_spec_per_s", "speed_spec_per_s"),
-                                       ("memory", "memory_gb_per_sample", "mem_gb_per_sample")):
-        table[f"{name}_vs_b"] = table[column] / (ref[column].iloc[0] if len(ref) else math.nan)
+
+    def over_reference(values: pd.Series) -> pd.Series:
+        return values / (values[ref.index[0]] if len(ref) else math.nan)
+
+    table["speed_vs_b"] = over_reference(typical_speed(table))
+    table["memory_vs_b"] = over_reference(table["memory_gb_per_sample"])
+    table["inference_vs_b"] = over_reference(typical_speed(table, "inference"))
+    for column, paper_column in (("speed_spec_per_s", "speed_spec_per_s"),
+                                 ("memory_gb_per_sample", "mem_gb_per_sample")):
+        name = column.split("_")[0]
         table[f"{name}_vs_b_paper"] = (table[f"{column}_paper"]
                                        / paper.loc[PAPER_REFERENCE, paper_column])
-    column = "inference_spec_per_s"
-    table["inference_vs_b"] = table[column] / (ref[column].iloc[0] if len(ref) else math.nan)
 
 
 def _add_vs_ratios(table: pd.DataFrame, vs: str) -> None:
@@ -191,13 +208,14 @@ def _add_vs_ratios(table: pd.DataFrame, vs: str) -> None:
     beside its ratio to PaSST-B."""
     ref = table[(table["variant"] == vs) & (table["peer"] == "")
                 & (table["status"] == "measured")].iloc[0]
-    pairs = [("speed_spec_per_s", "speed", "speed_vs_b_paper"),
-             ("memory_gb_per_sample", "memory", "memory_vs_b_paper")]
+    typical = typical_speed(table)
+    pairs = [(typical, "speed", "speed_vs_b_paper"),
+             (table["memory_gb_per_sample"], "memory", "memory_vs_b_paper")]
     if pd.notna(ref["map_proxy"]):
-        pairs.append(("map_proxy", "map_proxy", "map_proxy_text"))
-    for column, name, after in pairs:
+        pairs.append((table["map_proxy"], "map_proxy", "map_proxy_text"))
+    for values, name, after in pairs:
         table.insert(table.columns.get_loc(after) + 1, f"{name}_vs_{vs}",
-                     table[column] / ref[column])
+                     values / values[ref.name])
 
 
 def measured_variants(train: dict[str, BenchRecord]) -> list[str]:
@@ -223,6 +241,7 @@ def build_table(bench_path: str | Path, maps_path: str | Path | None = None, *,
                              f"measure training of {'/'.join(p for p in pair if p)}")
         by_key[pair] = key
     run_variants = list(dict.fromkeys(r.variant for r in train.values()))
+    everything = [*train.values(), *run.inference.values()]
     maps = load_maps(maps_path, run_variants) if maps_path is not None else None
     paper, measure = load_paper_table(), _memory_measure(train)
     by_row: dict[str | None, list[str]] = {}  # paper row -> the run's benchmarks
@@ -234,7 +253,7 @@ def build_table(bench_path: str | Path, maps_path: str | Path | None = None, *,
     for row_id in [*paper.index, None]:  # None: variants that are not in the paper
         keys = by_row.get(row_id, [])
         rows += [_run_row(k, train[k], paper, measure, maps.summaries if maps else {},
-                          run.inference.get((train[k].variant, train[k].peer or "")))
+                          everything, run.inference.get((train[k].variant, train[k].peer or "")))
                  for k in keys]
         if row_id is not None and not keys:
             rows.append(_paper_only_row(paper, row_id, registered.get(row_id)))
@@ -369,7 +388,10 @@ def _notes(table: pd.DataFrame, train: dict[str, BenchRecord], meta: dict[str, A
         f"paper: the paper's values on an {PAPER_DEVICE}.",
         f"memory: {meta['memory_label']}; paper: GPU memory to train per sample.",
         "vs B: ratio to PaSST-B in the same column, ours to our passt-b, the paper's to the "
-        "paper's PaSST-B: these compare across devices.",
+        "paper's PaSST-B: these compare across devices; our speed ratios (and the figure's "
+        "speeds) are at the run's typical machine speed: each row's speed times its probe "
+        "factor (its probe, a fixed matmul timed beside it, over the run's median probe), so "
+        "they hold while the machine's speed drifts between rows.",
     ]
     if meta["has_inference"]:
         notes.append("inference: the same variant's inference step (frontend and model "
@@ -426,7 +448,8 @@ def _notes(table: pd.DataFrame, train: dict[str, BenchRecord], meta: dict[str, A
     drift = max((r.machine_drift or 0.0 for r in train.values()), default=0.0)
     if drift > DRIFT_WARNING:
         notes.append(f"warning: the machine's own speed (a fixed matmul timed beside each row) "
-                     f"strayed by {drift:.1%} during the run: rows measured minutes apart "
-                     "differ by as much.")
+                     f"strayed by {drift:.1%} during the run: raw speeds of rows measured "
+                     "minutes apart differ by as much; the vs B ratios and the figure take it "
+                     "out with each row's probe factor.")
     notes.append("[n]: the paper's citations; *: the paper's own runs.")
     return notes
