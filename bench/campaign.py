@@ -46,11 +46,11 @@ from campaign_files import (  # noqa: E402
     write_summary,
 )
 
-from passt.atomic import atomic_path  # noqa: E402
-from passt.errors import UsageError  # noqa: E402
 from passt.measure.bench_file import load_bench_file  # noqa: E402
 from passt.measure.bench_record import BenchRecord  # noqa: E402
 from passt.measure.journal import Journal  # noqa: E402
+from passt.utils.atomic import atomic_path  # noqa: E402
+from passt.utils.errors import UsageError  # noqa: E402
 
 TINY = "campaign-tiny"
 TINY_PLUGIN = f'''"""The campaign's smoke-test variant: passt-s, narrow and shallow."""

@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from passt.atomic import atomic_path, write_text_atomic
-from passt.errors import UsageError
 from passt.measure.bench_file import load_bench_file
 from passt.measure.bench_record import BenchRecord
 from passt.measure.journal import Journal
+from passt.utils.atomic import atomic_path, write_text_atomic
+from passt.utils.errors import UsageError
 
 # The files brought back (the device hands back at most 8), and the archive's size limit.
 RETURNED = ("summary.json", "summary.md", "journal.jsonl", "campaign.jsonl", "campaign.tar.gz")

@@ -17,8 +17,6 @@ from typing import Any
 import pytest
 import torch
 
-from passt.device import resolve_device
-from passt.errors import UsageError
 from passt.measure.bench_record import BenchRecord
 from passt.measure.environment import MACHINE_INFO_KEY, Environment, capture
 from passt.measure.flops import matmul_ceiling_tflops
@@ -32,9 +30,11 @@ from passt.measure.suite import Measurement
 from passt.measure.telemetry import gpu_info
 from passt.model import ATTENTION_PATHS
 from passt.plugins import load_plugins
-from passt.precision import DTYPES
 from passt.profiling import profile_variants
 from passt.profiling.run import check_out_dir
+from passt.utils.device import resolve_device
+from passt.utils.errors import UsageError
+from passt.utils.precision import DTYPES
 from passt.variants import get_variant, list_variants
 
 ON_OFF = {"on": True, "off": False}

@@ -1,4 +1,5 @@
-"""Timestamp embeddings through the HEAR API: passt.hear against hear21passt, same weights.
+"""Timestamp embeddings through the HEAR API: passt.inference.hear against hear21passt, same
+weights.
 
 Both get PaSST-S with the same random weights (hear21passt's own model, pretrained off; its
 state_dict loaded into ours from a file) and the same seeded noise clips; each row times
@@ -32,10 +33,10 @@ from pathlib import Path
 
 import torch
 
-import passt.hear as hear
-from passt.atomic import write_text_atomic
-from passt.device import resolve_device, synchronize
+import passt.inference.hear as hear
 from passt.measure.environment import capture
+from passt.utils.atomic import write_text_atomic
+from passt.utils.device import resolve_device, synchronize
 
 
 @dataclass
@@ -66,7 +67,7 @@ class Row:
                    [float(t) for t in row["ours"].split(";")], float(row["max_abs_diff"]))
 
 
-HEADER = ["clip (s)", "batch", "windows/clip", "hear21passt (s)", "passt.hear (s)",
+HEADER = ["clip (s)", "batch", "windows/clip", "hear21passt (s)", "passt.inference.hear (s)",
           "speed-up", "repeats", "max abs diff"]
 
 
@@ -124,12 +125,12 @@ def render(rows: list[Row], args: argparse.Namespace, device: torch.device) -> s
     env = capture(None)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else env.cpu_model
     lines = [
-        "# Timestamp embeddings: passt.hear against hear21passt",
+        "# Timestamp embeddings: passt.inference.hear against hear21passt",
         "",
         f"- device: {device.type} ({name}); torch threads: {torch.get_num_threads()}; "
         f"dtype: float32; {env.cpu_count} logical CPUs, load average {env.load_avg} at the "
         "end (the machine is shared)",
-        f"- PaSST-S, mode all (1295 values), 160 ms windows every 50 ms; passt.hear "
+        f"- PaSST-S, mode all (1295 values), 160 ms windows every 50 ms; passt.inference.hear "
         f"max_batch {args.max_batch}; hear21passt {version('hear21passt')}, torch "
         f"{torch.__version__}, Python {platform.python_version()}",
         f"- seconds: median over the repeats of one `get_timestamp_embeddings` call on "

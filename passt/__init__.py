@@ -1,20 +1,10 @@
 """passt-bench: a reference PaSST (Patchout faSt Spectrogram Transformer) and its benchmarks."""
 
-from passt.block_reduction import (
-    BlockReduction,
-    BlockView,
-    create_block_reduction,
-    get_block_reduction,
-    list_block_reductions,
-    register_block_reduction,
-)
 from passt.checkpoints import CheckpointMismatchError, load_checkpoint, load_imagenet
-from passt.evit import AttentionPruning
 from passt.factory import create_model
 from passt.frontend import FrontendConfig, MelFrontend, create_frontend
-from passt.inference import embed, tag
+from passt.inference.run import embed, tag
 from passt.model import PaSST, PaSSTConfig, token_counts
-from passt.patch_source import PatchSource
 from passt.patchout import (
     Patchout,
     create_patchout,
@@ -22,7 +12,17 @@ from passt.patchout import (
     list_patchouts,
     register_patchout,
 )
-from passt.tome import TokenMerging
+from passt.reductions.block import (
+    BlockReduction,
+    BlockView,
+    create_block_reduction,
+    get_block_reduction,
+    list_block_reductions,
+    register_block_reduction,
+)
+from passt.reductions.evit import AttentionPruning
+from passt.reductions.patch_source import PatchSource
+from passt.reductions.tome import TokenMerging
 from passt.variants import (
     Variant,
     compose,

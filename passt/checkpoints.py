@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from passt.errors import UsageError
 from passt.model import PaSST
+from passt.utils.errors import UsageError
 from passt.variants import reduced_depth_blocks
 
 log = logging.getLogger(__name__)

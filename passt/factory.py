@@ -9,8 +9,8 @@ from typing import Any
 import torch
 
 from passt.checkpoints import load_checkpoint, load_imagenet
-from passt.errors import UsageError
 from passt.model import PaSST
+from passt.utils.errors import UsageError
 from passt.variants import Variant, compose, variant_config
 
 

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from passt.errors import UsageError
-from passt.rng import DeviceGenerators, rand, randint
+from passt.utils.errors import UsageError
+from passt.utils.rng import DeviceGenerators, rand, randint
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 A ViT/DeiT over 16x16 patches of a log-mel spectrogram, with separate frequency and time
 positional embeddings, class and distillation tokens, Patchout in training, and optionally a
-block reduction between the blocks (token merging, pruning: `passt.block_reduction`) and a
-patch embedding run at another patch size (`passt.flex`).
+block reduction between the blocks (token merging, pruning: `passt.reductions.block`) and a
+patch embedding run at another patch size (`passt.reductions.flex`).
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from passt.block_reduction import (
+from passt.patchout import Patchout, create_patchout
+from passt.reductions.block import (
     PROTECTED,
     BlockReduction,
     BlockView,
     create_block_reduction,
     size_bias,
 )
-from passt.errors import UsageError, check_choice
-from passt.flex import pi_resize, pi_resize_matrix, resize_pos_embed
-from passt.patch_source import PatchSource
-from passt.patchout import Patchout, create_patchout
-from passt.rng import DeviceGenerators, randint
+from passt.reductions.flex import pi_resize, pi_resize_matrix, resize_pos_embed
+from passt.reductions.patch_source import PatchSource
+from passt.utils.errors import UsageError, check_choice
+from passt.utils.rng import DeviceGenerators, randint
 
 AttentionPath = Literal["sdpa", "math"]  # F.scaled_dot_product_attention, or matmul-softmax
 ATTENTION_PATHS: tuple[str, ...] = get_args(AttentionPath)

@@ -25,10 +25,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from passt.errors import UsageError
-from passt.patch_source import PatchSource
-from passt.registry import instantiate, lookup, register
-from passt.rng import rand
+from passt.reductions.patch_source import PatchSource
+from passt.utils.errors import UsageError
+from passt.utils.registry import instantiate, lookup, register
+from passt.utils.rng import rand
 
 Grid = tuple[int, int]
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 
-from passt.errors import UsageError
+from passt.utils.errors import UsageError
 
 ENV_VAR = "PASST_PLUGINS"
 

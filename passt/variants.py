@@ -5,8 +5,8 @@ The paper studies five sequence reductions: three token-dropping strategies (``n
 ``unstructured``, ``structured``; see `passt.patchout`, user strategies included) and two
 architectural ones, ``no-overlap`` (patch stride = patch size) and ``reduced-depth`` (every
 other block kept). Beyond the paper: block reductions acting between the blocks (``tome``,
-``evit``; see `passt.block_reduction`, user strategies included) and ``flex``, the patch
-embedding run at another patch size (`passt.flex`). A variant names a composition of them
+``evit``; see `passt.reductions.block`, user strategies included) and ``flex``, the patch
+embedding run at another patch size (`passt.reductions.flex`). A variant names a composition of them
 plus its strategies' parameters.
 """
 
@@ -21,12 +21,16 @@ from typing import Any
 
 import torch
 
-import passt.evit  # noqa: F401 (registers the built-in block reductions)
-import passt.tome  # noqa: F401
-from passt.block_reduction import create_block_reduction, get_block_reduction, list_block_reductions
-from passt.errors import UsageError
+import passt.reductions.evit  # noqa: F401 (registers the built-in block reductions)
+import passt.reductions.tome  # noqa: F401
 from passt.model import PaSST, PaSSTConfig, grid_size, token_counts
 from passt.patchout import create_patchout, get_patchout, list_patchouts
+from passt.reductions.block import (
+    create_block_reduction,
+    get_block_reduction,
+    list_block_reductions,
+)
+from passt.utils.errors import UsageError
 
 ARCH_REDUCTIONS = ("no-overlap", "reduced-depth", "flex")
 # what a composition sets through its strategies and reductions, never as a plain override

@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from passt.atomic import atomic_path, write_text_atomic
+from passt.utils.atomic import atomic_path, write_text_atomic
 
 
 def test_success_replaces_and_failure_keeps_the_old_file(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from passt.audio import AudioError, decode, fit_length
+from passt.data.audio import AudioError, decode, fit_length
 
 
 def encode(audio: np.ndarray, rate: int, fmt: str = "WAV", subtype: str | None = None) -> bytes:

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from record_reads import record_reads
 
-from passt.errors import UsageError
 from passt.measure.bench_file import load_bench_file
 from passt.measure.bench_record import (
     FLOPS_FIELDS,
@@ -23,14 +22,15 @@ from passt.measure.bench_record import (
 from passt.measure.field_table import HEADER, field_table
 from passt.report import write_report
 from passt.report.inputs import TABLE1_NEEDS
+from passt.utils.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "bench_small.json"
 OLD_SCHEMA = [FIXTURE]
 COMMITTED = [ROOT / "reports" / "bench.json",
              *sorted((ROOT / "reports" / "baselines").glob("*.json"))]
-READERS = ["passt/report/table.py", "passt/report/inputs.py", "passt/regress.py",
-           "passt/ablation_table.py", "bench/campaign.py"]
+READERS = ["passt/report/table.py", "passt/report/inputs.py", "passt/measure/regress.py",
+           "passt/report/ablation.py", "bench/campaign.py"]
 NAMES = {f.name for f in dataclasses.fields(BenchRecord)}
 SETTINGS = BenchRecord(variant="passt-s", kind="train", batch_size=2, clip_seconds=3.0,
                        dtype="bf16", attention="sdpa", compile=True, device="cuda:0")

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 
 import passt
-import passt.block_reduction
 import passt.patchout
+import passt.reductions.block
 import passt.variants
-from passt.block_reduction import PROTECTED
+from passt.reductions.block import PROTECTED
 
 SMALL = {"embed_dim": 64, "depth": 3, "num_heads": 4, "frames": 200}
 
@@ -20,8 +20,8 @@ SMALL = {"embed_dim": 64, "depth": 3, "num_heads": 4, "frames": 200}
 @pytest.fixture
 def registries(monkeypatch):
     """Registries that forget what a test registers."""
-    monkeypatch.setattr(passt.block_reduction, "_REGISTRY",
-                        dict(passt.block_reduction._REGISTRY))
+    monkeypatch.setattr(passt.reductions.block, "_REGISTRY",
+                        dict(passt.reductions.block._REGISTRY))
     monkeypatch.setattr(passt.patchout, "_REGISTRY", dict(passt.patchout._REGISTRY))
     monkeypatch.setattr(passt.variants, "_VARIANTS", dict(passt.variants._VARIANTS))
 

@@ -14,9 +14,9 @@ import soundfile as sf
 from passt.cli import main
 from passt.data import DatasetView, Hdf5Dataset, align_classes, open_dataset
 from passt.data.hdf5 import encode_mp3
-from passt.errors import UsageError
-from passt.inference import load_model
+from passt.inference.run import load_model
 from passt.train import LAST_CHECKPOINT, METRICS_JSONL, TrainConfig, load_training_checkpoint, train
+from passt.utils.errors import UsageError
 
 SR = 32000
 TINY = {"embed_dim": 32, "depth": 1, "num_heads": 2}

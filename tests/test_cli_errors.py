@@ -13,8 +13,8 @@ import torch
 
 import passt
 from passt.cli import main
-from passt.device import resolve_device
-from passt.errors import UsageError
+from passt.utils.device import resolve_device
+from passt.utils.errors import UsageError
 
 TINY = {"embed_dim": 32, "depth": 1, "num_heads": 2}
 OVERRIDES = "embed_dim=32,depth=1,num_heads=2"
@@ -108,7 +108,7 @@ def test_resolve_device(monkeypatch):
 
 
 def test_window_longer_than_the_time_embedding(plain_checkpoint, clip):
-    model = passt.inference.load_model(plain_checkpoint, **TINY)
+    model = passt.inference.run.load_model(plain_checkpoint, **TINY)
     with pytest.raises(UsageError, match=r"a window of 20.0 s gives 2000 frames, longer than "
                                          r"the model's time embedding .* accepted: 16 to 998"):
         passt.tag(clip, model, window_seconds=20.0, progress=False)

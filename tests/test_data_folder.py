@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from passt.audio import AudioError
 from passt.data import BadFileError, FolderDataset, LabelVocabulary, open_dataset
+from passt.data.audio import AudioError
 from passt.data.labels import split_labels
-from passt.errors import UsageError
+from passt.utils.errors import UsageError
 
 SR = 32000
 LABELS_FILE = "index,mid,display_name\n0,/m/0a,Speech\n1,/m/0b,Music\n2,/m/0c,Dog\n"

@@ -12,7 +12,7 @@ import soundfile as sf
 from passt.cli import main
 from passt.data import choose_folds, fold_sides, open_dataset, parse_folds
 from passt.data.esc50_synthetic import Esc50Like, write_esc50_like
-from passt.errors import UsageError
+from passt.utils.errors import UsageError
 
 SR = 44100
 ESC50_HEADER = "filename,fold,target,category,esc10,src_file,take\n"

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from passt.audio import AudioError
 from passt.cli import main
 from passt.data import BadFileError, Hdf5Dataset, open_dataset, pack_hdf5
+from passt.data.audio import AudioError
 from passt.data.hdf5 import encode_mp3
-from passt.errors import UsageError
+from passt.utils.errors import UsageError
 
 SR = 32000
 ROWS = {"a.wav": "dog;bark", "b.flac": "music", "c.ogg": "dog", "d.wav": "speech,music"}

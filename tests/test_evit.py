@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 import passt
-from passt.block_reduction import PROTECTED
-from passt.evit import paper_locations
+from passt.reductions.block import PROTECTED
+from passt.reductions.evit import paper_locations
 
 SMALL = {"embed_dim": 64, "depth": 4, "num_heads": 4, "frames": 200}
 

@@ -21,7 +21,6 @@ from passt.checkpoints import CLASSIFIER_KEYS, CheckpointMismatchError
 from passt.cli import main
 from passt.data import open_dataset
 from passt.data.esc50_synthetic import Esc50Like, write_esc50_like
-from passt.errors import UsageError
 from passt.factory import create_model
 from passt.patchout import NoPatchout, StructuredPatchout, UnstructuredPatchout
 from passt.train import (
@@ -36,6 +35,7 @@ from passt.train import (
 )
 from passt.train.crossval import CLIPS_CSV, FOLDS_CSV, SUMMARY_JSON, cross_validate
 from passt.train.finetune import finetune_config
+from passt.utils.errors import UsageError
 
 TINY = {"embed_dim": 32, "depth": 2, "num_heads": 2}
 CLASSES = ("chord", "arpeggio-up", "hiss")

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import passt
-from passt.flex import pi_resize, pi_resize_matrix, resize_pos_embed
+from passt.reductions.flex import pi_resize, pi_resize_matrix, resize_pos_embed
 
 SMALL = {"embed_dim": 32, "depth": 2, "num_heads": 2, "frames": 200}
 

@@ -8,8 +8,8 @@ import torch
 from torchaudio.compliance.kaldi import get_mel_banks
 
 from passt import frontend
-from passt.errors import UsageError
 from passt.frontend import FrontendConfig, MelFrontend, create_frontend, kaldi_mel_banks
+from passt.utils.errors import UsageError
 from tests.conftest import NoHostSync
 
 SR = 32000

@@ -1,5 +1,5 @@
-"""passt.hear against hear21passt's HEAR wrapper (the oracle: same random weights, same audio),
-its errors for bad audio, any variant through it, and loading with no network."""
+"""passt.inference.hear against hear21passt's HEAR wrapper (the oracle: same random weights,
+same audio), its errors for bad audio, any variant through it, and loading with no network."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import soundfile as sf
 import torch
 
 import passt
-import passt.hear as hear
-from passt.errors import UsageError
+import passt.inference.hear as hear
+from passt.utils.errors import UsageError
 from tests.conftest import SMALL, quiet
 from tests.test_inference import save_train_checkpoint
 

@@ -14,9 +14,9 @@ import soundfile as sf
 import torch
 
 import passt
-from passt.audio import decode
 from passt.cli import main
-from passt.inference import Windowing, format_tags, load_model, save_embeddings
+from passt.data.audio import decode
+from passt.inference.run import Windowing, format_tags, load_model, save_embeddings
 
 TINY = {"embed_dim": 64, "depth": 1, "num_heads": 4}
 OVERRIDES = "embed_dim=64,depth=1,num_heads=4"

@@ -1,4 +1,4 @@
-"""passt.launch: a sweep's runs and a cross-validation's folds as processes of this machine or
+"""passt.train.launch: a sweep's runs and a cross-validation's folds as processes of this machine or
 as SLURM jobs through submitit (its local executor here), killed and resumed without a row twice
 and with the numbers of the sequential launcher; training across two "nodes" of torchrun."""
 
@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from passt.atomic import locked
 from passt.data.esc50_synthetic import Esc50Like, write_esc50_like
-from passt.errors import UsageError
 from passt.frontend import create_frontend
-from passt.launch import Job, LaunchConfig, RunsFailed, run_processes
-from passt.maps import read_maps
+from passt.sweep.maps import read_maps
 from passt.train import METRICS_JSONL
+from passt.train.launch import Job, LaunchConfig, RunsFailed, run_processes
+from passt.utils.atomic import locked
+from passt.utils.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_ARGS = ["--data", "synthetic", "--data-options", "size=32", "--eval-data-options",
@@ -99,7 +99,7 @@ def test_a_failed_job_shows_its_log_and_how_to_rerun_it(tmp_path):
     # the data is checked before anything is launched: a usage error, nothing started
     assert proc.returncode == 2 and not (out / "runs").exists()
     job = Job(name="broken", run_dir=str(tmp_path / "run"), out_dir=str(tmp_path),
-              runner="passt.sweep:run_one", collector="passt.sweep:collect",
+              runner="passt.sweep.run:run_one", collector="passt.sweep.run:collect",
               payload={"config": {"data": "folder:/nonexistent"}, "variant": "passt-s",
                        "seed": 0, "baseline_map": None, "resume": False, "progress": False})
     job.write()
@@ -108,7 +108,7 @@ def test_a_failed_job_shows_its_log_and_how_to_rerun_it(tmp_path):
     with pytest.raises(RunsFailed) as e:
         outcome.raise_for_failures()
     assert "audio folder /nonexistent does not exist" in str(e.value)  # its log's end
-    assert f"rerun it alone: python -m passt.launch {job.path}" in str(e.value)
+    assert f"rerun it alone: python -m passt.train.launch {job.path}" in str(e.value)
 
 
 def test_local_cross_validation_in_processes(tmp_path):
@@ -144,7 +144,7 @@ def test_without_submitit_the_message_names_the_extra(tmp_path, monkeypatch):
 
 def test_one_writer_at_a_time(tmp_path):
     lock = tmp_path / ".lock"
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from passt.atomic "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from passt.utils.atomic "
                                "import locked\nwith locked(sys.argv[1]):\n print('held', "
                                "flush=True); time.sleep(30)", str(lock)],
                               stdout=subprocess.PIPE, text=True,
@@ -221,9 +221,9 @@ def test_a_preempted_slurm_job_is_requeued_and_resumes_from_its_checkpoint(tmp_p
     checkpointed by submitit, requeued, and its training continues from the last checkpoint,
     with no step lost or repeated in its metrics."""
     submitit = pytest.importorskip("submitit")
-    from passt.launch import SubmititRun
-    from passt.sweep import Budget, run_config
+    from passt.sweep.run import Budget, run_config
     from passt.train import TrainConfig
+    from passt.train.launch import SubmititRun
 
     run = run_config(TrainConfig(variant="passt-s", data="synthetic",
                                  data_options={"size": 64}, eval_data_options={"size": 16},
@@ -233,7 +233,7 @@ def test_a_preempted_slurm_job_is_requeued_and_resumes_from_its_checkpoint(tmp_p
                                  device="cpu"),
                      "passt-s", 0, tmp_path, Budget(steps=60))
     job = Job(name="passt-s seed 0", run_dir=run.out_dir, out_dir=str(tmp_path),
-              runner="passt.sweep:run_one", collector="passt.sweep:collect",
+              runner="passt.sweep.run:run_one", collector="passt.sweep.run:collect",
               payload={"config": run.to_dict(), "variant": "passt-s", "seed": 0,
                        "baseline_map": None, "resume": False, "progress": False})
     job.write()

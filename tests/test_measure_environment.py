@@ -15,7 +15,6 @@ import torch
 from test_bench_suite import run_bench
 from test_measure_telemetry import FakeNVMLError, fake_nvml
 
-from passt.errors import UsageError
 from passt.measure import environment
 from passt.measure.environment import (
     MACHINE_INFO_KEY,
@@ -28,6 +27,7 @@ from passt.measure.environment import (
     read_environments,
 )
 from passt.measure.telemetry import GpuMonitor, GpuProcess, GpuState, throttle_reasons
+from passt.utils.errors import UsageError
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine has no GPU")
 OTHER_PID = 4242  # a process that is not this one

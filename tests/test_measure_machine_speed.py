@@ -22,9 +22,9 @@ from passt.measure.machine_speed import (
     with_probe,
     with_run_drift,
 )
+from passt.measure.regress import PROBED, Thresholds, compare_benchmarks, format_result
 from passt.measure.stability import median_ci
 from passt.measure.timing import RoundPlan, time_rounds
-from passt.regress import PROBED, Thresholds, compare_benchmarks, format_result
 
 ROW = BenchRecord(variant="passt-s", kind="train", batch_size=2, clip_seconds=3.0, dtype="fp32",
                   attention="sdpa", compile=False, device="cpu")

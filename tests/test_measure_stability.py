@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from scipy.stats import quantile_test
 
-from passt.errors import UsageError
 from passt.measure.bench_file import Benchmark
 from passt.measure.bench_record import BenchRecord
+from passt.measure.regress import Thresholds, compare_benchmarks
 from passt.measure.stability import median_ci, ratio_stability, replica_stability, stability
 from passt.measure.timing import RoundPlan, Timing, time_rounds
-from passt.regress import Thresholds, compare_benchmarks
+from passt.utils.errors import UsageError
 
 
 @pytest.mark.parametrize("n", [6, 7, 10, 21, 40, 101])

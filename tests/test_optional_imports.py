@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import passt
-from passt.optional import require
+from passt.utils.optional import require
 
 MISSING = ("h5py", "soundfile", "torchaudio", "tqdm", "sklearn", "pandas", "matplotlib", "fvcore",
            "scipy")
@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent("""
     import passt
     import passt.cli
     import passt.measure
-    from passt.audio import decode, resample
+    from passt.data.audio import decode, resample
 
     model = passt.create_model("passt-s", embed_dim=64, depth=1, num_heads=4).eval()
     frontend = passt.create_frontend().eval()
@@ -47,12 +47,12 @@ SCRIPT = textwrap.dedent("""
                            "fvcore: pip install fvcore",), flops.notes
 
     with contextlib.redirect_stdout(io.StringIO()) as out:
-        assert passt.cli.main(["variants"]) == 0
+        assert passt.cli.commands(["variants"]) == 0
     assert "passt-s" in out.getvalue()
     for argv in (["train", "--help"], ["--help"]):
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                passt.cli.main(argv)
+                passt.cli.commands(argv)
         except SystemExit as e:
             assert e.code == 0, (argv, e.code)
         else:
@@ -75,7 +75,7 @@ SCRIPT = textwrap.dedent("""
     assert error(resample, np.zeros(160, np.float32), 16000) == (
         "resampling audio needs torchaudio: pip install torchaudio")
     with contextlib.redirect_stderr(io.StringIO()) as err:
-        assert passt.cli.main(["report", "bench.json"]) == 2
+        assert passt.cli.commands(["report", "bench.json"]) == 2
     assert "needs pandas: pip install pandas" in err.getvalue(), err.getvalue()
 """)
 

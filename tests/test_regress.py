@@ -11,7 +11,7 @@ import pytest
 
 from passt.cli import main
 from passt.measure.bench_record import BenchRecord
-from passt.regress import Thresholds, compare, parse_percent
+from passt.measure.regress import Thresholds, compare, parse_percent
 
 
 def bench_file(tmp_path, name: str, benchmarks: list[dict]) -> str:

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from passt.cli import COMMANDS
-from passt.cli_parser import BASELINE_SETTINGS, SWEEP_SETTINGS, TRAIN_SETTINGS, build_parser
+from passt.cli.commands import COMMANDS
+from passt.cli.parser import BASELINE_SETTINGS, SWEEP_SETTINGS, TRAIN_SETTINGS, build_parser
 from passt.data import AugmentConfig
-from passt.settings import flag_names, parse_overrides, read_flags
-from passt.sweep import SWEPT, Budget, run_config
+from passt.sweep.run import SWEPT, Budget, run_config
 from passt.train import TrainConfig
+from passt.utils.settings import flag_names, parse_overrides, read_flags
 
 README = Path(__file__).parents[1] / "README.md"
 COMMAND_SETTINGS = {"train": TRAIN_SETTINGS, "sweep": SWEEP_SETTINGS,

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from scipy.stats import t as student_t
 
-import passt.sweep
+import passt.sweep.run
 from passt.cli import main
-from passt.errors import UsageError
-from passt.maps import (
+from passt.measure.flops import analytic_flops
+from passt.model import grid_size
+from passt.sweep.maps import (
     MapRow,
     read_curves,
     read_maps,
@@ -23,11 +24,10 @@ from passt.maps import (
     t_interval,
     welch_interval,
 )
-from passt.measure.flops import analytic_flops
-from passt.model import grid_size
-from passt.sweep import Budget, parse_seeds, run_sweep
+from passt.sweep.run import Budget, parse_seeds, run_sweep
 from passt.train import METRICS_JSONL, TrainConfig, train
 from passt.train.plan import budget_steps
+from passt.utils.errors import UsageError
 
 TINY = {"data": "synthetic", "data_options": {"size": 48}, "eval_data_options": {"size": 24},
         "clip_seconds": 1.0, "model_overrides": {"embed_dim": 32, "depth": 1, "num_heads": 2},
@@ -147,7 +147,7 @@ def test_bad_budgets_and_seeds_are_clear_errors(tmp_path):
 def test_killed_sweep_resumes_skipping_finished_pairs(tmp_path, monkeypatch):
     base = TrainConfig(**{**TINY, "epochs": 1}, variant="passt-s", eval_points=2)
     trained: list[tuple[str, int]] = []
-    real_train = passt.sweep.train
+    real_train = passt.sweep.run.train
 
     def dies_on_third(cfg, **kwargs):
         if len(trained) == 2:
@@ -155,7 +155,7 @@ def test_killed_sweep_resumes_skipping_finished_pairs(tmp_path, monkeypatch):
         trained.append((cfg.variant, cfg.seed))
         return real_train(cfg, **kwargs)
 
-    monkeypatch.setattr(passt.sweep, "train", dies_on_third)
+    monkeypatch.setattr(passt.sweep.run, "train", dies_on_third)
     budget = Budget(tflops=0.002)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(["passt-s", "passt-s-n"], base, tmp_path, budget, seeds=(0, 1))
@@ -167,7 +167,7 @@ def test_killed_sweep_resumes_skipping_finished_pairs(tmp_path, monkeypatch):
         trained.append((cfg.variant, cfg.seed))
         return real_train(cfg, **kwargs)
 
-    monkeypatch.setattr(passt.sweep, "train", counting)
+    monkeypatch.setattr(passt.sweep.run, "train", counting)
     rows = run_sweep(["passt-s", "passt-s-n"], base, tmp_path, budget, seeds=(0, 1),
                      resume=True)
     assert trained[2:] == [("passt-s-n", 0), ("passt-s-n", 1)]

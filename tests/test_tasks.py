@@ -12,10 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from passt.errors import UsageError
-from passt.inference import tag
-from passt.tasks import check_targets, task_loss, task_scores
+from passt.eval.tasks import check_targets, task_loss, task_scores
+from passt.inference.run import tag
 from passt.train import METRICS_CSV, METRICS_JSONL, TrainConfig, train
+from passt.utils.errors import UsageError
 
 SAMPLE_RATE = 32000
 TINY = {"embed_dim": 32, "depth": 1, "num_heads": 2}

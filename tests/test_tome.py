@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import passt
-from passt.block_reduction import PROTECTED, BlockView
+from passt.reductions.block import PROTECTED, BlockView
 from tests.conftest import NoHostSync
 
 SMALL = {"embed_dim": 64, "depth": 3, "num_heads": 4, "frames": 200}
@@ -133,7 +133,7 @@ def test_size_bias_equals_duplicated_keys(path):
     dup = torch.cat([x[:, :1], x], dim=1)
     size = torch.tensor([[2.0, 1, 1, 1, 1]]).unsqueeze(-1)
     with torch.no_grad():
-        out, _, _ = attn(x, passt.block_reduction.size_bias(size, x.dtype))
+        out, _, _ = attn(x, passt.reductions.block.size_bias(size, x.dtype))
         want, _, _ = attn(dup)
     torch.testing.assert_close(out, want[:, 1:], atol=1e-6, rtol=1e-5)
 

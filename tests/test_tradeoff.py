@@ -12,8 +12,8 @@ import torch
 
 import passt
 from passt.cli import main
-from passt.evaluate import predict
-from passt.metrics import mean_average_precision
+from passt.eval.evaluate import predict
+from passt.eval.metrics import mean_average_precision
 from passt.tradeoff import GridPoint, parse_grid
 from passt.tradeoff.run import bootstrap, eval_clips, load
 

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 import passt.train.trainer
 from passt.factory import create_model
-from passt.sweep import Budget, run_config, run_sweep
+from passt.sweep.run import Budget, run_config, run_sweep
 from passt.train import (
     LAST_CHECKPOINT,
     METRICS_CSV,

@@ -13,7 +13,7 @@ import pytest
 
 from passt.cli import main
 from passt.data import AugmentConfig
-from passt.inference import load_model
+from passt.inference.run import load_model
 from passt.train import LAST_CHECKPOINT, METRICS_JSONL, MetricsLog, TrainConfig, train
 
 TINY_ARGS = ["--data", "synthetic", "--data-options", "size=32", "--eval-data-options",

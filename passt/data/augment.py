@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from passt.errors import UsageError
-from passt.rng import DeviceGenerators
+from passt.utils.errors import UsageError
+from passt.utils.rng import DeviceGenerators
 
 GAMMA_TRIES = 8
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Literal, get_args
 
-from passt.errors import UsageError, check_choice
+from passt.utils.errors import UsageError, check_choice
 
 BadFilePolicy = Literal["skip", "error"]  # a bad file or row: skipped and counted, or an error
 POLICIES: tuple[str, ...] = get_args(BadFilePolicy)

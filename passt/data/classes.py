@@ -9,7 +9,7 @@ from torch.utils.data import Dataset
 
 from passt.data.labels import LabelVocabulary, column_map
 from passt.data.views import DatasetView
-from passt.errors import UsageError
+from passt.utils.errors import UsageError
 
 log = logging.getLogger(__name__)
 

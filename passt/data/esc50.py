@@ -7,7 +7,7 @@ from pathlib import Path
 
 from passt.data.folder import FolderDataset
 from passt.data.labels import LabelRow, LabelVocabulary, parse_int, read_csv_rows
-from passt.errors import UsageError
+from passt.utils.errors import UsageError
 
 COLUMNS = ("filename", "fold", "target", "category")
 

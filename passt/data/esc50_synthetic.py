@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from passt.atomic import write_text_atomic
 from passt.data.esc50 import Esc50Dataset
 from passt.data.sounds import noise_freqs
 from passt.data.synthetic import CATALOG, EVENT_RMS, SyntheticConfig, background
-from passt.errors import UsageError
-from passt.optional import require
+from passt.utils.atomic import write_text_atomic
+from passt.utils.errors import UsageError
+from passt.utils.optional import require
 
 DEFAULT_CLASSES = tuple(c.name for c in CATALOG[-10:])
 EVENTS = (1, 3)  # events of the clip's class per clip

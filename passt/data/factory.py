@@ -9,7 +9,7 @@ from passt.data.esc50 import Esc50Dataset
 from passt.data.folder import FolderDataset
 from passt.data.hdf5 import Hdf5Dataset
 from passt.data.synthetic import SyntheticConfig, SyntheticDataset
-from passt.errors import UsageError
+from passt.utils.errors import UsageError
 
 SPECS = ("synthetic", "folder:DIR", "esc50:DIR", "hdf5:FILE")
 

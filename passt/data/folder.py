@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from passt.audio import SAMPLE_RATE, decode, fit_length
+from passt.data.audio import SAMPLE_RATE, decode, fit_length
 from passt.data.bad_files import BadFiles
 from passt.data.labels import LabelRow, LabelVocabulary, read_label_csv
 from passt.data.validate import Validation, check_file, check_level
-from passt.errors import UsageError
-from passt.optional import require
+from passt.utils.errors import UsageError
+from passt.utils.optional import require
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from collections import defaultdict
 from torch.utils.data import Dataset
 
 from passt.data.views import DatasetView
-from passt.errors import UsageError
+from passt.utils.errors import UsageError
 
 ALL_FOLDS = "all"
 

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from torch.utils.data import Dataset
 
-from passt.atomic import atomic_path
-from passt.audio import SAMPLE_RATE, decode, fit_length
+from passt.data.audio import SAMPLE_RATE, decode, fit_length
 from passt.data.bad_files import BadFiles
 from passt.data.folder import FolderDataset
 from passt.data.labels import LabelVocabulary, column_map, remap_targets
 from passt.data.validate import Validation, check_encoded, check_level
-from passt.errors import UsageError
-from passt.optional import require
+from passt.utils.atomic import atomic_path
+from passt.utils.errors import UsageError
+from passt.utils.optional import require
 
 if TYPE_CHECKING:
     import h5py

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from passt.errors import UsageError
+from passt.utils.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from passt.errors import UsageError
+from passt.utils.errors import UsageError
 
 
 def balanced_weights(targets: np.ndarray, offset: float = 100.0) -> np.ndarray:

@@ -17,7 +17,7 @@ from functools import partial
 import numpy as np
 from torch.utils.data import Dataset
 
-from passt.audio import SAMPLE_RATE
+from passt.data.audio import SAMPLE_RATE
 from passt.data.sounds import (
     Render,
     beeps,
@@ -32,7 +32,7 @@ from passt.data.sounds import (
     shaped_noise,
     tone,
 )
-from passt.errors import UsageError
+from passt.utils.errors import UsageError
 
 SPLITS = {"train": 0, "eval": 1, "test": 2}
 DEFAULT_SIZES = {"train": 2000, "eval": 500, "test": 500}

@@ -7,9 +7,9 @@ import struct
 from pathlib import Path
 from typing import Literal, get_args
 
-from passt.audio import AudioError, decode
-from passt.errors import check_choice
-from passt.optional import require
+from passt.data.audio import AudioError, decode
+from passt.utils.errors import check_choice
+from passt.utils.optional import require
 
 # How much of each clip a dataset checks when it is opened: "none" (a bad clip fails when it
 # is read), "header" (the audio header: format, length) or "full" (decodes it).

@@ -1,6 +1,5 @@
 """Measurement library: build a step, then time it, count its FLOPs and memory, meter the GPU."""
 
-from passt.device import synchronize
 from passt.measure.flops import (
     PEAK_TFLOPS,
     FlopsReport,
@@ -23,7 +22,8 @@ from passt.measure.memory import (
 from passt.measure.step import KINDS, Step, StepSettings, build_step
 from passt.measure.telemetry import GpuInfo, GpuMonitor, gpu_info
 from passt.measure.timing import Timing, time_step
-from passt.precision import DTYPES
+from passt.utils.device import synchronize
+from passt.utils.precision import DTYPES
 
 __all__ = [
     "DTYPES",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from passt.errors import UsageError
+from passt.utils.errors import UsageError
 
 # name -> the StepSettings fields that differ from the preset ("all-on": none)
 ABLATIONS: dict[str, dict[str, Any]] = {

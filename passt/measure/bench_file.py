@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from passt.errors import UsageError
 from passt.measure.bench_record import BenchRecord, missing_fields
+from passt.utils.errors import UsageError
 
 # The fields a reader needs of a row beyond the required ones (names of `BenchRecord` fields).
 Needs = Callable[[BenchRecord], Sequence[str]]

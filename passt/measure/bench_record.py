@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from passt.errors import UsageError
+from passt.utils.errors import UsageError
 
 # group -> what its fields hold, in the README table's order
 GROUPS = {

@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from passt.device import synchronize
 from passt.measure.step import Step
 from passt.measure.telemetry import GpuMonitor
+from passt.utils.device import synchronize
 
 # NVML's energy counter and power readings update every 20-100 ms: a window of at least 2 s
 # and 20 steps resolves a step's energy to about a percent.

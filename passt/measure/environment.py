@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from passt.errors import UsageError
 from passt.measure.telemetry import GpuProcess, GpuState, gpu_state
+from passt.utils.errors import UsageError
 
 GOVERNOR = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
 # machine_info's key of the run's environments: {"before": ..., "after": ...}

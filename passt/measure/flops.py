@@ -22,12 +22,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from passt.device import synchronize
-from passt.errors import UsageError, check_choice
 from passt.measure.step import StepSettings, build_step
 from passt.model import PaSSTConfig, grid_size, token_counts
-from passt.optional import require
-from passt.precision import AUTOCAST_DTYPES, DTYPES
+from passt.utils.device import synchronize
+from passt.utils.errors import UsageError, check_choice
+from passt.utils.optional import require
+from passt.utils.precision import AUTOCAST_DTYPES, DTYPES
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from passt.errors import UsageError
+from passt.utils.errors import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from passt.jsonl import append_jsonl, read_jsonl
+from passt.utils.jsonl import append_jsonl, read_jsonl
 
 
 class Journal:

@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from passt.device import resolve_device, synchronize
 from passt.measure.bench_record import BenchRecord
 from passt.measure.stability import stability
+from passt.utils.device import resolve_device, synchronize
 
 DRIFT_WARNING = 0.03  # a run whose machine strayed further is flagged in its report
 # (matrix size, matmuls per try): about 8 ms on a 2-core CPU, 8 ms on an H200 (fp32)

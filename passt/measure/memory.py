@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from passt.device import synchronize
-from passt.errors import UsageError
 from passt.measure.compiled import CUDA_GRAPH_MODES, reset_compiler
 from passt.measure.step import Step, StepSettings, build_step
+from passt.utils.device import synchronize
+from passt.utils.errors import UsageError
 
 log = logging.getLogger(__name__)
 

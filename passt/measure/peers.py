@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from passt.errors import UsageError, check_choice
 from passt.factory import create_model
 from passt.frontend import create_frontend
 from passt.measure.bench_record import BenchRecord
@@ -45,6 +44,7 @@ from passt.measure.step import (
 )
 from passt.model import PaSST, PaSSTConfig, grid_size
 from passt.patchout import NoPatchout, StructuredPatchout, UnstructuredPatchout
+from passt.utils.errors import UsageError, check_choice
 from passt.variants import get_variant
 
 PEERS = ("official", "official-sdpa", "hf-ast")

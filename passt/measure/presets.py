@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
-from passt.errors import UsageError
 from passt.frontend import create_frontend
 from passt.measure.step import StepSettings
 from passt.measure.timing import RoundPlan
+from passt.utils.errors import UsageError
 from passt.variants import proportional_patchout
 
 # the Preset fields that say how long and how each benchmark is timed

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-from passt.errors import UsageError
 from passt.measure.bench_record import BenchRecord
 from passt.measure.flops import matmul_ceiling_tflops
 from passt.measure.peers import build_peer_step, profile_peer
@@ -14,6 +13,7 @@ from passt.measure.presets import Preset
 from passt.measure.record import profile_step
 from passt.measure.step import StepSettings, build_step
 from passt.measure.suite import measure
+from passt.utils.errors import UsageError
 
 
 def _settings(stored: dict) -> StepSettings:

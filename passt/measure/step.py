@@ -19,13 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from passt.device import resolve_device
-from passt.errors import UsageError, check_choice
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
 from passt.measure.compiled import CUDA_GRAPH_MODES, compile_fn, reset_compiler
 from passt.model import ATTENTION_PATHS, PaSSTConfig
-from passt.precision import DTYPES, autocast, backward_and_step
+from passt.utils.device import resolve_device
+from passt.utils.errors import UsageError, check_choice
+from passt.utils.precision import DTYPES, autocast, backward_and_step
 from passt.variants import seq_len_per_block, variant_config
 
 log = logging.getLogger(__name__)

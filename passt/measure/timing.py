@@ -12,11 +12,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from passt.device import synchronize
-from passt.errors import UsageError
 from passt.measure.machine_speed import SpeedProbe
 from passt.measure.stability import Stability, replica_stability, stability
 from passt.measure.step import Step
+from passt.utils.device import synchronize
+from passt.utils.errors import UsageError
 
 
 @dataclass(frozen=True)

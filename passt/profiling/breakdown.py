@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from passt.device import synchronize
 from passt.measure.step import Step
 from passt.measure.timing import time_step
-from passt.precision import backward_and_step
 from passt.profiling.components import COMPONENTS, OPTIMIZER, OTHER
 from passt.profiling.recorders import ComponentFlopCounter, OpEvent, OpRecorder, saved_bytes
 from passt.profiling.tracker import ComponentTracker
+from passt.utils.device import synchronize
+from passt.utils.precision import backward_and_step
 
 PHASES = ("forward", "backward", "optimizer", "step")  # "step": the host time between ops
 # Above this, the recorders' own cost distorts the shares: the profile says so.

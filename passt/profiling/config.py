@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from passt.errors import UsageError, check_choice
 from passt.measure.presets import PRESETS, Preset, get_preset
 from passt.measure.step import KINDS
 from passt.model import AttentionPath
-from passt.precision import Dtype
 from passt.profiling.scaling import CLIP_SECONDS, VARIANTS
-from passt.settings import setting
+from passt.utils.errors import UsageError, check_choice
+from passt.utils.precision import Dtype
+from passt.utils.settings import setting
 from passt.variants import list_variants
 
 PresetName = Literal[("auto", *PRESETS)]  # type: ignore[valid-type]  (the presets' names)

@@ -10,10 +10,10 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from passt.atomic import atomic_path, write_text_atomic
-from passt.optional import require
 from passt.profiling.breakdown import OVERHEAD_WARNING, StepProfile
 from passt.profiling.components import COMPONENTS
+from passt.utils.atomic import atomic_path, write_text_atomic
+from passt.utils.optional import require
 
 CSV_COLUMNS = ("variant", "kind", "phase", "component", "ms", "pct_of_step", "gflops",
                "tflops_per_s", "bytes", "bytes_measure", "step_ms", "unprofiled_ms", "overhead",

@@ -11,9 +11,6 @@ from pathlib import Path
 
 import torch
 
-from passt.atomic import atomic_path
-from passt.device import synchronize
-from passt.errors import UsageError
 from passt.measure.peers import (
     build_peer_step,
     peer_settings,
@@ -32,6 +29,9 @@ from passt.profiling.scaling import (
     scaling_settings,
     write_scaling,
 )
+from passt.utils.atomic import atomic_path
+from passt.utils.device import synchronize
+from passt.utils.errors import UsageError
 from passt.variants import get_variant
 
 log = logging.getLogger(__name__)

@@ -15,18 +15,18 @@ from typing import Any
 
 import torch
 
-from passt.atomic import write_text_atomic
-from passt.device import resolve_device
-from passt.errors import UsageError
 from passt.factory import create_model
 from passt.frontend import create_frontend
 from passt.measure.memory import fit_line, memory_slope, peak_memory_available
 from passt.measure.presets import Preset
 from passt.measure.step import StepSettings, build_step
-from passt.optional import require
 from passt.profiling.breakdown import profile_step
 from passt.profiling.components import ATTENTION_CORE, MLP
 from passt.profiling.outputs import save_figure
+from passt.utils.atomic import write_text_atomic
+from passt.utils.device import resolve_device
+from passt.utils.errors import UsageError
+from passt.utils.optional import require
 from passt.variants import proportional_patchout, variant_config
 
 CLIP_SECONDS = (2.5, 5.0, 10.0, 20.0, 30.0)

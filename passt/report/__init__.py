@@ -14,16 +14,16 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from passt.ablation_table import ablation_rows, write_ablation_table
-from passt.ablation_table import format_markdown as ablation_markdown
-from passt.atomic import atomic_path, write_text_atomic
-from passt.errors import UsageError
 from passt.measure.bench_file import load_bench_file
+from passt.report.ablation import ablation_rows, write_ablation_table
+from passt.report.ablation import format_markdown as ablation_markdown
 from passt.report.figure import plot
 from passt.report.inputs import load_maps, load_paper_table
 from passt.report.table import build_table
 from passt.report.table2 import Table2, load_paper_table2, write_table2
 from passt.report.text import format_latex, format_markdown
+from passt.utils.atomic import atomic_path, write_text_atomic
+from passt.utils.errors import UsageError
 
 PROFILE_TEXTS = {"profile.md": "Where the time goes", "scaling.md": "Cost against clip length"}
 

@@ -11,9 +11,9 @@ import textwrap
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from passt.optional import require
 from passt.report.inputs import load_paper_table
 from passt.report.table import PAPER_DEVICE, clean_name, typical_speed
+from passt.utils.optional import require
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -8,11 +8,11 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from passt.errors import UsageError
-from passt.maps import MapRow, MapSummary, read_maps, summarize
 from passt.measure.bench_file import load_bench_file
 from passt.measure.bench_record import BenchRecord
-from passt.optional import require
+from passt.sweep.maps import MapRow, MapSummary, read_maps, summarize
+from passt.utils.errors import UsageError
+from passt.utils.optional import require
 
 pd = require("pandas", "the benchmark report")
 
@@ -75,7 +75,7 @@ def _level(rows: list[MapRow], name: str) -> float | None:
 
 
 def load_maps(path: str | Path, variants: list[str]) -> Maps:
-    """The measured (proxy) mAPs of a ``maps.csv`` (`passt.maps.read_maps`), summarized over
+    """The measured (proxy) mAPs of a ``maps.csv`` (`passt.sweep.maps.read_maps`), summarized over
     seeds per variant. Only ``variants`` (the run's) may be named."""
     rows = read_maps(path)
     unknown = sorted({r.variant for r in rows} - set(variants))

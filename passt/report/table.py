@@ -11,15 +11,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from passt.errors import UsageError, check_choice
-from passt.maps import MapSummary
 from passt.measure.bench_record import BenchRecord
 from passt.measure.environment import environment_warnings
 from passt.measure.machine_speed import DRIFT_WARNING, probe_factor
 from passt.measure.peers import PEERS
 from passt.model import PaSSTConfig
-from passt.optional import require
 from passt.report.inputs import Maps, load_maps, load_paper_table, load_run_benchmarks
+from passt.sweep.maps import MapSummary
+from passt.utils.errors import UsageError, check_choice
+from passt.utils.optional import require
 from passt.variants import get_variant, list_variants, reduction_acts, variant_config
 
 pd = require("pandas", "the benchmark report")

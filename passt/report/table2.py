@@ -20,11 +20,11 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from passt.atomic import write_text_atomic
-from passt.errors import UsageError
 from passt.train import LAST_CHECKPOINT, TrainConfig, load_training_checkpoint
 from passt.train.crossval import SUMMARY_JSON
 from passt.train.plan import model_variant
+from passt.utils.atomic import write_text_atomic
+from passt.utils.errors import UsageError
 
 PAPER_COLUMNS = {"openmic_map": "OpenMIC mAP", "esc50_acc": "ESC50 accuracy (%)",
                  "dcase20_acc": "DCASE20 accuracy (%)"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from passt.optional import require
+from passt.utils.optional import require
 
 pd = require("pandas", "the benchmark report")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from passt.errors import UsageError
-from passt.precision import Dtype
-from passt.settings import parse_overrides, setting
+from passt.utils.errors import UsageError
+from passt.utils.precision import Dtype
+from passt.utils.settings import parse_overrides, setting
 
 # Each strategy at settings that span mild to strong reduction; ToMe's r as a fraction of the
 # first block's patches works on any clip length.

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from passt.block_reduction import create_block_reduction, list_block_reductions
-from passt.errors import UsageError
 from passt.model import PaSSTConfig
-from passt.settings import parse_overrides
+from passt.reductions.block import create_block_reduction, list_block_reductions
+from passt.utils.errors import UsageError
+from passt.utils.settings import parse_overrides
 
 REFERENCE = "none"  # the unreduced model's strategy name in the rows
 FLEX = "flex"

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from passt.atomic import atomic_path, write_text_atomic
-from passt.optional import require
 from passt.tradeoff.run import Row
+from passt.utils.atomic import atomic_path, write_text_atomic
+from passt.utils.optional import require
 
 CSV_FILE, MARKDOWN_FILE, FIGURE_FILE = "tradeoff.csv", "tradeoff.md", "tradeoff.png"
 CSV_COLUMNS = tuple(f.name for f in dataclasses.fields(Row))

@@ -18,22 +18,22 @@ from torch.utils.data import DataLoader, Dataset
 
 from passt.checkpoints import load_torch_file
 from passt.data import align_classes, open_dataset
-from passt.device import resolve_device, synchronize
-from passt.errors import UsageError
+from passt.eval.metrics import accuracy, mean_average_precision
+from passt.eval.tasks import Task, task_scores
 from passt.frontend import MelFrontend, create_frontend
-from passt.inference import load_model
+from passt.inference.run import load_model
 from passt.measure.flops import torch_flops
 from passt.measure.foreign_cpu import ForeignCpu, too_busy
 from passt.measure.record import device_name
 from passt.measure.stability import Stability, ratio_stability
 from passt.measure.timing import RoundPlan, Timing, time_rounds
-from passt.metrics import accuracy, mean_average_precision
 from passt.model import PaSST, token_counts
-from passt.precision import autocast
-from passt.tasks import Task, task_scores
 from passt.tradeoff.grid import REFERENCE, GridPoint
 from passt.train import TrainConfig, open_eval_set
 from passt.train.run_files import is_training_checkpoint
+from passt.utils.device import resolve_device, synchronize
+from passt.utils.errors import UsageError
+from passt.utils.precision import autocast
 from passt.variants import mean_seq_len
 
 log = logging.getLogger(__name__)

@@ -11,13 +11,13 @@ from typing import Any
 
 from passt.data import AugmentConfig
 from passt.data.bad_files import POLICIES
-from passt.device import DEVICE_FORMS
-from passt.errors import UsageError, check_choice
+from passt.eval.tasks import TASKS, Task
 from passt.patchout import get_patchout
-from passt.precision import DTYPES, Dtype
-from passt.settings import KeyFlag, parse_overrides, setting
-from passt.tasks import TASKS, Task
 from passt.train.schedule import SCHEDULES, Schedule
+from passt.utils.device import DEVICE_FORMS
+from passt.utils.errors import UsageError, check_choice
+from passt.utils.precision import DTYPES, Dtype
+from passt.utils.settings import KeyFlag, parse_overrides, setting
 from passt.variants import get_variant
 
 INIT_KINDS = ("imagenet", "checkpoint")

@@ -6,7 +6,7 @@ finished fold: its metrics, steps and training seconds) and ``summary.json`` (me
 deviation of each metric over the finished folds; the summed confusion matrix of a
 single-label task), both rebuilt atomically after each fold from the folds' ``result.json``
 (`collect`); each fold's folder also holds ``clips.csv``, the clips on each side. A fold is a
-`passt.launch.Job`: in this process, one after another (the data opened once), or in processes
+`passt.train.launch.Job`: in this process, one after another (the data opened once), or in processes
 or SLURM jobs of its own (`LaunchConfig`). With ``resume`` the folds in ``folds.csv`` are
 skipped and a fold cut short continues from its last checkpoint.
 """
@@ -25,16 +25,16 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from passt.atomic import write_text_atomic
 from passt.data import choose_folds, fold_sides
-from passt.errors import UsageError
-from passt.launch import RESULT_JSON, Job, LaunchConfig, collect_job, launch, write_result
-from passt.tasks import check_targets
+from passt.eval.tasks import check_targets
 from passt.train.config import TrainConfig
 from passt.train.distributed import Cluster
+from passt.train.launch import RESULT_JSON, Job, LaunchConfig, collect_job, launch, write_result
 from passt.train.plan import model_variant, open_all_clips
 from passt.train.run_files import MetricsLog
 from passt.train.trainer import StepHook, TrainResult, train
+from passt.utils.atomic import write_text_atomic
+from passt.utils.errors import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from passt.device import resolve_device
+from passt.utils.device import resolve_device
 
 
 @dataclass(frozen=True)

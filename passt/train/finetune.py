@@ -15,10 +15,10 @@ import logging
 from typing import Any
 
 from passt.checkpoints import load_torch_file
-from passt.errors import UsageError
 from passt.train.config import TrainConfig, parse_init
 from passt.train.plan import clip_frames, train_frontend
 from passt.train.run_files import is_training_checkpoint
+from passt.utils.errors import UsageError
 
 log = logging.getLogger(__name__)
 

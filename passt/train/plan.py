@@ -13,12 +13,12 @@ from passt.checkpoints import load_checkpoint, load_imagenet
 from passt.data import align_classes, class_names, open_dataset
 from passt.data.folds import fold_sides
 from passt.data.views import DatasetView
-from passt.errors import UsageError
 from passt.factory import create_model
 from passt.frontend import MelFrontend, create_frontend
 from passt.model import PaSST
 from passt.patchout import create_patchout
 from passt.train.config import PAPER_CLIP_SECONDS, TrainConfig, parse_init
+from passt.utils.errors import UsageError
 from passt.variants import (
     Variant,
     get_variant,

@@ -13,14 +13,14 @@ from typing import Any
 
 import torch
 
-from passt.atomic import atomic_path, write_text_atomic
 from passt.checkpoints import load_torch_file
-from passt.errors import UsageError
 from passt.frontend import MelFrontend
-from passt.jsonl import append_jsonl, read_jsonl, write_jsonl
 from passt.model import PaSST
 from passt.train.config import TrainConfig
 from passt.train.plan import build_model, clip_frames, train_frontend
+from passt.utils.atomic import atomic_path, write_text_atomic
+from passt.utils.errors import UsageError
+from passt.utils.jsonl import append_jsonl, read_jsonl, write_jsonl
 
 CHECKPOINT_FORMAT = "passt-train/1"
 LAST_CHECKPOINT = "last.pt"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, get_args
 
-from passt.errors import UsageError
+from passt.utils.errors import UsageError
 
 if TYPE_CHECKING:
     from passt.train.config import TrainConfig

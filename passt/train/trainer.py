@@ -17,14 +17,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
 from passt.data import Augment, BalancedSampler, align_classes, class_names
-from passt.device import synchronize
-from passt.errors import UsageError
-from passt.evaluate import evaluate
+from passt.eval.evaluate import evaluate
+from passt.eval.metrics import format_metrics
+from passt.eval.tasks import Metrics, check_targets, task_loss
 from passt.measure.flops import train_flops_per_sample
-from passt.metrics import format_metrics
-from passt.optional import require
-from passt.precision import autocast, backward_and_step
-from passt.tasks import Metrics, check_targets, task_loss
 from passt.train.config import TrainConfig
 from passt.train.distributed import Cluster
 from passt.train.plan import (
@@ -42,6 +38,10 @@ from passt.train.run_files import (
     save_checkpoint,
 )
 from passt.train.schedule import make_schedule
+from passt.utils.device import synchronize
+from passt.utils.errors import UsageError
+from passt.utils.optional import require
+from passt.utils.precision import autocast, backward_and_step
 
 if TYPE_CHECKING:
     from tqdm import tqdm

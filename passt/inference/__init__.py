@@ -1,0 +1,17 @@
+"""Running a model on audio: tagging and embedding files of any length in windows (`run`,
+`windows`), and the HEAR 2021 API (`hear`)."""
+
+from passt.inference.run import (
+    EmbedResult,
+    LoadedModel,
+    Report,
+    TagResult,
+    embed,
+    format_tags,
+    load_model,
+    save_embeddings,
+    tag,
+)
+
+__all__ = ["EmbedResult", "LoadedModel", "Report", "TagResult", "embed", "format_tags",
+           "load_model", "save_embeddings", "tag"]

@@ -1,0 +1,418 @@
+"""Tagging and embedding audio files of any length: sliding windows, batched over files.
+
+Each file is decoded to mono at the frontend's rate (32 kHz), cut into windows of
+``window_seconds`` every ``hop_seconds`` (the last one aligned to the end of the file, a file
+shorter than a window zero-padded to one), and the windows of consecutive files are batched
+together through the frontend and the model (`passt.inference.windows`). Files that cannot be
+used are reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar, get_args
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from passt.checkpoints import CheckpointMismatchError, load_torch_file, read_state_dict
+from passt.eval.tasks import Task, task_scores
+from passt.factory import create_model
+from passt.frontend import MelFrontend, create_frontend
+from passt.inference.windows import (
+    Failure,
+    FileWindows,
+    PathLike,
+    Windowing,
+    collect_files,
+    stream_windows,
+)
+from passt.model import PaSST
+from passt.train.run_files import is_training_checkpoint, load_trained_model
+from passt.utils.atomic import atomic_path
+from passt.utils.device import resolve_device
+from passt.utils.errors import UsageError, check_choice
+from passt.utils.optional import require
+
+log = logging.getLogger(__name__)
+
+Aggregate = Literal["mean", "max"]  # a clip's score from its windows' scores
+AGGREGATES: tuple[str, ...] = get_args(Aggregate)
+# what an embedding holds (hear21passt's modes): pooled features, logits, or both concatenated
+EmbedMode = Literal["embed_only", "logits", "all"]
+EMBED_MODES: tuple[str, ...] = get_args(EmbedMode)
+Format = Literal["table", "json", "csv"]
+FORMATS: tuple[str, ...] = get_args(Format)
+EMBED_SUFFIXES = (".npy", ".h5")
+DEFAULT_WINDOW_SECONDS = 10.0
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Label:
+    """One class of a ranking: its index, name and score."""
+
+    index: int
+    name: str
+    score: float
+
+
+@dataclass
+class TagResult:
+    """Scores of one file: per class for the clip, and per window with ``frame_scores``."""
+
+    path: str
+    duration: float  # seconds of decoded audio
+    scores: np.ndarray  # [num_classes] scores (sigmoid; softmax: single-label), over windows
+    top: list[Label]
+    window_starts: np.ndarray  # [W] seconds
+    window_ends: np.ndarray  # [W] seconds
+    window_scores: np.ndarray | None = None  # [W, num_classes]
+    window_top: list[list[Label]] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the file, its duration, top labels and, with frame scores, its windows."""
+        out: dict[str, Any] = {"file": self.path, "duration": round(self.duration, 4),
+                               "labels": _labels_json(self.top)}
+        if self.window_top is not None:
+            out["windows"] = [
+                {"start": round(float(s), 4), "end": round(float(e), 4),
+                 "labels": _labels_json(top)}
+                for s, e, top in zip(self.window_starts, self.window_ends, self.window_top,
+                                     strict=True)
+            ]
+        return out
+
+
+def _labels_json(top: list[Label]) -> list[dict[str, Any]]:
+    return [{**asdict(label), "score": round(label.score, 6)} for label in top]
+
+
+@dataclass
+class EmbedResult:
+    """Embeddings of one file: per window and their mean."""
+
+    path: str
+    duration: float
+    embedding: np.ndarray  # [E] mean of the window embeddings
+    window_embeddings: np.ndarray  # [W, E]
+    window_starts: np.ndarray
+    window_ends: np.ndarray
+
+
+@dataclass
+class Report(Generic[R]):
+    """Results in input order, the inputs that failed, and the windowing used."""
+
+    results: list[R]
+    failures: list[Failure]
+    windowing: Windowing
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model and what a ``passt train`` checkpoint records beside it."""
+
+    model: PaSST
+    label_names: list[str] | None = None
+    clip_seconds: float | None = None  # the training clips' length
+    frontend: MelFrontend | None = None  # the training's, in eval mode
+    task: Task = "multi-label"  # single-label: softmax scores
+
+
+def load_model(checkpoint: PathLike | Mapping[str, Any], variant: str | None = None,
+               **overrides: Any) -> LoadedModel:
+    """A PaSST (eval mode) from an official state_dict (architecture ``variant``, default
+    passt-s) or a ``passt train`` checkpoint, which names its own architecture, clip length
+    and label names. The class count comes from the classifier; ``variant`` and
+    ``overrides`` win over the checkpoint's."""
+    raw = load_torch_file(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) \
+        else checkpoint
+    if is_training_checkpoint(raw):
+        _check_classes(overrides.pop("num_classes", None), raw["num_classes"])
+        model, frontend, cfg = load_trained_model(raw, variant, **overrides)
+        return LoadedModel(model, list(raw.get("label_names") or ()) or None, cfg.clip_seconds,
+                           frontend, cfg.task)
+    sd = read_state_dict(raw)
+    if "head.1.weight" not in sd:
+        raise UsageError("checkpoint has no classifier (head.1.weight): not a tagging model")
+    overrides["num_classes"] = _check_classes(overrides.get("num_classes"),
+                                              sd["head.1.weight"].shape[0])
+    variant = variant or "passt-s"
+    try:
+        model = create_model(variant, checkpoint=sd, **overrides)
+    except CheckpointMismatchError as e:
+        source = f"{_source(checkpoint)} (as {variant} with {overrides})"
+        raise CheckpointMismatchError(source, e.missing, e.unexpected, e.wrong_shape) from None
+    return LoadedModel(model.eval())
+
+
+def embeddings(model: PaSST, mel: Tensor, mode: EmbedMode = "embed_only") -> Tensor:
+    """``[B, embedding_size]`` of a log-mel batch: the pooled features
+    (`PaSST.forward_features`), the logits, or ``all``: logits then features."""
+    check_choice("embedding mode", mode, EMBED_MODES)
+    features = model.forward_features(mel)
+    if mode == "embed_only":
+        return features
+    logits = model.head(features)
+    return logits if mode == "logits" else torch.cat((logits, features), dim=1)
+
+
+def embedding_size(model: PaSST, mode: EmbedMode = "embed_only") -> int:
+    """The length of ``model``'s embeddings in ``mode``."""
+    check_choice("embedding mode", mode, EMBED_MODES)
+    sizes = {"embed_only": model.cfg.embed_dim, "logits": model.cfg.num_classes}
+    return sizes.get(mode, model.cfg.embed_dim + model.cfg.num_classes)
+
+
+def _check_classes(asked: int | None, classes: int) -> int:
+    if asked is not None and asked != classes:
+        raise UsageError(f"num_classes={asked} contradicts the checkpoint's classifier of "
+                         f"{classes} classes")
+    return classes
+
+
+def _source(checkpoint: PathLike | Mapping[str, Any]) -> str:
+    return "<state_dict>" if isinstance(checkpoint, Mapping) else str(checkpoint)
+
+
+def _as_loaded(model: PaSST | LoadedModel | PathLike) -> LoadedModel:
+    if isinstance(model, LoadedModel):
+        return model
+    return LoadedModel(model) if isinstance(model, PaSST) else load_model(model)
+
+
+def check_fits(model: PaSST, frontend: MelFrontend, windowing: Windowing) -> None:
+    """Raise if the frontend's windows are not inputs the model accepts."""
+    if frontend.config.n_mels != model.cfg.n_mels:
+        raise UsageError(f"the frontend makes {frontend.config.n_mels} mel bands, the model "
+                         f"takes {model.cfg.n_mels}")
+    model.check_frames(frontend.frames(windowing.window),
+                       source=f"a window of {windowing.window_seconds} s",
+                       frame_seconds=frontend.config.frame_seconds)
+
+
+@contextmanager
+def _eval_mode(*modules: nn.Module) -> Iterator[None]:
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes, strict=True):
+            m.train(mode)
+
+
+def _run(paths: PathLike | Iterable[PathLike], loaded: LoadedModel,
+         frontend: MelFrontend | None, window_seconds: float | None, hop_seconds: float | None,
+         batch_size: int, device: str | torch.device | None, progress: bool | None,
+         mode: EmbedMode | None) -> tuple[list[FileWindows], list[Failure], Windowing]:
+    """Window outputs of every usable file: scores (sigmoid, or softmax for a single-label
+    model), or with a ``mode`` its `embeddings`."""
+    if batch_size < 1:
+        raise UsageError(f"batch_size must be positive, got {batch_size}")
+    model = loaded.model
+    if frontend is None:
+        frontend = loaded.frontend if loaded.frontend is not None else create_frontend()
+    if window_seconds is None:
+        window_seconds = loaded.clip_seconds or DEFAULT_WINDOW_SECONDS
+    hop_seconds = window_seconds / 2 if hop_seconds is None else hop_seconds
+    windowing = Windowing(window_seconds, hop_seconds, frontend.config.sample_rate)
+    check_fits(model, frontend, windowing)
+    target = next(model.parameters()).device if device is None else resolve_device(device)
+    model.to(target)
+    frontend.to(target)
+
+    def compute(waves: Tensor) -> Tensor:
+        mel = frontend(waves)
+        return task_scores(loaded.task, model(mel)) if mode is None else embeddings(model, mel,
+                                                                                     mode)
+
+    tqdm = require("tqdm", "showing progress").tqdm
+    single = isinstance(paths, (str, os.PathLike))
+    files, failures = collect_files([paths] if single else paths)
+    done: list[FileWindows] = []
+    started = time.perf_counter()
+    with _eval_mode(model, frontend), tqdm(total=len(files), unit="file", disable=(
+            None if progress is None else not progress)) as bar:
+        for item in stream_windows(files, compute, windowing, batch_size, target):
+            (failures if isinstance(item, Failure) else done).append(item)
+            bar.update()
+    log.info("%d files (%d windows) in %.1f s on %s, %d failed", len(done),
+             sum(len(d.starts) for d in done), time.perf_counter() - started, target,
+             len(failures))
+    return done, failures, windowing
+
+
+def _ranking(scores: np.ndarray, k: int, names: Sequence[str]) -> list[Label]:
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [Label(int(i), names[i], float(scores[i])) for i in order]
+
+
+def tag(paths: PathLike | Iterable[PathLike], model: PaSST | LoadedModel | PathLike, *,
+        frontend: MelFrontend | None = None, top_k: int = 5,
+        window_seconds: float | None = None, hop_seconds: float | None = None,
+        aggregate: Aggregate = "mean", batch_size: int = 8,
+        device: str | torch.device | None = None, label_names: Sequence[str] | None = None,
+        frame_scores: bool = False, progress: bool | None = None) -> Report[TagResult]:
+    """Tag files (and directories of them) with ``model`` (a PaSST or a checkpoint).
+
+    Windows last ``window_seconds`` (default: a ``passt train`` checkpoint's clip length, else
+    10 s) every ``hop_seconds`` (default: half a window). Clip scores are the ``aggregate``
+    (mean or max) of the windows' scores (sigmoid; softmax for a single-label checkpoint);
+    ``frame_scores`` keeps the windows' scores.
+    Label names default to the checkpoint's, else class indices. ``device=None`` uses the
+    model's device (``"auto"``: CUDA when available); model and frontend are moved there.
+    ``progress=None`` shows a bar on a terminal only.
+    """
+    check_choice("aggregate", aggregate, AGGREGATES)
+    if top_k < 1:
+        raise UsageError(f"top_k must be positive, got {top_k}")
+    loaded = _as_loaded(model)
+    classes = loaded.model.cfg.num_classes
+    if label_names is None:
+        label_names = loaded.label_names or [str(i) for i in range(classes)]
+    names = list(label_names)
+    if len(names) != classes:
+        raise UsageError(f"{len(names)} label names for a model of {classes} classes")
+    done, failures, windowing = _run(paths, loaded, frontend, window_seconds, hop_seconds,
+                                     batch_size, device, progress, mode=None)
+    results = []
+    for item in done:
+        scores = np.stack(item.outputs)
+        clip = scores.mean(0) if aggregate == "mean" else scores.max(0)
+        starts, ends = item.times(windowing)
+        results.append(TagResult(
+            item.path, item.num_samples / windowing.sample_rate, clip,
+            _ranking(clip, top_k, names), starts, ends,
+            scores if frame_scores else None,
+            [_ranking(s, top_k, names) for s in scores] if frame_scores else None,
+        ))
+    return Report(results, failures, windowing)
+
+
+def embed(paths: PathLike | Iterable[PathLike], model: PaSST | LoadedModel | PathLike, *,
+          frontend: MelFrontend | None = None, window_seconds: float | None = None,
+          hop_seconds: float | None = None, batch_size: int = 8,
+          device: str | torch.device | None = None, progress: bool | None = None,
+          mode: EmbedMode = "embed_only") -> Report[EmbedResult]:
+    """Embeddings per window of each file, and their mean: pooled features
+    (`PaSST.forward_features`), or with ``mode`` logits or both (as `passt.inference.hear`'s).
+
+    Other arguments as for `tag`.
+    """
+    check_choice("embedding mode", mode, EMBED_MODES)
+    done, failures, windowing = _run(paths, _as_loaded(model), frontend, window_seconds,
+                                     hop_seconds, batch_size, device, progress, mode=mode)
+    results = []
+    for item in done:
+        windows = np.stack(item.outputs)
+        starts, ends = item.times(windowing)
+        results.append(EmbedResult(item.path, item.num_samples / windowing.sample_rate,
+                                   windows.mean(0), windows, starts, ends))
+    return Report(results, failures, windowing)
+
+
+def format_tags(results: Sequence[TagResult], fmt: Format = "table") -> str:
+    """``table`` (aligned text), ``json`` (a list of `TagResult.to_dict`) or ``csv`` (one row
+    per ranked label, ``window`` = ``clip`` or the window number)."""
+    if fmt == "json":
+        return json.dumps([r.to_dict() for r in results], indent=2)
+    if fmt == "csv":
+        return _tags_csv(results)
+    check_choice("format", fmt, FORMATS)
+    return _tags_table(results)
+
+
+def _ranked(top: list[Label]) -> str:
+    return ", ".join(f"{label.name} {label.score:.3f}" for label in top)
+
+
+def _tags_table(results: Sequence[TagResult]) -> str:
+    rows = [("file", "seconds", "top labels")]
+    for r in results:
+        rows.append((r.path, f"{r.duration:.2f}", _ranked(r.top)))
+        rows += [("", f"{s:.2f}-{e:.2f}", _ranked(top)) for s, e, top in zip(
+            r.window_starts, r.window_ends, r.window_top or (), strict=False)]
+    file_width, time_width = (max(len(row[i]) for row in rows) for i in (0, 1))
+    return "\n".join(f"{f:<{file_width}}  {t:>{time_width}}  {labels}" for f, t, labels in rows)
+
+
+def _tags_csv(results: Sequence[TagResult]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["file", "window", "start", "end", "rank", "index", "label", "score"])
+    for r in results:
+        spans = [("clip", 0.0, r.duration, r.top)]
+        spans += [(str(i), s, e, top) for i, (s, e, top) in enumerate(
+            zip(r.window_starts, r.window_ends, r.window_top or (), strict=False))]
+        for window, s, e, top in spans:
+            for rank, label in enumerate(top, 1):
+                writer.writerow([r.path, window, round(float(s), 4), round(float(e), 4), rank,
+                                 label.index, label.name, round(label.score, 6)])
+    return buf.getvalue().rstrip("\n")
+
+
+def save_embeddings(report: Report[EmbedResult], path: PathLike) -> list[Path]:
+    """Write embeddings (rows in input order) atomically; returns the files written.
+
+    ``.h5``: datasets ``paths`` [N], ``durations`` [N], ``embeddings`` [N, E],
+    ``window_embeddings`` [M, E], ``window_file`` [M] (row in ``paths``), ``window_starts``,
+    ``window_ends`` [M] (seconds); attributes ``window_seconds``, ``hop_seconds``.
+    ``.npy``: ``X.npy`` = embeddings, ``X.windows.npy`` = window embeddings, and ``X.json``
+    with everything else under the same names.
+    """
+    path = Path(path)
+    results = report.results
+    if not results:
+        raise UsageError(f"no embeddings to write to {path}: every input failed")
+    arrays = {
+        "embeddings": np.stack([r.embedding for r in results]),
+        "window_embeddings": np.concatenate([r.window_embeddings for r in results]),
+    }
+    meta = {
+        "paths": [r.path for r in results],
+        "durations": [r.duration for r in results],
+        "window_file": [i for i, r in enumerate(results) for _ in r.window_starts],
+        "window_starts": [float(s) for r in results for s in r.window_starts],
+        "window_ends": [float(e) for r in results for e in r.window_ends],
+    }
+    settings = {"window_seconds": report.windowing.window_seconds,
+                "hop_seconds": report.windowing.hop_seconds}
+    if path.suffix == ".h5":
+        h5py = require("h5py", "writing .h5 embeddings")
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            f.attrs.update(settings)
+            for name, array in arrays.items():
+                f.create_dataset(name, data=array)
+            f.create_dataset("paths", data=np.array(meta.pop("paths"), dtype=object),
+                             dtype=h5py.string_dtype())
+            for name, values in meta.items():
+                f.create_dataset(name, data=np.asarray(values))
+        return [path]
+    if path.suffix == ".npy":
+        targets = {"embeddings": path, "window_embeddings": path.with_suffix(".windows.npy")}
+        for name, target in targets.items():
+            with atomic_path(target) as tmp, open(tmp, "wb") as f:
+                np.save(f, arrays[name])
+        index = path.with_suffix(".json")
+        with atomic_path(index) as tmp:
+            tmp.write_text(json.dumps({**settings, **meta}, indent=1))
+        return [*targets.values(), index]
+    raise UsageError(f"unknown embedding output {path.name!r}; accepted: "
+                     f"{', '.join(EMBED_SUFFIXES)}")
