@@ -6,7 +6,7 @@ augmentations (fmin/fmax jitter of the mel filterbank and iid SpecAugment masks)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from passt.utils.errors import UsageError
 from passt.utils.rng import DeviceGenerators, rand, randint
+from passt.utils.settings import check_options
 
 
 @dataclass(frozen=True)
@@ -179,8 +180,5 @@ class MelFrontend(nn.Module):
 
 def create_frontend(seed: int | None = None, **overrides: float) -> MelFrontend:
     """Build a `MelFrontend` from the default config with the given field overrides."""
-    accepted = [f.name for f in fields(FrontendConfig)]
-    unknown = sorted(set(overrides) - set(accepted))
-    if unknown:
-        raise UsageError(f"unknown frontend option(s) {unknown}; accepted: {accepted}")
+    check_options(FrontendConfig, overrides, "frontend option")
     return MelFrontend(FrontendConfig(**overrides), seed=seed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args
 
 import torch
@@ -29,6 +29,7 @@ from passt.reductions.flex import pi_resize, pi_resize_matrix, resize_pos_embed
 from passt.reductions.patch_source import PatchSource
 from passt.utils.errors import UsageError, check_choice
 from passt.utils.rng import DeviceGenerators, randint
+from passt.utils.settings import check_options
 
 AttentionPath = Literal["sdpa", "math"]  # F.scaled_dot_product_attention, or matmul-softmax
 ATTENTION_PATHS: tuple[str, ...] = get_args(AttentionPath)
@@ -68,21 +69,18 @@ class PaSSTConfig:
     seed: int | None = None  # patchout and time-crop draws; None uses torch's default RNG
 
     def __post_init__(self) -> None:
+        check_options(PaSSTConfig, {f.name: getattr(self, f.name) for f in fields(self)},
+                      "model setting")
         positive = ("num_classes", "n_mels", "frames", "patch_size", "stride", "embed_dim",
-                    "depth", "num_heads")
+                    "depth", "num_heads", "flex_patch_size", "flex_stride")
         for name in positive:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError(f"{name} must be a positive integer, got {value!r}")
+            if value is not None and value < 1:
+                raise UsageError(f"model setting {name}={value!r}: expected a positive integer")
         if self.embed_dim % self.num_heads:
             raise UsageError(
                 f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}"
             )
-        for name in ("flex_patch_size", "flex_stride"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise UsageError(f"{name} must be a positive integer or None, got {value!r}")
         for name, patch in (("patch_size", self.patch_size),
                             ("flex_patch_size", self.flex_patch_size)):
             if patch is not None and (patch > self.n_mels or patch > self.frames):
@@ -90,7 +88,6 @@ class PaSSTConfig:
                     f"{name}={patch} is larger than the input "
                     f"({self.n_mels} mel bands x {self.frames} frames)"
                 )
-        check_choice("attention path", self.attention, ATTENTION_PATHS)
 
     @property
     def grid(self) -> tuple[int, int]:

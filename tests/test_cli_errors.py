@@ -130,3 +130,25 @@ def test_closed_stdout_ends_quietly():
     proc.stdout.close()  # as `| head -1` does once it has its line
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and err == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data-options", "size=abc"], "dataset option size='abc': expected an integer"),
+    (["--data-options", "snr_db=loud"], "dataset option snr_db='loud': expected a tuple of 2 "
+                                        "numbers"),
+    (["--eval-data-options", "seed=0.5"], "dataset option seed=0.5: expected an integer"),
+    (["--data-options", "sise=3"], "unknown dataset option 'sise'; accepted: size, seed, "),
+    (["--model-overrides", "drop_rate=high"], "model setting drop_rate='high': expected a "
+                                              "number"),
+    (["--model-overrides", "attention=flash"], "model setting attention='flash': expected one "
+                                               "of sdpa, math"),
+    (["--frontend-overrides", "n_mels=many"], "frontend option n_mels='many': expected an "
+                                              "integer"),
+])
+def test_a_free_form_option_is_checked_against_its_type(capsys, tmp_path, args, message):
+    """KEY=VALUE options reach the field they set through one check of its type hint: a
+    wrong value is a usage error (exit 2) naming the option and what it accepts, never a
+    TypeError from deep inside."""
+    err = error_line(capsys, ["train", "--data", "synthetic", *args, "--max-steps", "1",
+                              "--out", str(tmp_path / "run")])
+    assert message in err

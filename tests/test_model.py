@@ -70,10 +70,15 @@ def test_bad_input_is_a_clear_error(small_model, shape, match):
 def test_config_validation():
     with pytest.raises(ValueError, match="embed_dim=100 is not divisible by num_heads=12"):
         passt.create_model("passt-b", embed_dim=100)
-    with pytest.raises(ValueError, match="unknown attention path 'flash'; accepted: sdpa, math"):
+    with pytest.raises(ValueError, match="model setting attention='flash': expected one of "
+                                         "sdpa, math"):
         passt.create_model("passt-b", attention="flash")
-    with pytest.raises(ValueError, match="depth must be a positive integer"):
+    with pytest.raises(ValueError, match="model setting depth=0: expected a positive integer"):
         passt.create_model("passt-b", depth=0)
+    with pytest.raises(ValueError, match="model setting mlp_ratio='4x': expected a number"):
+        passt.create_model("passt-b", mlp_ratio="4x")
+    with pytest.raises(ValueError, match="model setting depth=True: expected an integer"):
+        passt.create_model("passt-b", depth=True)
 
 
 def test_training_sequence_is_shorter_only_in_training(small_model):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+
 from torch.utils.data import Dataset
 
 from passt.data.bad_files import check_policy
@@ -10,8 +13,11 @@ from passt.data.folder import FolderDataset
 from passt.data.hdf5 import Hdf5Dataset
 from passt.data.synthetic import SyntheticConfig, SyntheticDataset
 from passt.utils.errors import UsageError
+from passt.utils.settings import check_options
 
 SPECS = ("synthetic", "folder:DIR", "esc50:DIR", "hdf5:FILE")
+FILE_DATASETS = {"folder": FolderDataset, "esc50": Esc50Dataset, "hdf5": Hdf5Dataset}
+OPTION = "dataset option"
 
 
 def open_dataset(spec: str, clip_seconds: float = 10.0, split: str | None = "train",
@@ -38,9 +44,21 @@ def open_dataset(spec: str, clip_seconds: float = 10.0, split: str | None = "tra
             raise UsageError("the synthetic task comes in splits (train, eval, test), not "
                              "folds: cross-validation needs esc50:DIR or a folder CSV with a "
                              "fold column")
+        config_keys = [f.name for f in dataclasses.fields(SyntheticConfig)
+                       if f.name != "clip_seconds"]
+        check_options(SyntheticDataset, {k: v for k, v in kwargs.items() if k in ("size", "seed")},
+                      OPTION)
+        check_options(SyntheticConfig, {k: v for k, v in kwargs.items()
+                                        if k not in ("size", "seed")}, OPTION,
+                      known=["size", "seed", *config_keys])
         size, seed = kwargs.pop("size", None), kwargs.pop("seed", 0)
         config = SyntheticConfig(clip_seconds=clip_seconds, **kwargs)
         return SyntheticDataset(size, seed=seed, split=split, config=config)
+    if location and kind in FILE_DATASETS:
+        dataset = FILE_DATASETS[kind]
+        check_options(dataset, kwargs, OPTION, known=[
+            name for name in inspect.signature(dataset).parameters
+            if name not in ("root", "path", "clip_seconds", "split", "on_bad_file")])
     if kind == "folder" and location:
         return FolderDataset(location, clip_seconds=clip_seconds, split=split,
                              on_bad_file=on_bad_file, **kwargs)

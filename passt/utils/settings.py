@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field
@@ -153,3 +154,63 @@ def _parse_value(value: str) -> Any:
         except ValueError:
             pass
     return {"true": True, "false": False}.get(value.lower(), value)
+
+
+def check_options(target: Callable[..., Any] | type, options: Mapping[str, Any],
+                  what: str, known: Iterable[str] | None = None) -> None:
+    """Raise `UsageError` for the first of ``options`` (free-form ``KEY=VALUE`` options, e.g.
+    ``--data-options``) that ``target`` does not take, or whose value does not fit the type
+    hint of ``target``'s field or parameter of that name (int, float, bool, str, a
+    ``Literal``, ``X | None``; other hints are left to ``target``). ``known``: the names it
+    takes, where not all are in its signature."""
+    hints = _hints(target)
+    accepted = list(known) if known is not None else list(hints)
+    for key, value in options.items():
+        if key not in accepted:
+            raise UsageError(f"unknown {what} {key!r}; accepted: {', '.join(accepted)}")
+        expected = _expected(hints.get(key, Any), value)
+        if expected is not None:
+            raise UsageError(f"{what} {key}={value!r}: expected {expected}")
+
+
+def _hints(target: Callable[..., Any] | type) -> dict[str, Any]:
+    """The type hints of a dataclass's fields or of a callable's (or class's) parameters."""
+    if dataclasses.is_dataclass(target):
+        hints = get_type_hints(target)
+        return {f.name: hints[f.name] for f in dataclasses.fields(target)}
+    function = target.__init__ if isinstance(target, type) else target
+    hints = get_type_hints(function)
+    return {name: hints.get(name, Any) for name in inspect.signature(function).parameters
+            if name not in ("self", "args", "kwargs")}
+
+
+def _expected(hint: Any, value: Any) -> str | None:
+    """What ``hint`` accepts, where ``value`` does not fit it (None: it fits, or the hint is
+    not one checked here)."""
+    if get_origin(hint) in (Union, types.UnionType):
+        options = [a for a in get_args(hint) if a is not type(None)]
+        if value is None and len(options) < len(get_args(hint)):
+            return None
+        misses = [_expected(a, value) for a in options]
+        return None if None in misses else " or ".join(m for m in misses if m)
+    if get_origin(hint) is tuple and ... not in get_args(hint):
+        items = get_args(hint)
+        kinds = {_expected(a, object()) or "a value" for a in items}
+        kind = kinds.pop().split(" ", 1)[1] + "s" if len(kinds) == 1 else "values"
+        wanted = f"a tuple of {len(items)} {kind}"
+        if not isinstance(value, tuple | list) or len(value) != len(items):
+            return wanted
+        return (None if all(_expected(a, v) is None for a, v in zip(items, value, strict=True))
+                        else wanted)
+    if get_origin(hint) is Literal:
+        choices = get_args(hint)
+        return None if value in choices else "one of " + ", ".join(map(str, choices))
+    checks = {bool: (lambda v: isinstance(v, bool), "true or false"),
+              int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+              float: (lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+                      "a number"),
+              str: (lambda v: isinstance(v, str), "a string")}
+    if hint not in checks:
+        return None
+    fits, name = checks[hint]
+    return None if fits(value) else name
