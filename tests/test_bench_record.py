@@ -1,5 +1,5 @@
-"""`BenchRecord`: its JSON round trip, rows of earlier versions, bad rows, the README's field
-table, and that every field the readers read exists."""
+"""`BenchRecord`: its JSON round trip, rows of earlier versions, bad rows, the field table of
+docs/benchmarks.md, and that every field the readers read exists."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from doc_pages import PAGES
 from record_reads import record_reads
 
 from passt.measure.bench_file import load_bench_file
@@ -176,20 +177,24 @@ def speed(rows: list[BenchRecord]) -> float:
     assert {r.attr for r in record_reads({"x.py": code})} == {"sample_per_s", "oom"}
 
 
-def readme_field_table() -> str:
-    """The table under "## Benchmarks" in README.md that starts with the field table's
-    header, through its last row."""
-    section = (ROOT / "README.md").read_text().split("## Benchmarks", 1)[1].split("\n## ")[0]
-    lines = section.splitlines()
-    start = lines.index(HEADER[0])
-    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")),
-               len(lines))
-    return "\n".join(lines[start:end]) + "\n"
+def shown_field_tables() -> dict[str, str]:
+    """Each page of README.md and docs/ that shows a table starting with the field table's
+    header: that table, through its last row."""
+    shown = {}
+    for page in PAGES:
+        lines = page.read_text().splitlines()
+        if HEADER[0] in lines:
+            start = lines.index(HEADER[0])
+            end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")),
+                       len(lines))
+            shown[str(page.relative_to(ROOT))] = "\n".join(lines[start:end]) + "\n"
+    return shown
 
 
-def test_readme_field_table_is_generated():
-    """README.md shows `python -m passt.measure.field_table` verbatim."""
-    assert readme_field_table() == field_table()
+def test_the_docs_field_table_is_generated():
+    """docs/benchmarks.md, and no other page, shows `python -m passt.measure.field_table`
+    verbatim."""
+    assert shown_field_tables() == {"docs/benchmarks.md": field_table()}
 
 
 def test_the_run_s_commit_and_time_are_read(tmp_path):

@@ -1,6 +1,6 @@
 """Settings declared once: `TrainConfig`'s fields make the training commands' flags, each
-command offers the settings it uses, plugins load before defaults, the README's commands
-parse."""
+command offers the settings it uses, plugins load before defaults, the commands of README.md
+and docs/ parse."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import shlex
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from doc_pages import PAGES, ROOT, commands
 
 from passt.cli.commands import COMMANDS
 from passt.cli.parser import BASELINE_SETTINGS, SWEEP_SETTINGS, TRAIN_SETTINGS, build_parser
@@ -21,7 +21,6 @@ from passt.sweep.run import SWEPT, Budget, run_config
 from passt.train import TrainConfig
 from passt.utils.settings import flag_names, parse_overrides, read_flags
 
-README = Path(__file__).parents[1] / "README.md"
 COMMAND_SETTINGS = {"train": TRAIN_SETTINGS, "sweep": SWEEP_SETTINGS,
                     "baseline": BASELINE_SETTINGS}
 
@@ -113,21 +112,20 @@ def test_plugin_variant_is_in_the_sweep_default(tmp_path):
     assert "passt-plugged" in re.sub(r"\s+", "", default)
 
 
-def readme_commands() -> list[str]:
-    """The ``passt ...`` commands of the README's bash blocks (continued lines joined), except
-    those with ``...`` placeholders."""
-    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
-    lines = "\n".join(blocks).replace("\\\n", " ").splitlines()
-    return [line for line in lines if line.startswith("passt ") and "..." not in line]
+DOCUMENTED = [(page, command) for page in PAGES for command in commands(page.read_text())]
 
 
-def test_readme_commands_parse():
-    commands = readme_commands()
-    assert {shlex.split(c)[1] for c in commands} >= {"train", "sweep", "eval", "tag", "embed"}
-    for command in commands:
-        args = build_parser(COMMANDS).parse_args(shlex.split(command, comments=True)[1:])
-        if args.command in COMMAND_SETTINGS:
-            TrainConfig(**read_flags(TrainConfig, args, args.settings))
+def test_the_docs_show_the_main_commands():
+    assert {shlex.split(c)[1] for _, c in DOCUMENTED} >= {"train", "sweep", "eval", "tag", "embed",
+                                                          "finetune", "report", "check"}
+
+
+@pytest.mark.parametrize("page, command", DOCUMENTED,
+                         ids=[f"{p.relative_to(ROOT)}:{c[:40]}" for p, c in DOCUMENTED])
+def test_documented_command_parses(page, command):
+    args = build_parser(COMMANDS).parse_args(shlex.split(command, comments=True)[1:])
+    if args.command in COMMAND_SETTINGS:
+        TrainConfig(**read_flags(TrainConfig, args, args.settings))
 
 
 def test_parse_overrides():
