@@ -1,5 +1,5 @@
 """The GPU campaign: what this project measures on a GPU, in one call of a GPU machine lent for
-minutes (run it through ``bench/campaign.sh``; the README's "Measuring on a GPU").
+minutes (run it through ``bench/campaign.sh``; docs/gpu.md).
 
 Steps in the order of their value, each capped in time (``--plan`` prints them):
 (a) ``env``: the machine's facts and the checks the later steps rely on (bench/campaign_env.py);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU campaign in one command; see the README's "Measuring on a GPU".
+# The GPU campaign in one command; see docs/gpu.md.
 #   bash bench/campaign.sh [--dry-run] [--plan [--json]] [--select STEP,...] [--out DIR]
 # Runs the project from this tree. Python: $PYTHON, else .venv/bin/python, else python3.
 # Wheels carried in .whl/ (../shared/device/prepare-wheels.sh) are installed beside it first,

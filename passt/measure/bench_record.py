@@ -1,9 +1,9 @@
 """`BenchRecord`: the schema of a benchmark's row (pytest-benchmark's ``extra_info``), written
 by the bench and read back by ``passt report``, ``passt check`` and the GPU campaign.
 
-Each field carries its group and a doc (``field.metadata``); README.md's field table is made
-from them (`passt.measure.field_table`). JSON holds every field, ``null`` where nothing was
-measured. Reading accepts rows of earlier versions: a field they lack takes its default, and
+Each field carries its group and a doc (``field.metadata``); docs/benchmarks.md's field table
+is made from them (`passt.measure.field_table`). JSON holds every field, ``null`` where nothing
+was measured. Reading accepts rows of earlier versions: a field they lack takes its default, and
 a key this schema does not know is dropped (no reader could use it).
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from passt.utils.errors import UsageError
 
-# group -> what its fields hold, in the README table's order
+# group -> what its fields hold, in the field table's order (docs/benchmarks.md)
 GROUPS = {
     "settings": "the settings, known before anything runs: every row has them, and an "
                 "out-of-memory row only them (and its labels)",

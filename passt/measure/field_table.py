@@ -1,5 +1,5 @@
-"""README.md's table of the bench's fields, made from `BenchRecord`'s groups: one row per
-group, its fields in the record's order."""
+"""docs/benchmarks.md's table of the bench's fields, made from `BenchRecord`'s groups: one row
+per group, its fields in the record's order."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ HEADER = ("| field | what |", "|---|---|")
 
 
 def field_table() -> str:
-    """The markdown table, as README.md shows it under "## Benchmarks"."""
+    """The markdown table, as docs/benchmarks.md shows it."""
     rows = []
     for group, what in GROUPS.items():
         names = [f"`{f.name}`" for f in fields(BenchRecord) if f.metadata["group"] == group]
