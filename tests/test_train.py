@@ -93,15 +93,15 @@ def test_schedule_shape():
     assert WarmupLinearDecay(0, None, 0)(10**6) == 1.0
 
 
-def test_schedule_defaults_follow_the_paper(tmp_path):
-    paper = make_schedule(tiny_config(tmp_path), total_steps=1000)
+def test_schedule_defaults_follow_the_paper():
+    paper = make_schedule("paper", total_steps=1000)
     assert (paper.warmup_steps, paper.decay_start, paper.decay_end) == (50, 500, 1000)
-    constant = make_schedule(tiny_config(tmp_path, schedule="constant", warmup_steps=3), None)
+    constant = make_schedule("constant", None, warmup_steps=3)
     assert constant.decay_start is None and constant(2) == 1.0
     with pytest.raises(ValueError, match="known number of steps"):
-        make_schedule(tiny_config(tmp_path), total_steps=None)
+        make_schedule("paper", total_steps=None)
     with pytest.raises(ValueError, match="warmup_steps"):
-        make_schedule(tiny_config(tmp_path, warmup_steps=20, decay_start=10), total_steps=100)
+        make_schedule("paper", total_steps=100, warmup_steps=20, decay_start=10)
 
 
 @pytest.mark.parametrize(("changes", "message"), [

@@ -4,12 +4,9 @@ decay to a floor."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import Literal, get_args
 
 from passt.utils.errors import UsageError
-
-if TYPE_CHECKING:
-    from passt.train.config import TrainConfig
 
 Schedule = Literal["paper", "constant"]  # paper: warm-up, constant, decay; constant: no decay
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
@@ -39,18 +36,20 @@ class WarmupLinearDecay:
         return 1.0 - (1.0 - self.floor) * done
 
 
-def make_schedule(cfg: TrainConfig, total_steps: int | None) -> WarmupLinearDecay:
-    """The schedule of ``cfg`` over ``total_steps`` (None: an unbounded, time-limited run)."""
-    if cfg.schedule == "paper" and total_steps is None:
+def make_schedule(kind: Schedule, total_steps: int | None, *, warmup_steps: int | None = None,
+                  decay_start: int | None = None, min_lr_ratio: float = 0.0
+                  ) -> WarmupLinearDecay:
+    """The ``kind`` schedule over ``total_steps`` (None: an unbounded, time-limited run);
+    ``warmup_steps`` and ``decay_start`` default to the paper's fractions of the run."""
+    if kind == "paper" and total_steps is None:
         raise UsageError("the paper schedule decays over a known number of steps: set epochs or "
                          "max_steps, or use schedule 'constant' for a time budget")
     horizon = total_steps or 0
-    warmup = cfg.warmup_steps if cfg.warmup_steps is not None else round(
-        WARMUP_FRACTION * horizon)
-    if cfg.schedule == "constant":
-        return WarmupLinearDecay(warmup, None, horizon, cfg.min_lr_ratio)
-    start = cfg.decay_start if cfg.decay_start is not None else round(DECAY_FRACTION * horizon)
+    warmup = warmup_steps if warmup_steps is not None else round(WARMUP_FRACTION * horizon)
+    if kind == "constant":
+        return WarmupLinearDecay(warmup, None, horizon, min_lr_ratio)
+    start = decay_start if decay_start is not None else round(DECAY_FRACTION * horizon)
     if not warmup <= start <= horizon:
         raise UsageError(f"need warmup_steps ({warmup}) <= decay_start ({start}) <= the run's "
                          f"steps ({horizon})")
-    return WarmupLinearDecay(warmup, start, horizon, cfg.min_lr_ratio)
+    return WarmupLinearDecay(warmup, start, horizon, min_lr_ratio)

@@ -118,7 +118,9 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                            fused=self.device.type == "cuda")
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, make_schedule(cfg, self.total_steps))
+            self.optimizer, make_schedule(
+                cfg.schedule, self.total_steps, warmup_steps=cfg.warmup_steps,
+                decay_start=cfg.decay_start, min_lr_ratio=cfg.min_lr_ratio))
         self.scaler = torch.amp.GradScaler(self.device.type) if cfg.dtype == "fp16" else None
         self.augment = Augment(cfg.augment)  # torch's generator: its state is checkpointed
         self.sampler = self._make_sampler()
