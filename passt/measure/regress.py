@@ -30,8 +30,8 @@ from passt.measure.bench_record import FLOPS_FIELDS, MEMORY_FIELDS, BenchRecord
 from passt.measure.environment import compare_environments, environment_from_machine_info
 from passt.measure.foreign_cpu import too_busy
 from passt.measure.machine_speed import probe_normalized
-from passt.tables import markdown_table
 from passt.utils.errors import UsageError
+from passt.utils.tables import markdown_table
 
 Status = Literal["ok", "inconclusive", "regressed"]
 EXIT_CODES = {"ok": 0, "regressed": 1, "inconclusive": 3}
