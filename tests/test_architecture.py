@@ -14,8 +14,8 @@ LAYERS = {"utils": 0, "data": 2, "eval": 2, "inference": 2, "train": 3, "measure
           "profiling": 4, "sweep": 4, "tradeoff": 4, "report": 5, "cli": 6}  # the rest: 1
 # (importer, imported): why the edge goes up
 ALLOWED_UP = {("passt.inference.run", "passt.train.run_files"):
-              "a `passt train` checkpoint is rebuilt by training's reader (issue 23: a typed "
-              "checkpoint record carrying the model's arguments removes it)"}
+              "a checkpoint of format 1 (written before `RunCheckpoint.model_args`) is rebuilt "
+              "from its training settings, lazily, by training's reader"}
 TOO_LONG = {"passt.inference.run", "passt.model", "passt.report.table"}  # to split (issue 23)
 
 

@@ -15,7 +15,8 @@ from passt.cli import main
 from passt.data import DatasetView, Hdf5Dataset, align_classes, open_dataset
 from passt.data.hdf5 import encode_mp3
 from passt.inference.run import load_model
-from passt.train import LAST_CHECKPOINT, METRICS_JSONL, TrainConfig, load_training_checkpoint, train
+from passt.run_checkpoint import RunCheckpoint
+from passt.train import LAST_CHECKPOINT, METRICS_JSONL, TrainConfig, train
 from passt.utils.errors import UsageError
 
 SR = 32000
@@ -63,9 +64,9 @@ def test_an_official_file_trains_a_527_class_model(tmp_path, caplog):
                       model_overrides=TINY, batch_size=4, max_steps=1, balanced=False,
                       out_dir=str(tmp_path / "run"))
     result = train(cfg, progress=False)
-    ckpt = load_training_checkpoint(tmp_path / "run" / LAST_CHECKPOINT)
-    assert ckpt["num_classes"] == 527 and ckpt["model"]["head.1.weight"].shape[0] == 527
-    assert ckpt["label_names"] == [] and result.metrics["samples"] == 8
+    ckpt = RunCheckpoint.load(tmp_path / "run" / LAST_CHECKPOINT)
+    assert ckpt.num_classes == 527 and ckpt.model["head.1.weight"].shape[0] == 527
+    assert ckpt.label_names == [] and result.metrics["samples"] == 8
 
 
 def test_labels_name_the_classes_and_reach_passt_tag(tmp_path):

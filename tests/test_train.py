@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -13,6 +14,7 @@ from torch.utils.data import Dataset
 
 import passt.train.trainer
 from passt.factory import create_model
+from passt.run_checkpoint import RunCheckpoint
 from passt.sweep.run import Budget, run_config, run_sweep
 from passt.train import (
     LAST_CHECKPOINT,
@@ -23,7 +25,6 @@ from passt.train import (
     WarmupLinearDecay,
     build_model,
     load_trained_model,
-    load_training_checkpoint,
     make_schedule,
     train,
 )
@@ -148,13 +149,19 @@ def test_train_writes_checkpoint_and_metrics(tmp_path, tones):
     assert rows[-1]["map"] == result.metrics["map"]
     assert 0 < rows[-1]["chance_map"] < 1
 
-    ckpt = load_training_checkpoint(tmp_path / LAST_CHECKPOINT)
-    assert ckpt["progress"] == {"step": 12, "epoch": 2, "batch": 0,
+    ckpt = RunCheckpoint.load(tmp_path / LAST_CHECKPOINT)
+    assert ckpt.progress == {"step": 12, "epoch": 2, "batch": 0,
                                 "train_seconds": result.train_seconds}
-    assert ckpt["label_names"] == tones[0].label_names
+    assert ckpt.label_names == tones[0].label_names
     model, frontend, cfg = load_trained_model(tmp_path / LAST_CHECKPOINT)
     assert cfg == tiny_config(tmp_path) and model.cfg.embed_dim == 32
     assert not model.training and not frontend.training
+    # the record carries the model's own arguments: rebuilt without the training settings
+    assert ckpt.format == "passt-train/2" and ckpt.model_args == dataclasses.asdict(model.cfg)
+    rebuilt, rebuilt_frontend = ckpt.build()
+    assert rebuilt.cfg == model.cfg and rebuilt_frontend.config == frontend.config
+    assert all(torch.equal(a, b) for a, b in zip(rebuilt.state_dict().values(),
+                                                 model.state_dict().values(), strict=True))
 
 
 def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tones):
@@ -172,13 +179,13 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tones):
         train(tiny_config(crashed), train_set=tones[0], eval_set=tones[1],
               hooks=[crash_at_step_9])
     assert read_rows(crashed)[-1]["step"] == 9
-    assert load_training_checkpoint(crashed / LAST_CHECKPOINT)["progress"]["step"] == 8
+    assert RunCheckpoint.load(crashed / LAST_CHECKPOINT).progress["step"] == 8
     resumed = train(tiny_config(crashed), resume=True, train_set=tones[0], eval_set=tones[1])
 
     assert resumed.step == reference.step == 12
     assert untimed(read_rows(crashed)) == untimed(read_rows(whole))  # each step once
-    a = load_training_checkpoint(whole / LAST_CHECKPOINT)["model"]
-    b = load_training_checkpoint(crashed / LAST_CHECKPOINT)["model"]
+    a = RunCheckpoint.load(whole / LAST_CHECKPOINT).model
+    b = RunCheckpoint.load(crashed / LAST_CHECKPOINT).model
     assert all(torch.equal(a[k], b[k]) for k in a)  # the same draws, batches and updates
     assert resumed.metrics == reference.metrics
 
@@ -241,8 +248,8 @@ def test_mixed_precision(tmp_path, tones, dtype):
     result = train(tiny_config(tmp_path, dtype=dtype, max_steps=2), train_set=tones[0],
                    eval_set=tones[1])
     assert result.step == 2 and math.isfinite(result.metrics["map"])
-    ckpt = load_training_checkpoint(tmp_path / LAST_CHECKPOINT)
-    assert (ckpt["scaler"] is not None) == (dtype == "fp16")  # gradient scaling for fp16 only
+    ckpt = RunCheckpoint.load(tmp_path / LAST_CHECKPOINT)
+    assert (ckpt.scaler is not None) == (dtype == "fp16")  # gradient scaling for fp16 only
 
 
 def test_start_from_a_passt_checkpoint(tmp_path):
@@ -280,8 +287,8 @@ def test_reported_train_seconds_count_the_device_wait(tmp_path, tones, slow_sync
     for synced, row in enumerate(rows[:3], 1):
         assert row["seconds"] >= synced * SYNC_SECONDS  # each wait counted before reporting
     assert rows[-1]["seconds"] == round(result.train_seconds, 3)  # evaluation not counted
-    ckpt = load_training_checkpoint(tmp_path / LAST_CHECKPOINT)
-    assert ckpt["progress"]["train_seconds"] == result.train_seconds >= 3 * SYNC_SECONDS
+    ckpt = RunCheckpoint.load(tmp_path / LAST_CHECKPOINT)
+    assert ckpt.progress["train_seconds"] == result.train_seconds >= 3 * SYNC_SECONDS
 
 
 def test_time_budget_stop_counts_the_device_wait(tmp_path, tones, slow_sync):

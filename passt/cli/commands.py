@@ -36,6 +36,7 @@ from passt.plugins import load_plugins
 from passt.profiling.config import ProfileConfig
 from passt.profiling.run import run_profile
 from passt.report.history_page import write_history
+from passt.run_checkpoint import RunCheckpoint
 from passt.sweep.maps import MAPS_FILE, summarize
 from passt.sweep.run import Budget, parse_seeds, run_sweep
 from passt.tradeoff import TradeoffConfig
@@ -45,7 +46,6 @@ from passt.train import (
     TrainConfig,
     TrainResult,
     load_trained_model,
-    load_training_checkpoint,
     open_eval_set,
     open_train_set,
     train,
@@ -260,9 +260,9 @@ def _eval_set(args: argparse.Namespace, cfg: TrainConfig, names: list[str] | Non
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    ckpt = load_training_checkpoint(args.checkpoint)
+    ckpt = RunCheckpoint.load(args.checkpoint)
     model, frontend, cfg = load_trained_model(ckpt)
-    dataset = _eval_set(args, cfg, ckpt["label_names"] or None, model.cfg.num_classes)
+    dataset = _eval_set(args, cfg, ckpt.label_names or None, model.cfg.num_classes)
     with Cluster.join(args.device) as cluster:
         metrics = evaluate(model.to(cluster.device), frontend.to(cluster.device), dataset,
                            cluster, batch_size=args.batch_size, dtype=args.dtype or cfg.dtype,

@@ -38,7 +38,7 @@ from passt.inference.windows import (
     stream_windows,
 )
 from passt.model import PaSST
-from passt.train.run_files import is_training_checkpoint, load_trained_model
+from passt.run_checkpoint import RunCheckpoint, is_run_checkpoint
 from passt.utils.atomic import atomic_path
 from passt.utils.device import resolve_device
 from passt.utils.errors import UsageError, check_choice
@@ -142,11 +142,17 @@ def load_model(checkpoint: PathLike | Mapping[str, Any], variant: str | None = N
     ``overrides`` win over the checkpoint's."""
     raw = load_torch_file(checkpoint) if isinstance(checkpoint, (str, os.PathLike)) \
         else checkpoint
-    if is_training_checkpoint(raw):
-        _check_classes(overrides.pop("num_classes", None), raw["num_classes"])
-        model, frontend, cfg = load_trained_model(raw, variant, **overrides)
-        return LoadedModel(model, list(raw.get("label_names") or ()) or None, cfg.clip_seconds,
-                           frontend, cfg.task)
+    if is_run_checkpoint(raw):
+        ckpt = RunCheckpoint.read(raw)
+        _check_classes(overrides.pop("num_classes", None), ckpt.num_classes)
+        if ckpt.model_args is None:  # format 1: rebuilt from its training settings
+            from passt.train.run_files import load_trained_model
+
+            model, frontend, _ = load_trained_model(ckpt, variant, **overrides)
+        else:
+            model, frontend = ckpt.build(variant, **overrides)
+        return LoadedModel(model, list(ckpt.label_names) or None, ckpt.clip_seconds, frontend,
+                           ckpt.task)
     sd = read_state_dict(raw)
     if "head.1.weight" not in sd:
         raise UsageError("checkpoint has no classifier (head.1.weight): not a tagging model")

@@ -20,7 +20,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from passt.train import LAST_CHECKPOINT, TrainConfig, load_training_checkpoint
+from passt.run_checkpoint import RunCheckpoint
+from passt.train import LAST_CHECKPOINT, TrainConfig
 from passt.train.crossval import SUMMARY_JSON
 from passt.train.plan import model_variant
 from passt.utils.atomic import write_text_atomic
@@ -58,15 +59,15 @@ def read_run(path: str | Path) -> dict[str, Any]:
     if not (path / LAST_CHECKPOINT).is_file():
         raise UsageError(f"{path} holds neither {SUMMARY_JSON} (passt finetune --folds) nor "
                          f"{LAST_CHECKPOINT} (a passt finetune run)")
-    ckpt = load_training_checkpoint(path / LAST_CHECKPOINT)
-    cfg = TrainConfig.from_dict(ckpt["config"])
+    ckpt = RunCheckpoint.load(path / LAST_CHECKPOINT)
+    cfg = TrainConfig.from_dict(ckpt.config)
     metrics = {k: {"mean": float(v), "std": None, "values": [float(v)]}
-               for k, v in (ckpt["metrics"] or {}).items()
+               for k, v in (ckpt.metrics or {}).items()
                if isinstance(v, (int, float)) and k != "samples"}
     return {"data": cfg.data, "task": cfg.task, "variant": cfg.variant,
             "patchout": model_variant(cfg).strategy, "init": cfg.init,
-            "folds": [], "metrics": metrics, "steps": ckpt["progress"]["step"],
-            "seconds": round(ckpt["progress"]["train_seconds"], 1)}
+            "folds": [], "metrics": metrics, "steps": ckpt.progress["step"],
+            "seconds": round(ckpt.progress["train_seconds"], 1)}
 
 
 def measured_row(run: str | Path, summary: dict[str, Any]) -> dict[str, Any]:

@@ -28,9 +28,9 @@ from passt.measure.record import device_name
 from passt.measure.stability import Stability, ratio_stability
 from passt.measure.timing import RoundPlan, Timing, time_rounds
 from passt.model import PaSST, token_counts
+from passt.run_checkpoint import RunCheckpoint, is_run_checkpoint
 from passt.tradeoff.grid import REFERENCE, GridPoint
 from passt.train import TrainConfig, open_eval_set
-from passt.train.run_files import is_training_checkpoint
 from passt.utils.device import resolve_device, synchronize
 from passt.utils.errors import UsageError
 from passt.utils.precision import autocast
@@ -87,7 +87,8 @@ def load(checkpoint: str | Path, variant: str | None = None,
     """The model of an official state_dict (as ``variant``) or a `passt train` checkpoint."""
     raw = load_torch_file(checkpoint)
     loaded = load_model(raw, variant, **(model_overrides or {}))
-    train_config = TrainConfig.from_dict(raw["config"]) if is_training_checkpoint(raw) else None
+    train_config = (TrainConfig.from_dict(RunCheckpoint.read(raw).config)
+                    if is_run_checkpoint(raw) else None)
     seconds = clip_seconds or loaded.clip_seconds or 10.0
     return Loaded(loaded.model, (loaded.frontend or create_frontend()).eval(), loaded.task,
                   loaded.label_names, seconds, train_config)

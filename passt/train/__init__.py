@@ -28,21 +28,17 @@ from passt.train.plan import (
     train_frontend,
 )
 from passt.train.run_files import (
-    CHECKPOINT_FORMAT,
     CSV_COLUMNS,
     LAST_CHECKPOINT,
     METRICS_CSV,
     METRICS_JSONL,
     MetricsLog,
-    is_training_checkpoint,
     load_trained_model,
-    load_training_checkpoint,
 )
 from passt.train.schedule import SCHEDULES, Schedule, WarmupLinearDecay, make_schedule
 from passt.train.trainer import Progress, StepHook, Trainer, TrainResult, train
 
 __all__ = [
-    "CHECKPOINT_FORMAT",
     "CSV_COLUMNS",
     "DATA_SETTINGS",
     "FINETUNE_DEFAULTS",
@@ -65,9 +61,7 @@ __all__ = [
     "clip_frames",
     "cross_validate",
     "finetune_config",
-    "is_training_checkpoint",
     "load_trained_model",
-    "load_training_checkpoint",
     "make_schedule",
     "model_overrides",
     "open_eval_set",

@@ -15,9 +15,9 @@ import logging
 from typing import Any
 
 from passt.checkpoints import load_torch_file
+from passt.run_checkpoint import RunCheckpoint, is_run_checkpoint
 from passt.train.config import TrainConfig, parse_init
 from passt.train.plan import clip_frames, train_frontend
-from passt.train.run_files import is_training_checkpoint
 from passt.utils.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ def finetune_config(cfg: TrainConfig) -> TrainConfig:
                          f"checkpoint:CKPT (an official one or a passt train last.pt); {given}")
     path = parse_init(cfg.init)[1]
     raw = load_torch_file(path, mmap=True)  # the settings only
-    trained = raw["config"] if is_training_checkpoint(raw) else None
+    trained = RunCheckpoint.read(raw).config if is_run_checkpoint(raw) else None
     arch: dict[str, Any] = {}
     if trained is not None:
         arch = {k: v for k, v in trained["model_overrides"].items() if k in ARCHITECTURE}

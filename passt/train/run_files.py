@@ -1,5 +1,6 @@
-"""The files of a run's folder, and their only reader and writer: the checkpoint ``last.pt``
-(format `CHECKPOINT_FORMAT`) and the metrics log ``metrics.jsonl`` with ``metrics.csv``."""
+"""The files of a run's folder: the checkpoint ``last.pt`` (a `passt.run_checkpoint.RunCheckpoint`)
+rebuilt as trained, and the metrics log ``metrics.jsonl`` with ``metrics.csv`` (their only
+reader and writer)."""
 
 from __future__ import annotations
 
@@ -7,22 +8,18 @@ import csv
 import dataclasses
 import io
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from passt.checkpoints import load_torch_file
 from passt.frontend import MelFrontend
 from passt.model import PaSST
+from passt.run_checkpoint import RunCheckpoint
 from passt.train.config import TrainConfig
 from passt.train.plan import build_model, clip_frames, train_frontend
-from passt.utils.atomic import atomic_path, write_text_atomic
-from passt.utils.errors import UsageError
+from passt.utils.atomic import write_text_atomic
 from passt.utils.jsonl import append_jsonl, read_jsonl, write_jsonl
 
-CHECKPOINT_FORMAT = "passt-train/1"
 LAST_CHECKPOINT = "last.pt"
 METRICS_JSONL = "metrics.jsonl"
 METRICS_CSV = "metrics.csv"
@@ -31,48 +28,22 @@ CSV_COLUMNS = ("kind", "step", "epoch", "loss", "lr", "map", "roc_auc", "d_prime
                "chance_accuracy")
 
 
-def save_checkpoint(path: Path, *, config: TrainConfig, num_classes: int,
-                    label_names: list[str], model: dict, optimizer: dict, scheduler: dict,
-                    scaler: dict | None, progress: dict, world_size: int, rng: list,
-                    metrics: dict | None) -> None:
-    """Write a run's checkpoint over ``path`` in one step: its settings, the dataset's classes,
-    the state of model, optimizer, LR scheduler, fp16 scaler, progress, each rank's RNG, and
-    the last evaluation."""
-    ckpt = {"format": CHECKPOINT_FORMAT, "config": config.to_dict(), "num_classes": num_classes,
-            "label_names": label_names, "model": model, "optimizer": optimizer,
-            "scheduler": scheduler, "scaler": scaler, "progress": progress,
-            "world_size": world_size, "rng": rng, "metrics": metrics}
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
-
-
-def is_training_checkpoint(ckpt: Any) -> bool:
-    """Whether ``ckpt`` (a loaded file) is a checkpoint `save_checkpoint` wrote."""
-    return isinstance(ckpt, Mapping) and ckpt.get("format") == CHECKPOINT_FORMAT
-
-
-def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint written by `passt train` (tensors and plain values only: loaded safely)."""
-    ckpt = load_torch_file(path)
-    if not is_training_checkpoint(ckpt):
-        raise UsageError(f"{path} is not a training checkpoint of `passt train` "
-                         f"(format {CHECKPOINT_FORMAT})")
-    return ckpt
-
-
-def load_trained_model(checkpoint: str | Path | Mapping[str, Any], variant: str | None = None,
+def load_trained_model(checkpoint: str | Path | RunCheckpoint, variant: str | None = None,
                        **overrides: Any) -> tuple[PaSST, MelFrontend, TrainConfig]:
     """Model (eval mode, CPU), frontend and settings of a `passt train` checkpoint (a file or
-    its loaded contents), built as trained; ``variant`` and model ``overrides`` win."""
-    ckpt = checkpoint if isinstance(checkpoint, Mapping) else load_training_checkpoint(checkpoint)
-    cfg = TrainConfig.from_dict(ckpt["config"])
+    its record), built as trained; ``variant`` and model ``overrides`` win. A checkpoint of
+    format 1 (without its model's arguments) is rebuilt from its settings."""
+    ckpt = checkpoint if isinstance(checkpoint, RunCheckpoint) else RunCheckpoint.load(checkpoint)
+    cfg = TrainConfig.from_dict(ckpt.config)
     if variant is not None or overrides:
         cfg = dataclasses.replace(cfg, variant=variant or cfg.variant,
                                   model_overrides={**cfg.model_overrides, **overrides})
+    if ckpt.model_args is not None:
+        return (*ckpt.build(variant, **overrides), cfg)
     frontend = train_frontend(cfg)
-    model = build_model(cfg, ckpt["num_classes"], clip_frames(cfg.clip_seconds, frontend),
+    model = build_model(cfg, ckpt.num_classes, clip_frames(cfg.clip_seconds, frontend),
                         init=False, frame_seconds=frontend.config.frame_seconds)
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(ckpt.model)
     return model.eval(), frontend.eval(), cfg
 
 

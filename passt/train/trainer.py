@@ -21,6 +21,7 @@ from passt.eval.evaluate import evaluate
 from passt.eval.metrics import format_metrics
 from passt.eval.tasks import Metrics, check_targets, task_loss
 from passt.measure.flops import train_flops_per_sample
+from passt.run_checkpoint import RunCheckpoint
 from passt.train.config import TrainConfig
 from passt.train.distributed import Cluster
 from passt.train.plan import (
@@ -31,12 +32,7 @@ from passt.train.plan import (
     plan_steps,
     train_frontend,
 )
-from passt.train.run_files import (
-    LAST_CHECKPOINT,
-    MetricsLog,
-    load_training_checkpoint,
-    save_checkpoint,
-)
+from passt.train.run_files import LAST_CHECKPOINT, MetricsLog
 from passt.train.schedule import make_schedule
 from passt.utils.device import synchronize
 from passt.utils.errors import UsageError
@@ -164,35 +160,37 @@ class Trainer:
         rng = self._rng_states()
         if not self.cluster.main:
             return
-        save_checkpoint(
-            self.out_dir / LAST_CHECKPOINT, config=self.cfg,
-            num_classes=self.train_set.num_classes,
+        RunCheckpoint(
+            config=self.cfg.to_dict(), num_classes=self.train_set.num_classes,
             label_names=class_names(self.train_set) or [],
             model=self.model.state_dict(), optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict(),
             scaler=self.scaler.state_dict() if self.scaler is not None else None,
             progress=dataclasses.asdict(self.state), world_size=self.cluster.world_size,
-            rng=rng, metrics=self.last_metrics)
+            rng=rng, metrics=self.last_metrics,
+            model_args=dataclasses.asdict(self.model.cfg),
+            frontend_args=dataclasses.asdict(self.frontend.config),
+        ).save(self.out_dir / LAST_CHECKPOINT)
         log.info("checkpoint at step %d: %s", self.state.step, self.out_dir / LAST_CHECKPOINT)
 
-    def restore(self, ckpt: dict[str, Any]) -> None:
+    def restore(self, ckpt: RunCheckpoint) -> None:
         """Continue from ``ckpt``: weights, optimizer, schedule, scaler, progress, RNG."""
-        self.cfg.check_resumable(TrainConfig.from_dict(ckpt["config"]))
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.cfg.check_resumable(TrainConfig.from_dict(ckpt.config))
+        self.model.load_state_dict(ckpt.model)
+        self.optimizer.load_state_dict(ckpt.optimizer)
+        self.scheduler.load_state_dict(ckpt.scheduler)
         if self.scaler is not None:
-            self.scaler.load_state_dict(ckpt["scaler"])
-        self.state = Progress(**ckpt["progress"])
-        self.last_metrics = ckpt["metrics"] if self.cluster.main else None  # rank 0 evaluates
-        if ckpt["world_size"] == self.cluster.world_size:
-            rng = ckpt["rng"][self.cluster.rank]
+            self.scaler.load_state_dict(ckpt.scaler)
+        self.state = Progress(**ckpt.progress)
+        self.last_metrics = ckpt.metrics if self.cluster.main else None  # rank 0 evaluates
+        if ckpt.world_size == self.cluster.world_size:
+            rng = ckpt.rng[self.cluster.rank]
             torch.set_rng_state(rng["cpu"])
             if "cuda" in rng and self.device.type == "cuda":
                 torch.cuda.set_rng_state(rng["cuda"], self.device)
         else:
             log.warning("resuming %d rank(s) from a run of %d: random draws differ from an "
-                        "uninterrupted run", self.cluster.world_size, ckpt["world_size"])
+                        "uninterrupted run", self.cluster.world_size, ckpt.world_size)
         log.info("resumed at step %d (epoch %d, batch %d)", self.state.step,
                  self.state.epoch + 1, self.state.batch)
 
@@ -379,7 +377,7 @@ def train(
         bar = sys.stderr.isatty() if progress is None else progress
         trainer = Trainer(cfg, cluster, train_set, eval_set, bar)
         if resume and last.exists():
-            trainer.restore(load_training_checkpoint(last))
+            trainer.restore(RunCheckpoint.load(last))
         elif resume:
             log.info("no checkpoint in %s: starting afresh", out_dir)
         if cluster.main:
