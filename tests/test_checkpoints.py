@@ -8,7 +8,7 @@ import torch
 
 import passt
 from passt.checkpoints import adapt_imagenet, read_state_dict
-from tests.conftest import quiet
+from tests.helpers import quiet
 
 SMALL = {"embed_dim": 64, "depth": 2, "num_heads": 4}
 

@@ -13,7 +13,7 @@ import torch
 import passt
 import passt.hear as hear
 from passt.errors import UsageError
-from tests.conftest import SMALL, quiet
+from tests.helpers import SMALL, quiet
 from tests.test_inference import save_train_checkpoint
 
 pytest.importorskip("hear21passt")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import passt
-from tests.conftest import NoHostSync, quiet, token_count
+from tests.helpers import NoHostSync, quiet, token_count
 
 
 def test_official_state_dict_loads_strictly_and_logits_match(official_passt_s):

@@ -13,7 +13,7 @@ import passt
 import passt.patchout
 import passt.variants
 from passt.patchout import Patchout, StructuredPatchout, UnstructuredPatchout
-from tests.conftest import token_count
+from tests.helpers import token_count
 
 GRID = (12, 99)
 

@@ -9,7 +9,7 @@ import torch
 
 import passt
 from passt.block_reduction import PROTECTED, BlockView
-from tests.conftest import NoHostSync
+from tests.helpers import NoHostSync
 
 SMALL = {"embed_dim": 64, "depth": 3, "num_heads": 4, "frames": 200}
 

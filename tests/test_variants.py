@@ -13,7 +13,7 @@ import torch
 
 import passt
 import passt.variants
-from tests.conftest import token_count
+from tests.helpers import token_count
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "table1.csv"
 # (variant, training sequence length incl. the two tokens, eval length, Table 1 row)
