@@ -16,15 +16,9 @@ import pytest
 from passt.cli import main
 from passt.measure.instructions import INSTALL_HINT
 from passt.measure.journal import Journal
+from tests.helpers import SMALL, TINY_PLUGIN
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_PLUGIN = textwrap.dedent("""
-    import passt
-
-    passt.register_variant(passt.Variant(
-        "tiny-s", ("structured",), {"time": 10, "freq": 2},
-        settings={"embed_dim": 64, "depth": 1, "num_heads": 4}, description="a narrow passt-s"))
-""")
 # Filled from measurement on every device.
 MEASURED = ("seq_len", "params", "forward_gflops_per_sample", "train_gflops_per_sample",
             "activation_bytes_per_sample", "samples_per_s",
@@ -92,7 +86,7 @@ def test_bad_options_are_clear_errors(tmp_path, args, message):
     assert message in proc.stderr + proc.stdout
 
 
-OOM_PLUGIN = textwrap.dedent("""
+OOM_PLUGIN = textwrap.dedent(f"""
     import torch
     import passt
     from passt.patchout import StructuredPatchout
@@ -107,8 +101,7 @@ OOM_PLUGIN = textwrap.dedent("""
             return super().draw(grid, batch, device, generator)
 
     passt.register_variant(passt.Variant(
-        "tiny-oom", ("oom-at-three",), {"time": 10, "freq": 2},
-        settings={"embed_dim": 64, "depth": 1, "num_heads": 4}))
+        "tiny-oom", ("oom-at-three",), {{"time": 10, "freq": 2}}, settings={SMALL!r}))
 """)
 
 

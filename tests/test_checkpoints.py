@@ -8,9 +8,10 @@ import torch
 
 import passt
 from passt.checkpoints import adapt_imagenet, read_state_dict
+from tests import helpers
 from tests.helpers import quiet
 
-SMALL = {"embed_dim": 64, "depth": 2, "num_heads": 4}
+SMALL = {**helpers.SMALL, "depth": 2}
 
 
 @pytest.fixture(scope="module")

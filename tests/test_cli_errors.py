@@ -15,9 +15,9 @@ import passt
 from passt.cli import main
 from passt.device import resolve_device
 from passt.errors import UsageError
+from tests.helpers import TINY, overrides_arg
 
-TINY = {"embed_dim": 32, "depth": 1, "num_heads": 2}
-OVERRIDES = "embed_dim=32,depth=1,num_heads=2"
+OVERRIDES = overrides_arg(TINY)
 
 
 def error_line(capsys, argv: list[str]) -> str:

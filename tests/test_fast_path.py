@@ -8,8 +8,9 @@ import torch
 
 import passt
 from passt.measure import StepSettings, build_step
+from tests.helpers import SMALL
 
-TINY = {"embed_dim": 64, "depth": 2, "num_heads": 4, "time": 4, "freq": 1}
+TINY = {**SMALL, "depth": 2, "time": 4, "freq": 1}
 
 
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])

@@ -13,7 +13,7 @@ import torch
 import passt
 import passt.hear as hear
 from passt.errors import UsageError
-from tests.helpers import SMALL, quiet
+from tests.helpers import SMALL, overrides_arg, quiet
 from tests.test_inference import save_train_checkpoint
 
 pytest.importorskip("hear21passt")
@@ -187,7 +187,7 @@ def test_passt_embed_shares_the_embedding(small_pair, tmp_path, capsys):
     from passt.cli import main
 
     code = main(["embed", str(tmp_path / "clip.wav"), "--checkpoint", str(small_pair[1]),
-                 "--model-overrides", "embed_dim=64,depth=1,num_heads=4", "--mode", "all",
+                 "--model-overrides", overrides_arg(SMALL), "--mode", "all",
                  "--device", "cpu", "--no-progress", "--out", str(out)])
     assert code == 0
     model = hear.load_model(small_pair[1], device="cpu", **SMALL)

@@ -17,9 +17,10 @@ import passt
 from passt.audio import decode
 from passt.cli import main
 from passt.inference import Windowing, format_tags, load_model, save_embeddings
+from tests.helpers import SMALL, overrides_arg
 
-TINY = {"embed_dim": 64, "depth": 1, "num_heads": 4}
-OVERRIDES = "embed_dim=64,depth=1,num_heads=4"
+TINY = SMALL
+OVERRIDES = overrides_arg(SMALL)
 CLASSES = 10
 # name: (seconds, sample rate, channels); the 5-minute file lies in a subdirectory
 CORPUS = {
