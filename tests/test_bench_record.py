@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 import pytest
-from record_reads import record_reads
 
 from passt.errors import UsageError
 from passt.measure.bench_file import load_bench_file
@@ -23,6 +22,7 @@ from passt.measure.bench_record import (
 from passt.measure.field_table import HEADER, field_table
 from passt.report import write_report
 from passt.report.inputs import TABLE1_NEEDS
+from tests.record_reads import record_reads
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "bench_small.json"

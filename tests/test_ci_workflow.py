@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import yaml
-from history_runs import Bench, commit_sha, write_runs
+
+from tests.history_runs import Bench, commit_sha, write_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "bench.yml.example"

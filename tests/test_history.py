@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from history_runs import Bench, commit_sha, write_runs
 from scipy import stats
 
 from passt.cli import main
 from passt.errors import UsageError
 from passt.history import HistoryConfig, find_shifts, history_of, load_runs
 from passt.history_page import format_html
+from tests.history_runs import Bench, commit_sha, write_runs
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
                                                 "google-chrome", "chrome"))), None)

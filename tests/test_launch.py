@@ -22,11 +22,12 @@ from passt.frontend import create_frontend
 from passt.launch import Job, LaunchConfig, RunsFailed, run_processes
 from passt.maps import read_maps
 from passt.train import METRICS_JSONL
+from tests.helpers import TINY, model_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_ARGS = ["--data", "synthetic", "--data-options", "size=32", "--eval-data-options",
-             "size=16", "--clip-seconds", "1", "--embed-dim", "32", "--depth", "1",
-             "--num-heads", "2", "--batch-size", "8", "--lr", "1e-3", "--no-progress",
+             "size=16", "--clip-seconds", "1", *model_flags(TINY), "--batch-size", "8", "--lr",
+             "1e-3", "--no-progress",
              "--device", "cpu"]
 SWEEP = ["sweep", "--variants", "passt-s,passt-s-n", "--seeds", "0,1", "--steps", "3",
          *TINY_ARGS]
@@ -117,8 +118,8 @@ def test_local_cross_validation_in_processes(tmp_path):
                                      clips_per_class=6, seconds=1.0))
     out = tmp_path / "cv"
     printed = finished(passt("train", "--data", f"esc50:{data}", "--folds", "all",
-                             "--clip-seconds", "1", "--embed-dim", "32", "--depth", "1",
-                             "--num-heads", "2", "--batch-size", "6", "--epochs", "1",
+                             "--clip-seconds", "1", *model_flags(TINY), "--batch-size", "6",
+                             "--epochs", "1",
                              "--no-progress", "--jobs", "3", "--out", str(out)))
     assert "3 fold(s) (1, 2, 3), single-label" in printed
     summary = json.loads((out / "summary.json").read_text())
@@ -177,8 +178,8 @@ def test_two_nodes_train_as_one_process_over_the_same_global_batch(tmp_path):
     frames = create_frontend().frames(32_000)
     # nothing random in a step: no patchout (passt-b), augmentation, jitter, masks or crop
     common = ["--variant", "passt-b", "--data", "synthetic", "--data-options", "size=64",
-              "--eval-data-options", "size=8", "--clip-seconds", "1", "--embed-dim", "32",
-              "--depth", "1", "--num-heads", "2", "--lr", "1e-3", "--uniform",
+              "--eval-data-options", "size=8", "--clip-seconds", "1", *model_flags(TINY),
+              "--lr", "1e-3", "--uniform",
               "--no-augment", "all", "--frontend-overrides",
               "fmin_aug_range=1,fmax_aug_range=1,freq_mask=0,time_mask=0",
               "--model-overrides", f"frames={frames}", "--max-steps", "4", "--log-every", "1",
@@ -227,8 +228,7 @@ def test_a_preempted_slurm_job_is_requeued_and_resumes_from_its_checkpoint(tmp_p
 
     run = run_config(TrainConfig(variant="passt-s", data="synthetic",
                                  data_options={"size": 64}, eval_data_options={"size": 16},
-                                 clip_seconds=1.0, model_overrides={"embed_dim": 32, "depth": 1,
-                                                                    "num_heads": 2},
+                                 clip_seconds=1.0, model_overrides=TINY,
                                  batch_size=4, lr=1e-3, log_every=1, checkpoint_every=5,
                                  device="cpu"),
                      "passt-s", 0, tmp_path, Budget(steps=60))

@@ -6,8 +6,9 @@ import torch
 import passt
 from passt import patchout, variant_config, variants
 from passt.measure import StepSettings, build_step, flops
+from tests.helpers import FEW_PATCHES, SMALL
 
-TINY = dict(embed_dim=64, depth=2, num_heads=4, time=2, freq=1)
+TINY = {**SMALL, "depth": 2, **FEW_PATCHES}
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +135,7 @@ def test_a_users_strategy_gets_plain_ints_under_fvcores_trace(monkeypatch):
             return (torch.arange(grid[0], device=device)[:, None] * grid[1]
                     + torch.arange(cols, device=device)).flatten()
 
-    passt.register_variant(passt.Variant("test-half", ("test-half-columns",), settings=dict(
-        embed_dim=64, depth=1, num_heads=4)))
+    passt.register_variant(passt.Variant("test-half", ("test-half-columns",), settings=SMALL))
     settings = StepSettings(variant="test-half", clip_seconds=1.0)
     report = flops.count_flops(settings, "train")
     assert report.notes == () and report.forward_fvcore == pytest.approx(report.forward_torch)

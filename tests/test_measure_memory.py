@@ -15,8 +15,9 @@ from passt.measure import (
     saved_activation_bytes,
 )
 from passt.measure.memory import fit_line
+from tests.helpers import FEW_PATCHES, SMALL
 
-TINY = dict(embed_dim=64, depth=2, num_heads=4, time=2, freq=1)
+TINY = {**SMALL, "depth": 2, **FEW_PATCHES}
 
 
 def tiny(**kwargs) -> StepSettings:

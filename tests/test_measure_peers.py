@@ -18,6 +18,7 @@ from passt.measure.peers import (
     peer_variants,
     profile_peer,
 )
+from tests.helpers import SMALL
 
 pytest.importorskip("hear21passt")
 pytestmark = [  # hear21passt's frontend uses deprecated torch APIs
@@ -25,7 +26,6 @@ pytestmark = [  # hear21passt's frontend uses deprecated torch APIs
     pytest.mark.filterwarnings("ignore:.*torch.cuda.amp.autocast:FutureWarning"),
 ]
 
-SMALL = dict(embed_dim=64, depth=1, num_heads=4)
 PATCHOUT = {"passt-s": dict(time=5, freq=2), "passt-u": dict(drop=50),
             "passt-s-n": dict(time=3, freq=1), "passt-b": {}}
 

@@ -4,13 +4,10 @@ import pytest
 import torch
 
 from passt.measure import StepSettings, build_step
+from tests.helpers import FEW_PATCHES, SMALL, step_settings
 
-TINY = dict(embed_dim=64, depth=1, num_heads=4, time=2, freq=1)
-
-
-def tiny(**kwargs) -> StepSettings:
-    return StepSettings(**{"model_overrides": TINY, "clip_seconds": 1.0, "batch_size": 2,
-                           **kwargs})
+TINY = {**SMALL, **FEW_PATCHES}
+tiny = step_settings
 
 
 @pytest.mark.parametrize(
@@ -40,7 +37,7 @@ def test_bad_settings_raise_clear_errors(kwargs, match):
 
 def test_shortest_clip_is_one_patch():
     settings = tiny(variant="passt-b", clip_seconds=0.151,
-                    model_overrides=dict(embed_dim=64, depth=1, num_heads=4))
+                    model_overrides=SMALL)
     step = build_step(settings, kind="inference")
     assert step.frames == 16 and step.seq_len == 12 * 1 + 2
     step()

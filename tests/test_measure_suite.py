@@ -17,14 +17,15 @@ from passt.measure.presets import get_preset
 from passt.measure.record import settings_record
 from passt.measure.step import make_forward
 from passt.measure.suite import measure
+from tests import helpers
+from tests.helpers import FEW_PATCHES, step_settings
 
-TINY = dict(embed_dim=32, depth=1, num_heads=2, time=2, freq=1)
+TINY = {**helpers.TINY, **FEW_PATCHES}
 PLAN = dataclasses.replace(get_preset("cpu-small"), warmup=1, rounds=2, max_rounds=2)
 
 
 def tiny(**kwargs) -> StepSettings:
-    return StepSettings(**{"model_overrides": TINY, "clip_seconds": 1.0, "batch_size": 2,
-                           **kwargs})
+    return step_settings(**{"model_overrides": TINY, **kwargs})
 
 
 def cheap_profile(step) -> BenchRecord:

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from passt.measure import StepSettings, build_step, synchronize, time_step
+from tests.helpers import SMALL
 
-TINY = dict(embed_dim=64, depth=1, num_heads=4)
+TINY = SMALL
 
 
 @pytest.fixture(scope="module")

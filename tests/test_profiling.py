@@ -20,8 +20,9 @@ from passt.measure.flops import torch_flops
 from passt.measure.presets import get_preset
 from passt.profiling import COMPONENTS, profile_scaling, profile_step, profile_variants
 from passt.profiling.components import ATTENTION_CORE, MLP, component_of
+from tests import helpers
 
-SMALL = {"embed_dim": 96, "depth": 2, "num_heads": 4}
+SMALL = {**helpers.SMALL, "embed_dim": 96, "depth": 2}
 PRESET = dataclasses.replace(get_preset("cpu-small"), warmup=1, rounds=1, max_rounds=1)
 
 

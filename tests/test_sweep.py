@@ -28,13 +28,15 @@ from passt.model import grid_size
 from passt.sweep import Budget, parse_seeds, run_sweep
 from passt.train import METRICS_JSONL, TrainConfig, train
 from passt.train.plan import budget_steps
+from tests import helpers
+from tests.helpers import model_flags
 
 TINY = {"data": "synthetic", "data_options": {"size": 48}, "eval_data_options": {"size": 24},
-        "clip_seconds": 1.0, "model_overrides": {"embed_dim": 32, "depth": 1, "num_heads": 2},
+        "clip_seconds": 1.0, "model_overrides": helpers.TINY,
         "batch_size": 8, "lr": 1e-3, "log_every": 1, "device": "cpu", "epochs": None}
 TINY_ARGS = ["--data", "synthetic", "--data-options", "size=48", "--eval-data-options",
-             "size=24", "--clip-seconds", "1", "--embed-dim", "32", "--depth", "1",
-             "--num-heads", "2", "--batch-size", "8", "--lr", "1e-3", "--no-progress",
+             "size=24", "--clip-seconds", "1", *model_flags(helpers.TINY),
+             "--batch-size", "8", "--lr", "1e-3", "--no-progress",
              "--device", "cpu"]
 
 
@@ -104,7 +106,7 @@ def test_train_flops_match_the_closed_form():
     from passt.factory import create_model
     from passt.measure.flops import train_flops_per_sample
 
-    model = create_model("passt-b", embed_dim=64, depth=2, num_heads=4, num_classes=10)
+    model = create_model("passt-b", **{**helpers.SMALL, "depth": 2}, num_classes=10)
     frames = 100
     counted = train_flops_per_sample(model, frames)
     cfg = model.cfg

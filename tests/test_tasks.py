@@ -16,9 +16,9 @@ from passt.errors import UsageError
 from passt.inference import tag
 from passt.tasks import check_targets, task_loss, task_scores
 from passt.train import METRICS_CSV, METRICS_JSONL, TrainConfig, train
+from tests.helpers import TINY
 
 SAMPLE_RATE = 32000
-TINY = {"embed_dim": 32, "depth": 1, "num_heads": 2}
 
 
 class OneTone(Dataset):

@@ -9,9 +9,10 @@ import torch
 
 import passt
 from passt.block_reduction import PROTECTED, BlockView
+from tests import helpers
 from tests.helpers import NoHostSync
 
-SMALL = {"embed_dim": 64, "depth": 3, "num_heads": 4, "frames": 200}
+SMALL = {**helpers.SMALL, "depth": 3, "frames": 200}
 
 
 def _pair(reduction_args: dict, reductions: str = "tome", **overrides):
@@ -160,8 +161,8 @@ def test_compiled_training_step_has_no_graph_break_and_no_host_sync():
 
     torch._dynamo.reset()
     torch.manual_seed(0)
-    model = passt.create_model("passt-s-tome", embed_dim=32, depth=2, num_heads=2, time=2,
-                               freq=1, frames=200).train()
+    model = passt.create_model("passt-s-tome", **{**helpers.TINY, "depth": 2},
+                               **helpers.FEW_PATCHES, frames=200).train()
 
     def step(mel, targets):
         return torch.nn.functional.binary_cross_entropy_with_logits(model(mel), targets)

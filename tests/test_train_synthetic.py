@@ -15,10 +15,11 @@ from passt.cli import main
 from passt.data import AugmentConfig
 from passt.inference import load_model
 from passt.train import LAST_CHECKPOINT, METRICS_JSONL, MetricsLog, TrainConfig, train
+from tests.helpers import SMALL, TINY, model_flags
 
 TINY_ARGS = ["--data", "synthetic", "--data-options", "size=32", "--eval-data-options",
-             "size=24", "--clip-seconds", "1", "--embed-dim", "32", "--depth", "1",
-             "--num-heads", "2", "--batch-size", "8", "--lr", "1e-3", "--log-every", "1",
+             "size=24", "--clip-seconds", "1", *model_flags(TINY),
+             "--batch-size", "8", "--lr", "1e-3", "--log-every", "1",
              "--no-progress", "--device", "cpu"]
 
 
@@ -97,7 +98,7 @@ def test_short_training_learns_the_synthetic_task(tmp_path):
     cfg = TrainConfig(
         variant="passt-s-n", data="synthetic", data_options={"size": 4096},
         eval_data_options={"size": 256}, clip_seconds=0.5,
-        model_overrides={"embed_dim": 64, "depth": 2, "num_heads": 4}, batch_size=16,
+        model_overrides={**SMALL, "depth": 2}, batch_size=16,
         epochs=None, max_steps=512, lr=1e-3, balanced=False, augment=AugmentConfig.off(),
         frontend_overrides={"freq_mask": 0, "time_mask": 0}, log_every=64, device="cpu",
         out_dir=str(tmp_path))

@@ -13,7 +13,7 @@ import torch
 
 import passt
 import passt.variants
-from tests.helpers import token_count
+from tests.helpers import SMALL, token_count
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "table1.csv"
 # (variant, training sequence length incl. the two tokens, eval length, Table 1 row)
@@ -30,7 +30,7 @@ EXPECTED = [
 
 @pytest.mark.parametrize("name, train_len, eval_len, row", EXPECTED)
 def test_sequence_lengths_are_the_papers(name, train_len, eval_len, row):
-    model = passt.create_model(name, embed_dim=64, num_heads=4, depth=1)
+    model = passt.create_model(name, **SMALL)
     x = torch.randn(1, 128, model.cfg.frames)
     assert token_count(model.train(), x) == train_len
     with torch.no_grad():
