@@ -15,6 +15,13 @@ import passt
 from tests.helpers import SMALL, TINY_PLUGIN, step_settings, train_config
 
 
+def pytest_collection_modifyitems(items):
+    """An integration test is slow too: `-m "not slow"` leaves out every subprocess run."""
+    for item in items:
+        if item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def small_model():
     """Factory for a narrow, shallow model with the full-size patch grid."""

@@ -18,6 +18,8 @@ from passt.measure.instructions import INSTALL_HINT
 from passt.measure.journal import Journal
 from tests.helpers import SMALL, TINY_PLUGIN
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[1]
 # Filled from measurement on every device.
 MEASURED = ("seq_len", "params", "forward_gflops_per_sample", "train_gflops_per_sample",

@@ -124,6 +124,7 @@ def test_history_of_bad_input(capsys, tmp_path, args, message):
     assert message in error_line(capsys, ["history", *args, "--out", str(tmp_path)])
 
 
+@pytest.mark.integration
 def test_closed_stdout_ends_quietly():
     proc = subprocess.Popen([sys.executable, "-m", "passt.cli", "variants", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -238,6 +238,7 @@ def test_passt_train_cross_validates_from_scratch(tmp_path, esc50, capsys):
     assert summary["init"] is None and summary["steps"] == 3 * 2
 
 
+@pytest.mark.integration
 def test_cross_validation_under_torchrun(tmp_path, official, esc50):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -196,6 +196,7 @@ def chromium(page: Path, profile: Path, *flags: str) -> tuple[str, list[str]]:
     return proc.stdout, [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
 def test_the_page_renders_in_chromium_without_console_errors(tmp_path):
     write_runs(tmp_path / "runs", PLANTED["time"][0], runs=8, seed=1)
@@ -213,6 +214,7 @@ def test_the_page_renders_in_chromium_without_console_errors(tmp_path):
     assert any("noSuchName" in line for line in chromium(broken, tmp_path / "p2", "--dump-dom")[1])
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
 def test_the_latest_run_table_sorts_on_a_click(tmp_path):
     write_runs(tmp_path / "runs", PLANTED["time"][0], runs=8, seed=1)

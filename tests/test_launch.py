@@ -62,6 +62,7 @@ def sequential(tmp_path_factory) -> dict:
     return maps(out)
 
 
+@pytest.mark.integration
 def test_a_slurm_sweep_killed_after_its_first_job_resumes_to_the_same_numbers(tmp_path,
                                                                              sequential):
     pytest.importorskip("submitit")
@@ -83,6 +84,7 @@ def test_a_slurm_sweep_killed_after_its_first_job_resumes_to_the_same_numbers(tm
     assert (out / "slurm").is_dir()  # submitit's logs
 
 
+@pytest.mark.integration
 def test_local_jobs_run_at_once_with_the_same_numbers(tmp_path, sequential):
     out = tmp_path / "jobs"
     printed = finished(passt(*SWEEP, "--jobs", "2", "--out", str(out)))
@@ -91,6 +93,7 @@ def test_local_jobs_run_at_once_with_the_same_numbers(tmp_path, sequential):
     assert all((out / "runs" / v / f"seed-{s}" / "job.log").is_file() for v, s in sequential)
 
 
+@pytest.mark.integration
 def test_a_failed_job_shows_its_log_and_how_to_rerun_it(tmp_path):
     out = tmp_path / "failing"
     proc = passt("sweep", "--variants", "passt-s", "--steps", "2", "--clip-seconds", "1",
@@ -112,6 +115,7 @@ def test_a_failed_job_shows_its_log_and_how_to_rerun_it(tmp_path):
     assert f"rerun it alone: python -m passt.launch {job.path}" in str(e.value)
 
 
+@pytest.mark.integration
 def test_local_cross_validation_in_processes(tmp_path):
     data = tmp_path / "esc50"
     write_esc50_like(data, Esc50Like(classes=("chord", "arpeggio-up", "hiss"), folds=3,
@@ -143,6 +147,7 @@ def test_without_submitit_the_message_names_the_extra(tmp_path, monkeypatch):
         launch._slurm([], LaunchConfig(launcher="slurm"), tmp_path)
 
 
+@pytest.mark.integration
 def test_one_writer_at_a_time(tmp_path):
     lock = tmp_path / ".lock"
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from passt.atomic "
@@ -172,6 +177,7 @@ def train_losses(out: Path) -> list[float]:
     return [r["loss"] for r in rows if r["kind"] == "train"]
 
 
+@pytest.mark.integration
 def test_two_nodes_train_as_one_process_over_the_same_global_batch(tmp_path):
     """torchrun with a c10d rendezvous on 127.0.0.1: node ranks 0 and 1, one process each,
     gloo; the loss of each step equals a one-process run with both nodes' batches."""
@@ -259,6 +265,7 @@ def test_a_preempted_slurm_job_is_requeued_and_resumes_from_its_checkpoint(tmp_p
         ("passt-s", 0, 60)]
 
 
+@pytest.mark.integration
 def test_detached_runs_fill_maps_csv_after_the_command_returns(tmp_path):
     out = tmp_path / "detached"
     started = time.monotonic()

@@ -155,6 +155,7 @@ def test_user_strategy_by_decorator(registries):
         passt.register_patchout("test-bad")(object)
 
 
+@pytest.mark.integration
 def test_plugin_file_reaches_the_cli(tmp_path):
     plugin = tmp_path / "my_strategy.py"
     plugin.write_text(textwrap.dedent("""

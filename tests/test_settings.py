@@ -100,6 +100,7 @@ def test_sweep_offers_no_flag_for_what_it_sets_per_variant(tmp_path):
         assert flag not in subparser("sweep")._option_string_actions
 
 
+@pytest.mark.integration
 def test_plugin_variant_is_in_the_sweep_default(tmp_path):
     plugin = tmp_path / "my_variant.py"
     plugin.write_text(textwrap.dedent("""

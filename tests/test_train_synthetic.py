@@ -48,6 +48,7 @@ def test_cli_train_reports_bad_settings(tmp_path, capsys):
     assert "lr must be positive" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_killed_run_resumes_without_lost_or_repeated_rows(tmp_path):
     args = ["train", *TINY_ARGS, "--max-steps", "40", "--checkpoint-every", "3", "--out",
             str(tmp_path)]  # 4 steps per epoch: 10 epochs
@@ -75,6 +76,7 @@ def test_killed_run_resumes_without_lost_or_repeated_rows(tmp_path):
     assert [(r["kind"], r["step"]) for r in read_rows(tmp_path)] == expected
 
 
+@pytest.mark.integration
 def test_torchrun_two_processes(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "passt.cli", "train", *TINY_ARGS, "--batch-size", "4", "--max-steps", "3",

@@ -112,6 +112,7 @@ def test_composition_errors():
         passt.create_model()
 
 
+@pytest.mark.integration
 def test_cli_lists_variants_as_table_and_json():
     run = [sys.executable, "-m", "passt.cli", "variants"]
     table = subprocess.run(run, capture_output=True, text=True, check=True).stdout
@@ -126,6 +127,7 @@ def test_cli_lists_variants_as_table_and_json():
     assert {r["name"]: r["train_seq_len"] for r in rows}["passt-s-n"] == 254
 
 
+@pytest.mark.integration
 def test_cli_bad_plugin_is_a_clear_error():
     proc = subprocess.run([sys.executable, "-m", "passt.cli", "--plugin", "no_such_mod",
                            "variants"], capture_output=True, text=True)
