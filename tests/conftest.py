@@ -40,10 +40,10 @@ def tiny_step():
 
 @pytest.fixture
 def tiny_train_config(tmp_path):
-    """Factory for a tiny model's training config writing under ``tmp_path``."""
+    """Factory for a tiny model's training config writing to ``tmp_path``."""
 
     def make(**changes):
-        return train_config(tmp_path / "run", **changes)
+        return train_config(tmp_path, **changes)
 
     return make
 

@@ -86,15 +86,15 @@ def test_schedule_shape():
     assert WarmupLinearDecay(0, None, 0)(10**6) == 1.0
 
 
-def test_schedule_defaults_follow_the_paper(tmp_path):
-    paper = make_schedule(train_config(tmp_path), total_steps=1000)
+def test_schedule_defaults_follow_the_paper(tiny_train_config):
+    paper = make_schedule(tiny_train_config(), total_steps=1000)
     assert (paper.warmup_steps, paper.decay_start, paper.decay_end) == (50, 500, 1000)
-    constant = make_schedule(train_config(tmp_path, schedule="constant", warmup_steps=3), None)
+    constant = make_schedule(tiny_train_config(schedule="constant", warmup_steps=3), None)
     assert constant.decay_start is None and constant(2) == 1.0
     with pytest.raises(ValueError, match="known number of steps"):
-        make_schedule(train_config(tmp_path), total_steps=None)
+        make_schedule(tiny_train_config(), total_steps=None)
     with pytest.raises(ValueError, match="warmup_steps"):
-        make_schedule(train_config(tmp_path, warmup_steps=20, decay_start=10), total_steps=100)
+        make_schedule(tiny_train_config(warmup_steps=20, decay_start=10), total_steps=100)
 
 
 @pytest.mark.parametrize(("changes", "message"), [
@@ -108,26 +108,26 @@ def test_schedule_defaults_follow_the_paper(tmp_path):
     ({"variant": "passt-x"}, "unknown variant"),
     ({"min_lr_ratio": 2.0}, "min_lr_ratio"),
 ])
-def test_bad_config(tmp_path, changes, message):
+def test_bad_config(changes, message, tiny_train_config):
     with pytest.raises(ValueError, match=message):
-        train_config(tmp_path, **changes)
+        tiny_train_config(**changes)
 
 
-def test_config_round_trip(tmp_path):
-    cfg = train_config(tmp_path)
+def test_config_round_trip(tiny_train_config):
+    cfg = tiny_train_config()
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown training setting"):
         TrainConfig.from_dict({**cfg.to_dict(), "learning_rate": 1.0})
 
 
-def test_clip_too_short_for_patchout(tmp_path, tones):
-    cfg = train_config(tmp_path, model_overrides={**TINY, "time": 40})
+def test_clip_too_short_for_patchout(tones, tiny_train_config):
+    cfg = tiny_train_config(model_overrides={**TINY, "time": 40})
     with pytest.raises(ValueError, match="too few for the model.s patchout"):
         train(cfg, train_set=tones[0], eval_set=tones[1])
 
 
-def test_train_writes_checkpoint_and_metrics(tmp_path, tones):
-    result = train(train_config(tmp_path), train_set=tones[0], eval_set=tones[1])
+def test_train_writes_checkpoint_and_metrics(tmp_path, tones, tiny_train_config):
+    result = train(tiny_train_config(), train_set=tones[0], eval_set=tones[1])
     assert (result.step, result.epochs) == (12, 2)  # 24 clips / batch 4 = 6 steps per epoch
     rows = read_rows(tmp_path)
     assert [(r["kind"], r["step"]) for r in rows if r["kind"] == "eval"] == [("eval", 6),
@@ -146,7 +146,7 @@ def test_train_writes_checkpoint_and_metrics(tmp_path, tones):
                                 "train_seconds": result.train_seconds}
     assert ckpt["label_names"] == tones[0].label_names
     model, frontend, cfg = load_trained_model(tmp_path / LAST_CHECKPOINT)
-    assert cfg == train_config(tmp_path) and model.cfg.embed_dim == 32
+    assert cfg == tiny_train_config() and model.cfg.embed_dim == 32
     assert not model.training and not frontend.training
 
 
@@ -176,20 +176,20 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tones):
     assert resumed.metrics == reference.metrics
 
 
-def test_resume_of_a_finished_run_does_nothing(tmp_path, tones):
-    first = train(train_config(tmp_path, epochs=1), train_set=tones[0], eval_set=tones[1])
-    again = train(train_config(tmp_path, epochs=1), resume=True, train_set=tones[0],
+def test_resume_of_a_finished_run_does_nothing(tmp_path, tones, tiny_train_config):
+    first = train(tiny_train_config(epochs=1), train_set=tones[0], eval_set=tones[1])
+    again = train(tiny_train_config(epochs=1), resume=True, train_set=tones[0],
                   eval_set=tones[1])
     assert again.step == first.step and again.metrics == first.metrics
     assert len(read_rows(tmp_path)) == 7
 
 
-def test_existing_run_and_changed_settings_are_refused(tmp_path, tones):
-    train(train_config(tmp_path, max_steps=2), train_set=tones[0], eval_set=tones[1])
+def test_existing_run_and_changed_settings_are_refused(tones, tiny_train_config):
+    train(tiny_train_config(max_steps=2), train_set=tones[0], eval_set=tones[1])
     with pytest.raises(ValueError, match="pass resume"):
-        train(train_config(tmp_path, max_steps=2), train_set=tones[0], eval_set=tones[1])
+        train(tiny_train_config(max_steps=2), train_set=tones[0], eval_set=tones[1])
     with pytest.raises(ValueError, match=r"changed settings \(lr: 0.001 -> 0.01\)"):
-        train(train_config(tmp_path, max_steps=2, lr=1e-2), resume=True, train_set=tones[0],
+        train(tiny_train_config(max_steps=2, lr=1e-2), resume=True, train_set=tones[0],
               eval_set=tones[1])
 
 
@@ -204,15 +204,15 @@ def test_metrics_log_truncates_past_a_step(tmp_path):
     assert len((tmp_path / METRICS_CSV).read_text().splitlines()) == 3
 
 
-def test_time_budget_stops_with_an_evaluation(tmp_path, tones):
-    cfg = train_config(tmp_path, epochs=None, max_minutes=1e-6, schedule="constant")
+def test_time_budget_stops_with_an_evaluation(tmp_path, tones, tiny_train_config):
+    cfg = tiny_train_config(epochs=None, max_minutes=1e-6, schedule="constant")
     result = train(cfg, train_set=tones[0], eval_set=tones[1])
     assert result.step == 1 and result.epochs == 1  # the budget is spent after one step
     assert [r["kind"] for r in read_rows(tmp_path)] == ["train", "eval"]
 
 
-def test_sweep_budgets(tmp_path):
-    base = train_config(tmp_path)
+def test_sweep_budgets(tmp_path, tiny_train_config):
+    base = tiny_train_config()
     steps = run_config(base, "passt-s-n", 3, tmp_path, Budget(steps=5))
     assert (steps.variant, steps.seed, steps.epochs, steps.max_steps, steps.schedule) == (
         "passt-s-n", 3, None, 5, "paper")
@@ -230,22 +230,22 @@ def test_sweep_budgets(tmp_path):
 
 
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
-def test_mixed_precision(tmp_path, tones, dtype):
-    result = train(train_config(tmp_path, dtype=dtype, max_steps=2), train_set=tones[0],
+def test_mixed_precision(tmp_path, tones, dtype, tiny_train_config):
+    result = train(tiny_train_config(dtype=dtype, max_steps=2), train_set=tones[0],
                    eval_set=tones[1])
     assert result.step == 2 and math.isfinite(result.metrics["map"])
     ckpt = load_training_checkpoint(tmp_path / LAST_CHECKPOINT)
     assert (ckpt["scaler"] is not None) == (dtype == "fp16")  # gradient scaling for fp16 only
 
 
-def test_start_from_a_passt_checkpoint(tmp_path):
+def test_start_from_a_passt_checkpoint(tmp_path, tiny_train_config):
     source = create_model("passt-s", **TINY)  # 527 classes, as an official checkpoint
     torch.save(source.state_dict(), tmp_path / "passt.pt")
-    cfg = train_config(tmp_path, init=f"checkpoint:{tmp_path / 'passt.pt'}")
+    cfg = tiny_train_config(init=f"checkpoint:{tmp_path / 'passt.pt'}")
     model = build_model(cfg, num_classes=4, frames=100)
     assert torch.equal(model.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
     assert model.head[1].out_features == 4  # a new classifier for the dataset's classes
-    missing = train_config(tmp_path, init=f"imagenet:{tmp_path / 'deit.pt'}")
+    missing = tiny_train_config(init=f"imagenet:{tmp_path / 'deit.pt'}")
     with pytest.raises(FileNotFoundError, match="deit.pt"):
         build_model(missing, num_classes=4, frames=100)
 
@@ -264,8 +264,9 @@ def slow_sync(monkeypatch):
     return calls
 
 
-def test_reported_train_seconds_count_the_device_wait(tmp_path, tones, slow_sync):
-    cfg = train_config(tmp_path, epochs=1, log_every=2, checkpoint_every=None)
+def test_reported_train_seconds_count_the_device_wait(tmp_path, tones, slow_sync,
+                                                      tiny_train_config):
+    cfg = tiny_train_config(epochs=1, log_every=2, checkpoint_every=None)
     result = train(cfg, train_set=tones[0], eval_set=tones[1])
     rows = read_rows(tmp_path)
     assert [r["step"] for r in rows if r["kind"] == "train"] == [2, 4, 6]
@@ -277,8 +278,8 @@ def test_reported_train_seconds_count_the_device_wait(tmp_path, tones, slow_sync
     assert ckpt["progress"]["train_seconds"] == result.train_seconds >= 3 * SYNC_SECONDS
 
 
-def test_time_budget_stop_counts_the_device_wait(tmp_path, tones, slow_sync):
-    cfg = train_config(tmp_path, epochs=None, max_minutes=1e-6, schedule="constant",
+def test_time_budget_stop_counts_the_device_wait(tones, slow_sync, tiny_train_config):
+    cfg = tiny_train_config(epochs=None, max_minutes=1e-6, schedule="constant",
                       log_every=100)
     result = train(cfg, train_set=tones[0], eval_set=tones[1])
     assert result.step == 1 and len(slow_sync) == 1
