@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import subprocess
+import sys
 import textwrap
 import warnings
 from pathlib import Path
@@ -15,11 +18,13 @@ import passt
 from passt.measure import StepSettings
 from passt.train import TrainConfig
 
+ROOT = Path(__file__).resolve().parents[1]
+
 # The two model sizes every test starts from; a test that needs more says so, e.g.
 # {**SMALL, "depth": 2}. Both keep the full-size patch grid, so patchout and shapes are real.
 TINY = {"embed_dim": 32, "depth": 1, "num_heads": 2}  # training, CLI runs, sweeps
 SMALL = {"embed_dim": 64, "depth": 1, "num_heads": 4}  # model maths, oracles, measurement
-FEW_PATCHES = {"time": 2, "freq": 1}  # structured patchout keeping most of a 1 s clip's grid
+FEW_PATCHES = {"time": 2, "freq": 1}  # structured patchout: drop 2 time columns, 1 freq row
 
 # A plugin registering 'tiny-s': SMALL with passt-s's structured patchout.
 TINY_PLUGIN = textwrap.dedent(f"""
@@ -43,6 +48,23 @@ def train_config(out_dir: str | Path, **changes) -> TrainConfig:
                 "batch_size": 4, "epochs": 2, "lr": 1e-3, "log_every": 1,
                 "checkpoint_every": 2, "out_dir": str(out_dir), **changes}
     return TrainConfig(**settings)
+
+
+def save_train_checkpoint(model: passt.PaSST, path: Path, classes: int = 10) -> Path:
+    """A checkpoint in the layout `passt train` writes, of a SMALL model trained on 4 s clips."""
+    torch.save({"format": "passt-train/1", "model": model.state_dict(), "optimizer": {},
+                "config": {"variant": "passt-s", "model_overrides": SMALL, "clip_seconds": 4.0},
+                "num_classes": classes, "label_names": [f"c{i}" for i in range(classes)]},
+               path)
+    return path
+
+
+def run_bench(plugin: Path, *args: str, **env_vars: str) -> subprocess.CompletedProcess:
+    """`pytest bench/` with ``plugin`` loaded, run in the plugin's folder."""
+    env = {**os.environ, "PASST_PLUGINS": str(plugin), **env_vars}
+    cmd = [sys.executable, "-m", "pytest", str(ROOT / "bench"), "--benchmark-only", "-q",
+           "-p", "no:cacheprovider", f"--rootdir={ROOT}", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=plugin.parent)
 
 
 def overrides_arg(settings: dict) -> str:

@@ -107,6 +107,7 @@ def test_old_rows_by_kind():
     assert rows[("passt-b", "train", None)].peak_memory_points == {}
 
 
+@pytest.mark.slow
 def test_the_committed_report_comes_from_the_committed_run(tmp_path):
     """reports/table1.* are what `tox -e bench` writes from the committed run and sweep."""
     write_report(ROOT / "reports" / "bench.json", tmp_path,

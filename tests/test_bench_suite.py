@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -16,11 +14,10 @@ import pytest
 from passt.cli import main
 from passt.measure.instructions import INSTALL_HINT
 from passt.measure.journal import Journal
-from tests.helpers import SMALL
+from tests.helpers import SMALL, run_bench
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[1]
 # Filled from measurement on every device.
 MEASURED = ("seq_len", "params", "forward_gflops_per_sample", "train_gflops_per_sample",
             "activation_bytes_per_sample", "samples_per_s",
@@ -28,14 +25,6 @@ MEASURED = ("seq_len", "params", "forward_gflops_per_sample", "train_gflops_per_
 # Only measurable on a GPU with NVML and a datasheet peak.
 GPU_ONLY = ("mfu", "peak_tflops", "joules_per_sample", "mean_power_w",
             "peak_memory_bytes_per_sample")
-
-
-def run_bench(plugin: Path, *args: str, **env_vars: str) -> subprocess.CompletedProcess:
-    """`pytest bench/` with ``plugin`` loaded, run in the plugin's folder."""
-    env = {**os.environ, "PASST_PLUGINS": str(plugin), **env_vars}
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "bench"), "--benchmark-only", "-q",
-           "-p", "no:cacheprovider", f"--rootdir={ROOT}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=plugin.parent)
 
 
 def test_suite_fills_every_field_from_measurement(tmp_path, tiny_plugin):

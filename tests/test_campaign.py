@@ -303,6 +303,7 @@ time.sleep(float(sys.argv[1]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seconds, cut", [(0.1, False), (60, True)])
 def test_a_step_past_its_cap_is_interrupted_then_killed(tmp_path, seconds, cut):
     step = campaign.Step("x", "d", [sys.executable, "-c", INTERRUPTIBLE, str(seconds)], 30)

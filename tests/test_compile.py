@@ -9,6 +9,7 @@ import passt
 from tests.helpers import FEW_PATCHES, TINY
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("per_sample", [False, True])
 def test_training_draws_compile_with_a_symbolic_batch(per_sample):
     # The memory fit runs one compiled step at several batch sizes; dynamo then makes the

@@ -140,6 +140,7 @@ def read_csv(path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_cross_validation_never_leaks_a_clip_and_summarises(tmp_path, official, esc50):
     cfg = finetuning(tmp_path, official, data=f"esc50:{esc50}")
     summary = cross_validate(cfg, None, progress=False)
@@ -167,6 +168,7 @@ def test_cross_validation_never_leaks_a_clip_and_summarises(tmp_path, official, 
     assert summary["steps"] == 3 * 6  # 12 training clips a fold in batches of 2, one epoch
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_between_folds_skips_the_finished(tmp_path, official, esc50,
                                                               monkeypatch):
     cfg = finetuning(tmp_path, official, data=f"esc50:{esc50}")
@@ -195,6 +197,7 @@ def test_resume_after_a_kill_between_folds_skips_the_finished(tmp_path, official
     assert [int(r["fold"]) for r in read_csv(out / FOLDS_CSV)] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_cross_validation_input_errors(tmp_path, official, esc50):
     cfg = finetuning(tmp_path, official, data=f"esc50:{esc50}")
     with pytest.raises(UsageError, match=r"fold\(s\) 4, 5 not in esc50:.*; its folds: 1, 2, 3"):
@@ -213,6 +216,7 @@ def test_cross_validation_input_errors(tmp_path, official, esc50):
     assert len(open_dataset(f"folder:{root}", split=None, clip_seconds=1.0)) == 2
 
 
+@pytest.mark.slow
 def test_passt_finetune_cross_validates_from_the_command_line(tmp_path, official, esc50,
                                                               capsys):
     out = tmp_path / "cli"
@@ -228,6 +232,7 @@ def test_passt_finetune_cross_validates_from_the_command_line(tmp_path, official
     assert config["model_overrides"]["frames"] == 100
 
 
+@pytest.mark.slow
 def test_passt_train_cross_validates_from_scratch(tmp_path, esc50, capsys):
     out = tmp_path / "scratch"
     assert main(["train", "--data", f"esc50:{esc50}", "--folds", "all", "--clip-seconds", "1",

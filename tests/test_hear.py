@@ -13,8 +13,7 @@ import torch
 import passt
 import passt.hear as hear
 from passt.errors import UsageError
-from tests.helpers import SMALL, overrides_arg, quiet
-from tests.test_inference import save_train_checkpoint
+from tests.helpers import SMALL, overrides_arg, quiet, save_train_checkpoint
 
 pytest.importorskip("hear21passt")
 pytestmark = pytest.mark.filterwarnings("ignore")  # hear21passt's deprecated torch APIs
@@ -57,6 +56,7 @@ def small_pair(tmp_path_factory):
     return net.eval(), path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_matches_hear21passt_in_every_mode(small_pair, mode):
     net, path = small_pair
@@ -84,6 +84,7 @@ def test_matches_hear21passt_in_every_mode(small_pair, mode):
     assert ms[0, :3].tolist() == [0.0, 50.0, 100.0] and ms[1, -1].item() == 3000.0
 
 
+@pytest.mark.slow
 def test_matches_hear21passt_at_full_size(official_passt_s, tmp_path):
     """PaSST-S at full size (12 blocks of 768): 3 s scene embeddings in mode all."""
     path = tmp_path / "passt-s.pt"

@@ -223,6 +223,7 @@ def children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_a_preempted_slurm_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
     """submitit's preemption signal (its local executor's stand-in for SLURM's): the job is
     checkpointed by submitit, requeued, and its training continues from the last checkpoint,

@@ -20,6 +20,7 @@ def full_size():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant, seq_len", [("passt-b", 1190), ("passt-s", 474)])
 def test_three_counts_agree_on_full_size_models(full_size, variant, seq_len):
     report = full_size[variant]
@@ -29,6 +30,7 @@ def test_three_counts_agree_on_full_size_models(full_size, variant, seq_len):
     assert report.forward_torch == pytest.approx(report.forward_analytic, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_passt_s_in_eval_costs_what_passt_b_does(full_size):
     b, s = variant_config("passt-b"), variant_config("passt-s")
     assert flops.analytic_flops(s, 1190, 1000) == flops.analytic_flops(b, 1190, 1000)
@@ -36,6 +38,7 @@ def test_passt_s_in_eval_costs_what_passt_b_does(full_size):
         flops.analytic_flops(s, 1190) / 1e9)
 
 
+@pytest.mark.slow
 def test_training_step_is_about_three_forwards(full_size):
     report = full_size["passt-s"]
     assert report.step_analytic == pytest.approx(3 * report.forward_analytic)
@@ -141,6 +144,7 @@ def test_a_users_strategy_gets_plain_ints_under_fvcores_trace(monkeypatch):
     assert report.notes == () and report.forward_fvcore == pytest.approx(report.forward_torch)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant, overrides", [
     ("passt-s-tome", {"r": 20}), ("passt-s-evit", {"keep_rate": 0.5, "locations": (0,)}),
     ("passt-s-flex", {"time": 2, "freq": 1}),

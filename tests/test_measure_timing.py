@@ -17,6 +17,7 @@ def step():
                                    model_overrides=TINY))
 
 
+@pytest.mark.slow
 def test_timing_fields_are_consistent(step):
     timing = time_step(step, warmup=1, iters=5)
     assert len(timing.times_s) == 5 and timing.warmup == 1 and timing.iters == 5

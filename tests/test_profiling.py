@@ -42,6 +42,7 @@ def profiled(tmp_path_factory, tiny_variant):
     return out, profiles
 
 
+@pytest.mark.slow
 def test_every_field_is_filled(profiled, tiny_variant):
     out, profiles = profiled
     assert {p.kind for p in profiles} == {"train", "inference"}
@@ -59,6 +60,7 @@ def test_every_field_is_filled(profiled, tiny_variant):
         assert (out / name).is_file(), name
 
 
+@pytest.mark.slow
 def test_components_add_up_to_the_step(profiled, tiny_variant):
     _, profiles = profiled
     for p in profiles:
@@ -71,6 +73,7 @@ def test_components_add_up_to_the_step(profiled, tiny_variant):
     assert round(1e9 * train.total_gflops) == torch_flops(step)
 
 
+@pytest.mark.slow
 def test_trace_has_an_event_for_every_component(profiled, tiny_variant):
     out, profiles = profiled
     train = next(p for p in profiles if p.kind == "train")
@@ -82,6 +85,7 @@ def test_trace_has_an_event_for_every_component(profiled, tiny_variant):
     assert all(e["ph"] == "X" and e["dur"] >= 0 for e in trace["traceEvents"])
 
 
+@pytest.mark.slow
 def test_attention_takes_a_larger_share_of_passt_b_than_of_passt_s():
     shares = {}
     for variant in ("passt-b", "passt-s"):
@@ -91,6 +95,7 @@ def test_attention_takes_a_larger_share_of_passt_b_than_of_passt_s():
     assert shares["passt-b"] > shares["passt-s"]
 
 
+@pytest.mark.slow
 def test_attention_flops_grow_quadratically_and_mlp_linearly(tmp_path):
     points = profile_scaling(["passt-b"], PRESET, tmp_path, clips=[2.5, 5.0, 10.0],
                              overrides={"model_overrides": SMALL})

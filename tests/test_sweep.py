@@ -90,6 +90,7 @@ def test_summary_over_seeds():
         summarize(mixed)
 
 
+@pytest.mark.slow
 def test_budget_ends_within_one_step_and_is_priced_on_the_model(tmp_path):
     cfg = TrainConfig(**TINY, variant="passt-s", max_tflops=0.003, eval_points=3,
                       out_dir=str(tmp_path))
@@ -146,6 +147,7 @@ def test_bad_budgets_and_seeds_are_clear_errors(tmp_path):
     assert not (tmp_path / "single").exists()
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_skipping_finished_pairs(tmp_path, monkeypatch):
     base = TrainConfig(**{**TINY, "epochs": 1}, variant="passt-s", eval_points=2)
     trained: list[tuple[str, int]] = []
@@ -185,6 +187,7 @@ def test_killed_sweep_resumes_skipping_finished_pairs(tmp_path, monkeypatch):
         run_sweep(["passt-s"], other, tmp_path, budget, seeds=(0,), resume=True)
 
 
+@pytest.mark.slow
 def test_cli_sweep_with_seeds_and_baseline(tmp_path, capsys):
     assert main(["sweep", "--variants", "passt-s", "--budget-tflops", "0.002", "--seeds", "0,1",
                  "--eval-points", "2", "--baseline-clips", "48", *TINY_ARGS,
@@ -196,6 +199,7 @@ def test_cli_sweep_with_seeds_and_baseline(tmp_path, capsys):
     assert "2 seeds" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_new_variants_train_at_equal_compute(tmp_path):
     # merging and pruning inside the network make a step cheaper, so the same budget buys
     # more of them (passt-s-flex trains too, elsewhere: at this width its kernel resize, once

@@ -146,6 +146,7 @@ def test_training_step_makes_no_host_sync():
         model(torch.randn(2, 1, 128, 200)).sum().backward()
 
 
+@pytest.mark.slow
 def test_compiled_training_step_has_no_graph_break_and_no_host_sync():
     # One forward and one backward graph (fullgraph=True would raise on a graph break), and
     # none of their ops reads a value back to the host. The graphs are AOT autograd's, kept

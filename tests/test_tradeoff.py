@@ -54,6 +54,7 @@ def test_grid_points():
             parse_grid([spec])
 
 
+@pytest.mark.slow
 def test_a_checkpoint_end_to_end(checkpoint, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["tradeoff", "--checkpoint", str(checkpoint), "--grid", "tome:r=0,8",

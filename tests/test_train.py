@@ -126,6 +126,7 @@ def test_clip_too_short_for_patchout(tones, tiny_train_config):
         train(cfg, train_set=tones[0], eval_set=tones[1])
 
 
+@pytest.mark.slow
 def test_train_writes_checkpoint_and_metrics(tmp_path, tones, tiny_train_config):
     result = train(tiny_train_config(), train_set=tones[0], eval_set=tones[1])
     assert (result.step, result.epochs) == (12, 2)  # 24 clips / batch 4 = 6 steps per epoch
@@ -150,6 +151,7 @@ def test_train_writes_checkpoint_and_metrics(tmp_path, tones, tiny_train_config)
     assert not model.training and not frontend.training
 
 
+@pytest.mark.slow
 def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tones):
     whole, crashed = tmp_path / "whole", tmp_path / "crashed"
     reference = train(train_config(whole), train_set=tones[0], eval_set=tones[1])
@@ -176,6 +178,7 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tones):
     assert resumed.metrics == reference.metrics
 
 
+@pytest.mark.slow
 def test_resume_of_a_finished_run_does_nothing(tmp_path, tones, tiny_train_config):
     first = train(tiny_train_config(epochs=1), train_set=tones[0], eval_set=tones[1])
     again = train(tiny_train_config(epochs=1), resume=True, train_set=tones[0],
@@ -204,6 +207,7 @@ def test_metrics_log_truncates_past_a_step(tmp_path):
     assert len((tmp_path / METRICS_CSV).read_text().splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_time_budget_stops_with_an_evaluation(tmp_path, tones, tiny_train_config):
     cfg = tiny_train_config(epochs=None, max_minutes=1e-6, schedule="constant")
     result = train(cfg, train_set=tones[0], eval_set=tones[1])
@@ -229,6 +233,7 @@ def test_sweep_budgets(tmp_path, tiny_train_config):
         run_sweep(["passt-z"], base, tmp_path, Budget(steps=1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
 def test_mixed_precision(tmp_path, tones, dtype, tiny_train_config):
     result = train(tiny_train_config(dtype=dtype, max_steps=2), train_set=tones[0],
@@ -264,6 +269,7 @@ def slow_sync(monkeypatch):
     return calls
 
 
+@pytest.mark.slow
 def test_reported_train_seconds_count_the_device_wait(tmp_path, tones, slow_sync,
                                                       tiny_train_config):
     cfg = tiny_train_config(epochs=1, log_every=2, checkpoint_every=None)
@@ -278,6 +284,7 @@ def test_reported_train_seconds_count_the_device_wait(tmp_path, tones, slow_sync
     assert ckpt["progress"]["train_seconds"] == result.train_seconds >= 3 * SYNC_SECONDS
 
 
+@pytest.mark.slow
 def test_time_budget_stop_counts_the_device_wait(tones, slow_sync, tiny_train_config):
     cfg = tiny_train_config(epochs=None, max_minutes=1e-6, schedule="constant",
                       log_every=100)

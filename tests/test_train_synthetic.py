@@ -27,6 +27,7 @@ def read_rows(out_dir) -> list[dict]:
     return [json.loads(line) for line in (out_dir / METRICS_JSONL).read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_cli_train_then_eval(tmp_path, capsys):
     assert main(["train", *TINY_ARGS, "--max-steps", "3", "--out", str(tmp_path)]) == 0
     rows = read_rows(tmp_path)
@@ -95,6 +96,7 @@ def test_torchrun_two_processes(tmp_path):
     assert ckpt["progress"]["step"] == 3
 
 
+@pytest.mark.slow
 def test_short_training_learns_the_synthetic_task(tmp_path):
     """30 s of CPU training of a small passt-s-n on 0.5 s clips: mAP well above chance."""
     cfg = TrainConfig(

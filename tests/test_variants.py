@@ -56,6 +56,7 @@ def test_parameter_counts(official_passt_s):
 NEW = ("passt-b-tome", "passt-s-tome", "passt-s-evit", "passt-s-flex")
 
 
+@pytest.mark.slow
 def test_official_checkpoint_loads_strictly_into_every_new_variant(official_passt_s):
     # no reduction adds a parameter or changes a shape: the official layout loads as it is
     sd = official_passt_s.state_dict()
