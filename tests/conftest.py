@@ -1,18 +1,25 @@
-"""Shared fixtures: small models for speed, the official hear21passt code as an oracle."""
+"""Shared fixtures: the tiny model, step settings, train config and plugin file, and the
+official hear21passt code as an oracle. Plain helpers and the sizes live in tests/helpers.py."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import passt
+from tests.helpers import SMALL, TINY_PLUGIN, step_settings, train_config
 
-SMALL = {"embed_dim": 64, "depth": 1, "num_heads": 4}
+
+def pytest_collection_modifyitems(items):
+    """An integration test is slow too: `-m "not slow"` leaves out every subprocess run."""
+    for item in items:
+        if item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture
@@ -23,6 +30,30 @@ def small_model():
         return passt.create_model(name, **{**SMALL, **overrides})
 
     return make
+
+
+@pytest.fixture
+def tiny_step():
+    """Factory for step settings of the small model on 1 s clips (see helpers.step_settings)."""
+    return step_settings
+
+
+@pytest.fixture
+def tiny_train_config(tmp_path):
+    """Factory for a tiny model's training config writing to ``tmp_path``."""
+
+    def make(**changes):
+        return train_config(tmp_path, **changes)
+
+    return make
+
+
+@pytest.fixture
+def tiny_plugin(tmp_path) -> Path:
+    """A plugin file registering 'tiny-s', a small passt-s (helpers.TINY_PLUGIN)."""
+    plugin = tmp_path / "tiny_variant.py"
+    plugin.write_text(TINY_PLUGIN)
+    return plugin
 
 
 @pytest.fixture(scope="session")
@@ -37,30 +68,3 @@ def official_passt_s():
         model = get_model(arch="passt_s_swa_p16_128_ap476", pretrained=False,
                           s_patchout_t=40, s_patchout_f=4)
     return model.eval()
-
-
-def quiet(fn, *args, **kwargs):
-    """Call the official code with its prints and warnings silenced."""
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn(*args, **kwargs)
-
-
-def token_count(model: passt.PaSST, x: torch.Tensor) -> int:
-    """Sequence length entering the first transformer block for input ``x``."""
-    seen = []
-    handle = model.blocks[0].register_forward_pre_hook(lambda m, a: seen.append(a[0].shape[1]))
-    try:
-        model(x)
-    finally:
-        handle.remove()
-    return seen[0]
-
-
-class NoHostSync(TorchDispatchMode):
-    """Raises on any op that reads a tensor value back to Python (.item(), bool(t), ...)."""
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func is torch.ops.aten._local_scalar_dense.default:
-            raise RuntimeError("host synchronisation in the training path")
-        return func(*args, **(kwargs or {}))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from passt.cli import main
 
 
+@pytest.mark.slow
 def test_mean_spectrum_baseline_beats_chance_but_not_by_much(capsys):
     code = main(["baseline", "--data", "synthetic", "--data-options", "size=240",
                  "--eval-data-options", "size=120", "--clip-seconds", "1", "--json"])

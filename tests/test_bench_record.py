@@ -9,8 +9,6 @@ import re
 from pathlib import Path
 
 import pytest
-from doc_pages import PAGES
-from record_reads import record_reads
 
 from passt.measure.bench_file import load_bench_file
 from passt.measure.bench_record import (
@@ -24,6 +22,8 @@ from passt.measure.field_table import HEADER, field_table
 from passt.report import write_report
 from passt.report.inputs import TABLE1_NEEDS
 from passt.utils.errors import UsageError
+from tests.doc_pages import PAGES
+from tests.record_reads import record_reads
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "bench_small.json"
@@ -108,6 +108,7 @@ def test_old_rows_by_kind():
     assert rows[("passt-b", "train", None)].peak_memory_points == {}
 
 
+@pytest.mark.slow
 def test_the_committed_report_comes_from_the_committed_run(tmp_path):
     """reports/table1.* are what `tox -e bench` writes from the committed run and sweep."""
     write_report(ROOT / "reports" / "bench.json", tmp_path,

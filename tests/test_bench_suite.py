@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -16,15 +14,10 @@ import pytest
 from passt.cli import main
 from passt.measure.instructions import INSTALL_HINT
 from passt.measure.journal import Journal
+from tests.helpers import SMALL, run_bench
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY_PLUGIN = textwrap.dedent("""
-    import passt
+pytestmark = pytest.mark.integration
 
-    passt.register_variant(passt.Variant(
-        "tiny-s", ("structured",), {"time": 10, "freq": 2},
-        settings={"embed_dim": 64, "depth": 1, "num_heads": 4}, description="a narrow passt-s"))
-""")
 # Filled from measurement on every device.
 MEASURED = ("seq_len", "params", "forward_gflops_per_sample", "train_gflops_per_sample",
             "activation_bytes_per_sample", "samples_per_s",
@@ -34,19 +27,10 @@ GPU_ONLY = ("mfu", "peak_tflops", "joules_per_sample", "mean_power_w",
             "peak_memory_bytes_per_sample")
 
 
-def run_bench(tmp_path: Path, *args: str, **env_vars: str) -> subprocess.CompletedProcess:
-    plugin = tmp_path / "tiny_variant.py"
-    plugin.write_text(TINY_PLUGIN)
-    env = {**os.environ, "PASST_PLUGINS": str(plugin), **env_vars}
-    cmd = [sys.executable, "-m", "pytest", str(ROOT / "bench"), "--benchmark-only", "-q",
-           "-p", "no:cacheprovider", f"--rootdir={ROOT}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path)
-
-
-def test_suite_fills_every_field_from_measurement(tmp_path):
+def test_suite_fills_every_field_from_measurement(tmp_path, tiny_plugin):
     out, journal = tmp_path / "out.json", tmp_path / "journal.jsonl"
     # a PATH without valgrind: --bench-instructions leaves the counts null and says why
-    proc = run_bench(tmp_path, "--bench-variants", "tiny-s", "--bench-clip-seconds", "1",
+    proc = run_bench(tiny_plugin, "--bench-variants", "tiny-s", "--bench-clip-seconds", "1",
                      "--bench-max-seconds", "2", f"--benchmark-json={out}",
                      f"--bench-journal={journal}", "--bench-instructions",
                      PATH=str(Path(sys.executable).parent))
@@ -85,14 +69,14 @@ def test_suite_fills_every_field_from_measurement(tmp_path):
     (["--bench-batch-size", "0"], "batch_size must be at least 1, got 0"),
     (["--bench-clip-seconds", "0.1"], "shorter than one patch (16 frames)"),
 ])
-def test_bad_options_are_clear_errors(tmp_path, args, message):
+def test_bad_options_are_clear_errors(args, message, tiny_plugin):
     variants = [] if "--bench-variants" in args else ["--bench-variants", "tiny-s"]
-    proc = run_bench(tmp_path, *variants, *args)
+    proc = run_bench(tiny_plugin, *variants, *args)
     assert proc.returncode == 4  # pytest's usage error: nothing was measured
     assert message in proc.stderr + proc.stdout
 
 
-OOM_PLUGIN = textwrap.dedent("""
+OOM_PLUGIN = textwrap.dedent(f"""
     import torch
     import passt
     from passt.patchout import StructuredPatchout
@@ -107,16 +91,15 @@ OOM_PLUGIN = textwrap.dedent("""
             return super().draw(grid, batch, device, generator)
 
     passt.register_variant(passt.Variant(
-        "tiny-oom", ("oom-at-three",), {"time": 10, "freq": 2},
-        settings={"embed_dim": 64, "depth": 1, "num_heads": 4}))
+        "tiny-oom", ("oom-at-three",), {{"time": 10, "freq": 2}}, settings={SMALL!r}))
 """)
 
 
-def test_an_oom_while_timing_is_a_row_and_the_next_benchmark_runs(tmp_path):
+def test_an_oom_while_timing_is_a_row_and_the_next_benchmark_runs(tmp_path, tiny_plugin):
     plugin = tmp_path / "oom_variant.py"
     plugin.write_text(OOM_PLUGIN)
     out, journal = tmp_path / "out.json", tmp_path / "journal.jsonl"
-    proc = run_bench(tmp_path, f"--bench-plugin={plugin}", "--bench-variants", "tiny-oom",
+    proc = run_bench(tiny_plugin, f"--bench-plugin={plugin}", "--bench-variants", "tiny-oom",
                      "--bench-clip-seconds", "1", "--bench-batch-size", "3",
                      "--bench-rounds", "2", "--bench-max-rounds", "2", "--bench-warmup", "1",
                      "--bench-replicas", "1", f"--benchmark-json={out}",
@@ -131,34 +114,34 @@ def test_an_oom_while_timing_is_a_row_and_the_next_benchmark_runs(tmp_path):
     assert journaled["train"]["times_s"] == [] and len(journaled["inference"]["times_s"]) == 2
 
 
-def test_resume_takes_finished_benchmarks_from_the_journal(tmp_path):
+def test_resume_takes_finished_benchmarks_from_the_journal(tmp_path, tiny_plugin):
     journal = tmp_path / "journal.jsonl"
     args = ["--bench-variants", "tiny-s", "--bench-clip-seconds", "1", "--bench-rounds", "2",
             "--bench-max-rounds", "2",
             "--bench-warmup", "0", f"--bench-journal={journal}", "-k", "inference"]
-    first = run_bench(tmp_path, *args, f"--benchmark-json={tmp_path / 'a.json'}")
+    first = run_bench(tiny_plugin, *args, f"--benchmark-json={tmp_path / 'a.json'}")
     assert first.returncode == 0, first.stdout[-3000:]
-    again = run_bench(tmp_path, *args, "--bench-resume",
+    again = run_bench(tiny_plugin, *args, "--bench-resume",
                       f"--benchmark-json={tmp_path / 'b.json'}")
     assert again.returncode == 0, again.stdout[-3000:]
     assert len(Journal(journal).read()) == 1  # nothing measured the second time
     a, b = (json.loads((tmp_path / n).read_text())["benchmarks"][0] for n in ("a.json", "b.json"))
     assert a["stats"]["data"] == b["stats"]["data"] and a["extra_info"] == b["extra_info"]
-    other = run_bench(tmp_path, *args, "--bench-resume", "--bench-rounds", "3",
+    other = run_bench(tiny_plugin, *args, "--bench-resume", "--bench-rounds", "3",
                       "--bench-max-rounds", "3",
                       f"--benchmark-json={tmp_path / 'c.json'}")
     assert other.returncode == 0, other.stdout[-3000:]
     assert len(Journal(journal).read()) == 2  # other settings: measured again
     # the whole timing plan decides, replicas included (`Preset.plan_record`)
-    replicas = run_bench(tmp_path, *args, "--bench-resume", "--bench-replicas", "2",
+    replicas = run_bench(tiny_plugin, *args, "--bench-resume", "--bench-replicas", "2",
                          f"--benchmark-json={tmp_path / 'd.json'}")
     assert replicas.returncode == 0, replicas.stdout[-3000:]
     assert len(Journal(journal).read()) == 3
 
 
-def test_bench_profile_breaks_down_the_benchmarked_variants(tmp_path):
+def test_bench_profile_breaks_down_the_benchmarked_variants(tmp_path, tiny_plugin):
     out = tmp_path / "profile"
-    proc = run_bench(tmp_path, "--bench-variants", "tiny-s", "--bench-clip-seconds", "1",
+    proc = run_bench(tiny_plugin, "--bench-variants", "tiny-s", "--bench-clip-seconds", "1",
                      "--bench-rounds", "1", "--bench-max-rounds", "1", "--bench-warmup", "0",
                      "--bench-journal=",
                      f"--bench-profile={out}", "-k", "inference")

@@ -13,8 +13,9 @@ import passt.patchout
 import passt.reductions.block
 import passt.variants
 from passt.reductions.block import PROTECTED
+from tests import helpers
 
-SMALL = {"embed_dim": 64, "depth": 3, "num_heads": 4, "frames": 200}
+SMALL = {**helpers.SMALL, "depth": 3, "frames": 200}
 
 
 @pytest.fixture

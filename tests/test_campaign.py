@@ -36,6 +36,7 @@ def env(back: Path | None = None) -> dict[str, str]:
     return {**e, "OUT": str(back)} if back else e
 
 
+@pytest.mark.integration
 def test_the_plan_fits_one_device_call():
     proc = subprocess.run(["bash", str(SCRIPT), "--plan", "--json"], capture_output=True,
                           text=True, env=env(), timeout=120)
@@ -60,6 +61,7 @@ def published(back: Path) -> dict:
     return {"summary": json.loads((back / "summary.json").read_text()), "archive": names}
 
 
+@pytest.mark.integration
 def test_dry_run_passes_hands_back_and_resumes(tmp_path):
     out, back = tmp_path / "work", tmp_path / "back"
     run = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--out", str(out)],
@@ -126,6 +128,7 @@ def leftovers(out: Path) -> str:
                           text=True).stdout.strip()
 
 
+@pytest.mark.integration
 def test_a_killed_campaign_leaves_its_results_and_no_process(tmp_path):
     out, back = tmp_path / "work", tmp_path / "back"
     proc = subprocess.Popen(["bash", str(SCRIPT), "--dry-run", "--out", str(out)],
@@ -148,6 +151,7 @@ def test_a_killed_campaign_leaves_its_results_and_no_process(tmp_path):
     assert any(k["who"] == "official" for k in got["summary"]["key_numbers"])
 
 
+@pytest.mark.integration
 def test_a_spent_budget_skips_the_rest_and_a_stopped_campaign_stops_its_step(tmp_path):
     out = tmp_path / "work"
     run = subprocess.run(["bash", str(SCRIPT), "--dry-run", "--out", str(out), "--budget-s",
@@ -167,6 +171,7 @@ def test_a_spent_budget_skips_the_rest_and_a_stopped_campaign_stops_its_step(tmp
     assert leftovers(out) == ""
 
 
+@pytest.mark.integration
 def test_select_names_the_steps_it_knows():
     proc = subprocess.run(["bash", str(SCRIPT), "--plan", "--select", "key,gpu-all"],
                           capture_output=True, text=True, env=env(), timeout=120)
@@ -174,6 +179,7 @@ def test_select_names_the_steps_it_knows():
     assert "--select: unknown step(s) gpu-all; known: env, key, paper-key" in proc.stderr
 
 
+@pytest.mark.integration
 def test_two_versions_of_a_wheel_are_refused(tmp_path):
     (tmp_path / "bench").mkdir()
     shutil.copy(SCRIPT, tmp_path / "bench" / "campaign.sh")
@@ -297,6 +303,7 @@ time.sleep(float(sys.argv[1]))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seconds, cut", [(0.1, False), (60, True)])
 def test_a_step_past_its_cap_is_interrupted_then_killed(tmp_path, seconds, cut):
     step = campaign.Step("x", "d", [sys.executable, "-c", INTERRUPTIBLE, str(seconds)], 30)

@@ -8,9 +8,10 @@ import torch
 
 import passt
 from passt.checkpoints import adapt_imagenet, read_state_dict
-from tests.conftest import quiet
+from tests import helpers
+from tests.helpers import quiet
 
-SMALL = {"embed_dim": 64, "depth": 2, "num_heads": 4}
+SMALL = {**helpers.SMALL, "depth": 2}
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +74,7 @@ def deit_state():
     return timm.create_model("deit_base_distilled_patch16_384", pretrained=False).state_dict()
 
 
+@pytest.mark.slow
 def test_imagenet_adaptation_matches_the_official_recipe(deit_state):
     from hear21passt.models.passt import adapt_image_pos_embed_to_passt, adapt_input_conv
 
@@ -90,6 +92,7 @@ def test_imagenet_adaptation_matches_the_official_recipe(deit_state):
     assert sd["head.1.weight"].shape == (527, 768)
 
 
+@pytest.mark.slow
 def test_imagenet_start_for_reduced_depth_keeps_every_other_block(deit_state):
     model = passt.create_model("passt-s-l", imagenet=deit_state)
     sd = model.state_dict()

@@ -10,8 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
-from history_runs import Bench, commit_sha, write_runs
+
+from tests.history_runs import Bench, commit_sha, write_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "bench.yml.example"
@@ -88,6 +90,7 @@ def test_the_measuring_step_counts_instructions_beside_the_times():
     assert any("passt history" in r for r in runs.values())
 
 
+@pytest.mark.integration
 def test_a_clean_run_passes_and_writes_the_summary_and_history(tmp_path):
     place_runs(tmp_path, regress=False)
     steps = run_steps(tmp_path, event="push")
@@ -103,6 +106,7 @@ def test_a_clean_run_passes_and_writes_the_summary_and_history(tmp_path):
     assert len((tmp_path / "history" / "history.csv").read_text().splitlines()) == 1 + 2 * 9
 
 
+@pytest.mark.integration
 def test_a_regression_fails_the_job_with_its_row_in_the_summary(tmp_path):
     place_runs(tmp_path, regress=True)
     steps = run_steps(tmp_path, event="pull_request")

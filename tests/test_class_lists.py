@@ -18,9 +18,9 @@ from passt.inference.run import load_model
 from passt.run_checkpoint import RunCheckpoint
 from passt.train import LAST_CHECKPOINT, METRICS_JSONL, TrainConfig, train
 from passt.utils.errors import UsageError
+from tests.helpers import TINY, model_flags
 
 SR = 32000
-TINY = {"embed_dim": 32, "depth": 1, "num_heads": 2}
 
 
 def chirp(seed: int, seconds: float = 1.0) -> np.ndarray:
@@ -77,8 +77,8 @@ def test_labels_name_the_classes_and_reach_passt_tag(tmp_path):
     assert Hdf5Dataset(path, labels_file=labels).label_names == names
     out = tmp_path / "run"
     assert main(["train", "--data", f"hdf5:{path}", "--eval-data", f"hdf5:{path}", "--labels",
-                 str(labels), "--clip-seconds", "1", "--embed-dim", "32", "--depth", "1",
-                 "--num-heads", "2", "--batch-size", "4", "--max-steps", "1", "--uniform",
+                 str(labels), "--clip-seconds", "1", *model_flags(TINY), "--batch-size", "4",
+                 "--max-steps", "1", "--uniform",
                  "--no-progress", "--out", str(out)]) == 0
     assert load_model(out / LAST_CHECKPOINT).label_names == names
 

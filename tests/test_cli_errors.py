@@ -15,9 +15,9 @@ import passt
 from passt.cli import main
 from passt.utils.device import resolve_device
 from passt.utils.errors import UsageError
+from tests.helpers import TINY, overrides_arg
 
-TINY = {"embed_dim": 32, "depth": 1, "num_heads": 2}
-OVERRIDES = "embed_dim=32,depth=1,num_heads=2"
+OVERRIDES = overrides_arg(TINY)
 
 
 def error_line(capsys, argv: list[str]) -> str:
@@ -124,6 +124,7 @@ def test_history_of_bad_input(capsys, tmp_path, args, message):
     assert message in error_line(capsys, ["history", *args, "--out", str(tmp_path)])
 
 
+@pytest.mark.integration
 def test_closed_stdout_ends_quietly():
     proc = subprocess.Popen([sys.executable, "-m", "passt.cli", "variants", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

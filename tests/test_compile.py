@@ -6,8 +6,10 @@ import pytest
 import torch
 
 import passt
+from tests.helpers import FEW_PATCHES, TINY
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("per_sample", [False, True])
 def test_training_draws_compile_with_a_symbolic_batch(per_sample):
     # The memory fit runs one compiled step at several batch sizes; dynamo then makes the
@@ -15,8 +17,8 @@ def test_training_draws_compile_with_a_symbolic_batch(per_sample):
     # crop, patchout) must trace with it.
     torch.manual_seed(0)
     frontend = passt.create_frontend().train()
-    model = passt.create_model("passt-s", embed_dim=32, depth=1, num_heads=2, time=2, freq=1,
-                               frames=200, per_sample=per_sample).train()
+    model = passt.create_model("passt-s", **TINY, **FEW_PATCHES, frames=200,
+                               per_sample=per_sample).train()
     step = torch.compile(lambda w: model(frontend(w)), fullgraph=True)
     for batch in (2, 3):
         waves = torch.randn(batch, 32000)

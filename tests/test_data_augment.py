@@ -8,7 +8,7 @@ import torch
 
 from passt.data import Augment, AugmentConfig, augment
 from passt.data.augment import sample_gamma, sample_mixing
-from tests.conftest import NoHostSync
+from tests.helpers import NoHostSync
 
 
 def gen(seed: int = 0) -> torch.Generator:

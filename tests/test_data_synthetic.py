@@ -118,6 +118,7 @@ def macro_map(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
                           for c in np.flatnonzero(test_y.any(0))]))
 
 
+@pytest.mark.slow
 def test_mean_spectrum_misses_what_time_frequency_patterns_carry():
     config = SyntheticConfig(clip_seconds=3.0)
     train = SyntheticDataset(400, seed=0, config=config)

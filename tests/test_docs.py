@@ -4,7 +4,8 @@ the README's Table 1 excerpt is reports/table1.md's."""
 from __future__ import annotations
 
 import pytest
-from doc_pages import PAGES, ROOT, anchor, broken_links
+
+from tests.doc_pages import PAGES, ROOT, anchor, broken_links
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))

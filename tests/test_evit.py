@@ -14,8 +14,9 @@ import torch.nn.functional as F
 import passt
 from passt.reductions.block import PROTECTED
 from passt.reductions.evit import paper_locations
+from tests import helpers
 
-SMALL = {"embed_dim": 64, "depth": 4, "num_heads": 4, "frames": 200}
+SMALL = {**helpers.SMALL, "depth": 4, "frames": 200}
 
 
 @pytest.mark.parametrize("train", [False, True])
@@ -49,8 +50,8 @@ def test_tokens_follow_the_keep_rate(keep_rate, locations):
 
 def test_one_pruning_block_by_hand():
     torch.manual_seed(0)
-    model = passt.create_model(reductions="evit", keep_rate=0.6, locations=(0,), embed_dim=32,
-                               depth=2, num_heads=2, frames=100).eval()
+    model = passt.create_model(reductions="evit", keep_rate=0.6, locations=(0,),
+                               **{**helpers.TINY, "depth": 2}, frames=100).eval()
     mel = torch.randn(2, 1, 128, 100)
     block = model.blocks[0]
     with torch.no_grad():

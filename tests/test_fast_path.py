@@ -8,10 +8,12 @@ import torch
 
 import passt
 from passt.measure import StepSettings, build_step
+from tests.helpers import SMALL
 
-TINY = {"embed_dim": 64, "depth": 2, "num_heads": 4, "time": 4, "freq": 1}
+TINY = {**SMALL, "depth": 2, "time": 4, "freq": 1}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
 def test_training_step_compiles_without_graph_breaks(dtype):
     """Frontend, model and loss of a training step are one function; frontend draws, time crop
@@ -26,6 +28,7 @@ def test_training_step_compiles_without_graph_breaks(dtype):
     assert explained.graph_count == 1
 
 
+@pytest.mark.slow
 def test_fast_path_eval_logits_match_fp32_math_within_bf16_tolerance():
     torch.manual_seed(0)
     model = passt.create_model("passt-s", attention="math", **TINY).eval()

@@ -36,8 +36,10 @@ from passt.train import (
 from passt.train.crossval import CLIPS_CSV, FOLDS_CSV, SUMMARY_JSON, cross_validate
 from passt.train.finetune import finetune_config
 from passt.utils.errors import UsageError
+from tests import helpers
+from tests.helpers import model_flags
 
-TINY = {"embed_dim": 32, "depth": 2, "num_heads": 2}
+TINY = {**helpers.TINY, "depth": 2}
 CLASSES = ("chord", "arpeggio-up", "hiss")
 
 
@@ -92,8 +94,8 @@ def test_a_checkpoint_whose_architecture_does_not_fit_is_refused(tmp_path, offic
     assert "is dropped" not in caplog.text  # the misfit is said first, and alone
     assert issubclass(CheckpointMismatchError, UsageError)  # the CLI: one line, status 2
     assert main(["finetune", "--data", "synthetic", "--init", f"checkpoint:{official}",
-                 "--clip-seconds", "1", "--embed-dim", "32", "--depth", "3", "--num-heads", "2",
-                 "--max-steps", "1", "--out", str(tmp_path / "cli")]) == 2
+                 "--clip-seconds", "1", *model_flags({**TINY, "depth": 3}), "--max-steps", "1",
+                 "--out", str(tmp_path / "cli")]) == 2
     assert "does not fit the model" in capsys.readouterr().err
     with pytest.raises(UsageError, match=r"pass --init checkpoint:CKPT .*; none was given"):
         finetune_config(TrainConfig(out_dir=str(tmp_path)))
@@ -138,6 +140,7 @@ def read_csv(path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_cross_validation_never_leaks_a_clip_and_summarises(tmp_path, official, esc50):
     cfg = finetuning(tmp_path, official, data=f"esc50:{esc50}")
     summary = cross_validate(cfg, None, progress=False)
@@ -165,6 +168,7 @@ def test_cross_validation_never_leaks_a_clip_and_summarises(tmp_path, official, 
     assert summary["steps"] == 3 * 6  # 12 training clips a fold in batches of 2, one epoch
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_between_folds_skips_the_finished(tmp_path, official, esc50,
                                                               monkeypatch):
     cfg = finetuning(tmp_path, official, data=f"esc50:{esc50}")
@@ -193,6 +197,7 @@ def test_resume_after_a_kill_between_folds_skips_the_finished(tmp_path, official
     assert [int(r["fold"]) for r in read_csv(out / FOLDS_CSV)] == [1, 2, 3]
 
 
+@pytest.mark.slow
 def test_cross_validation_input_errors(tmp_path, official, esc50):
     cfg = finetuning(tmp_path, official, data=f"esc50:{esc50}")
     with pytest.raises(UsageError, match=r"fold\(s\) 4, 5 not in esc50:.*; its folds: 1, 2, 3"):
@@ -211,12 +216,13 @@ def test_cross_validation_input_errors(tmp_path, official, esc50):
     assert len(open_dataset(f"folder:{root}", split=None, clip_seconds=1.0)) == 2
 
 
+@pytest.mark.slow
 def test_passt_finetune_cross_validates_from_the_command_line(tmp_path, official, esc50,
                                                               capsys):
     out = tmp_path / "cli"
     assert main(["finetune", "--data", f"esc50:{esc50}", "--init", f"checkpoint:{official}",
-                 "--folds", "1,2", "--clip-seconds", "1", "--embed-dim", "32", "--depth", "2",
-                 "--num-heads", "2", "--batch-size", "4", "--epochs", "1", "--patchout", "none",
+                 "--folds", "1,2", "--clip-seconds", "1", *model_flags(TINY),
+                 "--batch-size", "4", "--epochs", "1", "--patchout", "none",
                  "--no-progress", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "2 fold(s) (1, 2), single-label, passt-s with none patchout" in printed
@@ -226,22 +232,24 @@ def test_passt_finetune_cross_validates_from_the_command_line(tmp_path, official
     assert config["model_overrides"]["frames"] == 100
 
 
+@pytest.mark.slow
 def test_passt_train_cross_validates_from_scratch(tmp_path, esc50, capsys):
     out = tmp_path / "scratch"
     assert main(["train", "--data", f"esc50:{esc50}", "--folds", "all", "--clip-seconds", "1",
-                 "--embed-dim", "32", "--depth", "1", "--num-heads", "2", "--batch-size", "6",
+                 *model_flags(helpers.TINY), "--batch-size", "6",
                  "--epochs", "1", "--no-progress", "--out", str(out)]) == 0
     assert "3 fold(s) (1, 2, 3), single-label" in capsys.readouterr().out
     summary = json.loads((out / SUMMARY_JSON).read_text())
     assert summary["init"] is None and summary["steps"] == 3 * 2
 
 
+@pytest.mark.integration
 def test_cross_validation_under_torchrun(tmp_path, official, esc50):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "passt.cli", "finetune", "--data", f"esc50:{esc50}", "--init",
-           f"checkpoint:{official}", "--folds", "1,2", "--clip-seconds", "1", "--embed-dim",
-           "32", "--depth", "2", "--num-heads", "2", "--batch-size", "2", "--epochs", "1",
+           f"checkpoint:{official}", "--folds", "1,2", "--clip-seconds", "1", *model_flags(TINY),
+           "--batch-size", "2", "--epochs", "1",
            "--no-progress", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

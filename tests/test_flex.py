@@ -10,8 +10,9 @@ import torch.nn.functional as F
 
 import passt
 from passt.reductions.flex import pi_resize, pi_resize_matrix, resize_pos_embed
+from tests.helpers import TINY
 
-SMALL = {"embed_dim": 32, "depth": 2, "num_heads": 2, "frames": 200}
+SMALL = {**TINY, "depth": 2, "frames": 200}
 
 
 @pytest.mark.parametrize("new", [16, 20, 24, 32])

@@ -10,7 +10,7 @@ from torchaudio.compliance.kaldi import get_mel_banks
 from passt import frontend
 from passt.frontend import FrontendConfig, MelFrontend, create_frontend, kaldi_mel_banks
 from passt.utils.errors import UsageError
-from tests.conftest import NoHostSync
+from tests.helpers import NoHostSync
 
 SR = 32000
 MASKED = (0.0 + 4.5) / 5.0

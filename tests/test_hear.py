@@ -13,8 +13,7 @@ import torch
 import passt
 import passt.inference.hear as hear
 from passt.utils.errors import UsageError
-from tests.conftest import SMALL, quiet
-from tests.test_inference import save_train_checkpoint
+from tests.helpers import SMALL, overrides_arg, quiet, save_train_checkpoint
 
 pytest.importorskip("hear21passt")
 pytestmark = pytest.mark.filterwarnings("ignore")  # hear21passt's deprecated torch APIs
@@ -57,6 +56,7 @@ def small_pair(tmp_path_factory):
     return net.eval(), path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", MODES)
 def test_matches_hear21passt_in_every_mode(small_pair, mode):
     net, path = small_pair
@@ -84,6 +84,7 @@ def test_matches_hear21passt_in_every_mode(small_pair, mode):
     assert ms[0, :3].tolist() == [0.0, 50.0, 100.0] and ms[1, -1].item() == 3000.0
 
 
+@pytest.mark.slow
 def test_matches_hear21passt_at_full_size(official_passt_s, tmp_path):
     """PaSST-S at full size (12 blocks of 768): 3 s scene embeddings in mode all."""
     path = tmp_path / "passt-s.pt"
@@ -187,7 +188,7 @@ def test_passt_embed_shares_the_embedding(small_pair, tmp_path, capsys):
     from passt.cli import main
 
     code = main(["embed", str(tmp_path / "clip.wav"), "--checkpoint", str(small_pair[1]),
-                 "--model-overrides", "embed_dim=64,depth=1,num_heads=4", "--mode", "all",
+                 "--model-overrides", overrides_arg(SMALL), "--mode", "all",
                  "--device", "cpu", "--no-progress", "--out", str(out)])
     assert code == 0
     model = hear.load_model(small_pair[1], device="cpu", **SMALL)

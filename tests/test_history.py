@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from history_runs import Bench, commit_sha, write_runs
 from scipy import stats
 
 from passt.cli import main
 from passt.measure.history import HistoryConfig, find_shifts, history_of, load_runs
 from passt.report.history_page import format_html
 from passt.utils.errors import UsageError
+from tests.history_runs import Bench, commit_sha, write_runs
 
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
                                                 "google-chrome", "chrome"))), None)
@@ -196,6 +196,7 @@ def chromium(page: Path, profile: Path, *flags: str) -> tuple[str, list[str]]:
     return proc.stdout, [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
 def test_the_page_renders_in_chromium_without_console_errors(tmp_path):
     write_runs(tmp_path / "runs", PLANTED["time"][0], runs=8, seed=1)
@@ -213,6 +214,7 @@ def test_the_page_renders_in_chromium_without_console_errors(tmp_path):
     assert any("noSuchName" in line for line in chromium(broken, tmp_path / "p2", "--dump-dom")[1])
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(CHROMIUM is None, reason="no chromium binary (apt-get install chromium)")
 def test_the_latest_run_table_sorts_on_a_click(tmp_path):
     write_runs(tmp_path / "runs", PLANTED["time"][0], runs=8, seed=1)

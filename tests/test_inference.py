@@ -17,9 +17,10 @@ import passt
 from passt.cli import main
 from passt.data.audio import decode
 from passt.inference.run import Windowing, format_tags, load_model, save_embeddings
+from tests.helpers import SMALL, overrides_arg, save_train_checkpoint
 
-TINY = {"embed_dim": 64, "depth": 1, "num_heads": 4}
-OVERRIDES = "embed_dim=64,depth=1,num_heads=4"
+TINY = SMALL
+OVERRIDES = overrides_arg(SMALL)
 CLASSES = 10
 # name: (seconds, sample rate, channels); the 5-minute file lies in a subdirectory
 CORPUS = {
@@ -83,6 +84,7 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.slow
 def test_every_format_rate_channel_count_and_length_is_tagged(tagged):
     assert list(tagged) == sorted(CORPUS)  # directories searched recursively, sorted
     for name, (seconds, _, _) in CORPUS.items():
@@ -99,6 +101,7 @@ def test_every_format_rate_channel_count_and_length_is_tagged(tagged):
     assert len(tagged["sub/g_five_minutes.wav"].window_starts) == 59
 
 
+@pytest.mark.slow
 def test_windows_cover_a_five_minute_file(tagged):
     r = tagged["sub/g_five_minutes.wav"]
     assert r.window_starts[0] == 0 and r.window_ends[-1] == r.duration == 300
@@ -107,6 +110,7 @@ def test_windows_cover_a_five_minute_file(tagged):
     assert np.allclose(np.diff(r.window_starts), 5)
 
 
+@pytest.mark.slow
 def test_last_window_ends_with_the_file_and_short_files_are_one_window(tagged):
     long = tagged["c_long.flac"]
     assert long.window_starts.tolist() == [0, 5, 10, 15, 20, 25, 27]
@@ -115,6 +119,7 @@ def test_last_window_ends_with_the_file_and_short_files_are_one_window(tagged):
     assert short.window_starts.tolist() == [0] and short.window_ends.tolist() == [0.5]
 
 
+@pytest.mark.slow
 def test_short_file_equals_its_zero_padded_ten_seconds(tagged, corpus, model, tmp_path):
     audio = decode(corpus / "a_short.wav")
     padded = tmp_path / "padded.wav"
@@ -124,6 +129,7 @@ def test_short_file_equals_its_zero_padded_ten_seconds(tagged, corpus, model, tm
                                atol=1e-5)
 
 
+@pytest.mark.slow
 def test_batching_does_not_change_scores_and_max_aggregates(tagged, corpus, model):
     names = ["b_clip.ogg", "c_long.flac"]
     report = passt.tag([corpus / n for n in names], model, batch_size=1, aggregate="max",
@@ -194,6 +200,7 @@ def test_label_names_from_audioset_csv(checkpoint, corpus, tmp_path, capsys):
     assert code == 2 and "1 label names for a model of 10 classes" in err
 
 
+@pytest.mark.slow
 def test_embed_writes_npy_and_h5(checkpoint, corpus, model, tmp_path, capsys):
     files = [corpus / "a_short.wav", corpus / "c_long.flac"]
     report = passt.embed(files, model, batch_size=4, progress=False)
@@ -217,15 +224,6 @@ def test_embed_writes_npy_and_h5(checkpoint, corpus, model, tmp_path, capsys):
         np.testing.assert_allclose(f["embeddings"][:], np.load(npy), atol=1e-5)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "emb.h5", "emb.json", "emb.npy", "emb.windows.npy"]  # no temporary files left
-
-
-def save_train_checkpoint(model: passt.PaSST, path):
-    """A checkpoint in the layout `passt train` writes, trained on 4 s clips."""
-    torch.save({"format": "passt-train/1", "model": model.state_dict(), "optimizer": {},
-                "config": {"variant": "passt-s", "model_overrides": TINY, "clip_seconds": 4.0},
-                "num_classes": CLASSES, "label_names": [f"c{i}" for i in range(CLASSES)]},
-               path)
-    return path
 
 
 def test_plain_and_train_checkpoints_load(model, checkpoint, tmp_path):
@@ -263,6 +261,7 @@ def test_hop_longer_than_window_is_refused():
         Windowing(10, 12)
 
 
+@pytest.mark.slow
 def test_formats(tagged):
     results = [tagged["a_short.wav"], tagged["c_long.flac"]]
     table = format_tags(results, "table").splitlines()

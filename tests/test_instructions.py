@@ -35,6 +35,7 @@ def test_the_spread_is_over_the_median():
     assert (count.instructions, count.instructions_spread) == (101.0, 2 / 101)
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
 def test_repeats_agree_and_extra_work_is_counted(monkeypatch):
     """One valgrind process (about a minute): the repeats of a step agree within 0.5%, and a

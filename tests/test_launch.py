@@ -22,11 +22,12 @@ from passt.train import METRICS_JSONL
 from passt.train.launch import Job, LaunchConfig, RunsFailed, run_processes
 from passt.utils.atomic import locked
 from passt.utils.errors import UsageError
+from tests.helpers import TINY, model_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_ARGS = ["--data", "synthetic", "--data-options", "size=32", "--eval-data-options",
-             "size=16", "--clip-seconds", "1", "--embed-dim", "32", "--depth", "1",
-             "--num-heads", "2", "--batch-size", "8", "--lr", "1e-3", "--no-progress",
+             "size=16", "--clip-seconds", "1", *model_flags(TINY), "--batch-size", "8", "--lr",
+             "1e-3", "--no-progress",
              "--device", "cpu"]
 SWEEP = ["sweep", "--variants", "passt-s,passt-s-n", "--seeds", "0,1", "--steps", "3",
          *TINY_ARGS]
@@ -61,6 +62,7 @@ def sequential(tmp_path_factory) -> dict:
     return maps(out)
 
 
+@pytest.mark.integration
 def test_a_slurm_sweep_killed_after_its_first_job_resumes_to_the_same_numbers(tmp_path,
                                                                              sequential):
     pytest.importorskip("submitit")
@@ -82,6 +84,7 @@ def test_a_slurm_sweep_killed_after_its_first_job_resumes_to_the_same_numbers(tm
     assert (out / "slurm").is_dir()  # submitit's logs
 
 
+@pytest.mark.integration
 def test_local_jobs_run_at_once_with_the_same_numbers(tmp_path, sequential):
     out = tmp_path / "jobs"
     printed = finished(passt(*SWEEP, "--jobs", "2", "--out", str(out)))
@@ -90,6 +93,7 @@ def test_local_jobs_run_at_once_with_the_same_numbers(tmp_path, sequential):
     assert all((out / "runs" / v / f"seed-{s}" / "job.log").is_file() for v, s in sequential)
 
 
+@pytest.mark.integration
 def test_a_failed_job_shows_its_log_and_how_to_rerun_it(tmp_path):
     out = tmp_path / "failing"
     proc = passt("sweep", "--variants", "passt-s", "--steps", "2", "--clip-seconds", "1",
@@ -111,14 +115,15 @@ def test_a_failed_job_shows_its_log_and_how_to_rerun_it(tmp_path):
     assert f"rerun it alone: python -m passt.train.launch {job.path}" in str(e.value)
 
 
+@pytest.mark.integration
 def test_local_cross_validation_in_processes(tmp_path):
     data = tmp_path / "esc50"
     write_esc50_like(data, Esc50Like(classes=("chord", "arpeggio-up", "hiss"), folds=3,
                                      clips_per_class=6, seconds=1.0))
     out = tmp_path / "cv"
     printed = finished(passt("train", "--data", f"esc50:{data}", "--folds", "all",
-                             "--clip-seconds", "1", "--embed-dim", "32", "--depth", "1",
-                             "--num-heads", "2", "--batch-size", "6", "--epochs", "1",
+                             "--clip-seconds", "1", *model_flags(TINY), "--batch-size", "6",
+                             "--epochs", "1",
                              "--no-progress", "--jobs", "3", "--out", str(out)))
     assert "3 fold(s) (1, 2, 3), single-label" in printed
     summary = json.loads((out / "summary.json").read_text())
@@ -135,13 +140,14 @@ def test_launch_settings_are_checked():
 
 
 def test_without_submitit_the_message_names_the_extra(tmp_path, monkeypatch):
-    from passt import launch
+    from passt.train import launch
 
     monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit fails
     with pytest.raises(UsageError, match=r"needs submitit: pip install -e '\.\[cluster\]'"):
         launch._slurm([], LaunchConfig(launcher="slurm"), tmp_path)
 
 
+@pytest.mark.integration
 def test_one_writer_at_a_time(tmp_path):
     lock = tmp_path / ".lock"
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from passt.utils.atomic "
@@ -171,14 +177,15 @@ def train_losses(out: Path) -> list[float]:
     return [r["loss"] for r in rows if r["kind"] == "train"]
 
 
+@pytest.mark.integration
 def test_two_nodes_train_as_one_process_over_the_same_global_batch(tmp_path):
     """torchrun with a c10d rendezvous on 127.0.0.1: node ranks 0 and 1, one process each,
     gloo; the loss of each step equals a one-process run with both nodes' batches."""
     frames = create_frontend().frames(32_000)
     # nothing random in a step: no patchout (passt-b), augmentation, jitter, masks or crop
     common = ["--variant", "passt-b", "--data", "synthetic", "--data-options", "size=64",
-              "--eval-data-options", "size=8", "--clip-seconds", "1", "--embed-dim", "32",
-              "--depth", "1", "--num-heads", "2", "--lr", "1e-3", "--uniform",
+              "--eval-data-options", "size=8", "--clip-seconds", "1", *model_flags(TINY),
+              "--lr", "1e-3", "--uniform",
               "--no-augment", "all", "--frontend-overrides",
               "fmin_aug_range=1,fmax_aug_range=1,freq_mask=0,time_mask=0",
               "--model-overrides", f"frames={frames}", "--max-steps", "4", "--log-every", "1",
@@ -216,6 +223,7 @@ def children(pid: int) -> list[int]:
     return found
 
 
+@pytest.mark.slow
 def test_a_preempted_slurm_job_is_requeued_and_resumes_from_its_checkpoint(tmp_path):
     """submitit's preemption signal (its local executor's stand-in for SLURM's): the job is
     checkpointed by submitit, requeued, and its training continues from the last checkpoint,
@@ -227,8 +235,7 @@ def test_a_preempted_slurm_job_is_requeued_and_resumes_from_its_checkpoint(tmp_p
 
     run = run_config(TrainConfig(variant="passt-s", data="synthetic",
                                  data_options={"size": 64}, eval_data_options={"size": 16},
-                                 clip_seconds=1.0, model_overrides={"embed_dim": 32, "depth": 1,
-                                                                    "num_heads": 2},
+                                 clip_seconds=1.0, model_overrides=TINY,
                                  batch_size=4, lr=1e-3, log_every=1, checkpoint_every=5,
                                  device="cpu"),
                      "passt-s", 0, tmp_path, Budget(steps=60))
@@ -259,6 +266,7 @@ def test_a_preempted_slurm_job_is_requeued_and_resumes_from_its_checkpoint(tmp_p
         ("passt-s", 0, 60)]
 
 
+@pytest.mark.integration
 def test_detached_runs_fill_maps_csv_after_the_command_returns(tmp_path):
     out = tmp_path / "detached"
     started = time.monotonic()

@@ -12,7 +12,6 @@ import types
 
 import pytest
 import torch
-from test_bench_suite import run_bench
 from test_measure_telemetry import FakeNVMLError, fake_nvml
 
 from passt.measure import environment
@@ -28,6 +27,7 @@ from passt.measure.environment import (
 )
 from passt.measure.telemetry import GpuMonitor, GpuProcess, GpuState, throttle_reasons
 from passt.utils.errors import UsageError
+from tests.helpers import run_bench
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine has no GPU")
 OTHER_PID = 4242  # a process that is not this one
@@ -281,10 +281,11 @@ def pytest_collection_finish(session):
 """
 
 
-def test_bench_json_holds_the_environment_before_and_after(tmp_path):
+@pytest.mark.integration
+def test_bench_json_holds_the_environment_before_and_after(tmp_path, tiny_plugin):
     out = tmp_path / "out.json"
     (tmp_path / "one_more_thread.py").write_text(ONE_MORE_THREAD)  # run_bench's cwd
-    proc = run_bench(tmp_path, "--bench-variants", "tiny-s", "--bench-clip-seconds", "1",
+    proc = run_bench(tiny_plugin, "--bench-variants", "tiny-s", "--bench-clip-seconds", "1",
                      "--bench-rounds", "1", "--bench-max-rounds", "1", "--bench-warmup", "0",
                      "--bench-journal=", f"--benchmark-json={out}", "-k", "inference",
                      "-p", "one_more_thread")

@@ -6,8 +6,9 @@ import torch
 import passt
 from passt import patchout, variant_config, variants
 from passt.measure import StepSettings, build_step, flops
+from tests.helpers import FEW_PATCHES, SMALL
 
-TINY = dict(embed_dim=64, depth=2, num_heads=4, time=2, freq=1)
+TINY = {**SMALL, "depth": 2, **FEW_PATCHES}
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +20,7 @@ def full_size():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant, seq_len", [("passt-b", 1190), ("passt-s", 474)])
 def test_three_counts_agree_on_full_size_models(full_size, variant, seq_len):
     report = full_size[variant]
@@ -28,6 +30,7 @@ def test_three_counts_agree_on_full_size_models(full_size, variant, seq_len):
     assert report.forward_torch == pytest.approx(report.forward_analytic, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_passt_s_in_eval_costs_what_passt_b_does(full_size):
     b, s = variant_config("passt-b"), variant_config("passt-s")
     assert flops.analytic_flops(s, 1190, 1000) == flops.analytic_flops(b, 1190, 1000)
@@ -35,6 +38,7 @@ def test_passt_s_in_eval_costs_what_passt_b_does(full_size):
         flops.analytic_flops(s, 1190) / 1e9)
 
 
+@pytest.mark.slow
 def test_training_step_is_about_three_forwards(full_size):
     report = full_size["passt-s"]
     assert report.step_analytic == pytest.approx(3 * report.forward_analytic)
@@ -134,13 +138,13 @@ def test_a_users_strategy_gets_plain_ints_under_fvcores_trace(monkeypatch):
             return (torch.arange(grid[0], device=device)[:, None] * grid[1]
                     + torch.arange(cols, device=device)).flatten()
 
-    passt.register_variant(passt.Variant("test-half", ("test-half-columns",), settings=dict(
-        embed_dim=64, depth=1, num_heads=4)))
+    passt.register_variant(passt.Variant("test-half", ("test-half-columns",), settings=SMALL))
     settings = StepSettings(variant="test-half", clip_seconds=1.0)
     report = flops.count_flops(settings, "train")
     assert report.notes == () and report.forward_fvcore == pytest.approx(report.forward_torch)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant, overrides", [
     ("passt-s-tome", {"r": 20}), ("passt-s-evit", {"keep_rate": 0.5, "locations": (0,)}),
     ("passt-s-flex", {"time": 2, "freq": 1}),

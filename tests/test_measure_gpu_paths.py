@@ -84,6 +84,7 @@ def fake_gpu_row(monkeypatch):
     return counts, reads
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("compared", [False, True])  # our row; a peer's or an ablation's
 def test_energy_is_metered_on_its_own_after_timing_without_the_probe(fake_gpu_row, compared):
     counts, reads = fake_gpu_row
@@ -151,6 +152,7 @@ def fake_allocator(monkeypatch):
     monkeypatch.setattr(suite, "_capacity", lambda device: 1_375_000)  # batch 100 at 80%
 
 
+@pytest.mark.slow
 def test_a_timed_batch_that_does_not_fit_is_an_oom_row_at_once(fake_allocator, monkeypatch):
     monkeypatch.setattr(memory, "peak_step_bytes", fit_with_oom_at(4))
     builds = []
@@ -168,6 +170,7 @@ def test_a_timed_batch_that_does_not_fit_is_an_oom_row_at_once(fake_allocator, m
     assert builds == [4]  # built (and compiled) once: nothing more ran after the fit
 
 
+@pytest.mark.slow
 def test_the_official_code_as_released_runs_at_the_largest_batch_that_fits(fake_allocator,
                                                                            monkeypatch):
     monkeypatch.setattr(memory, "peak_step_bytes", fit_with_oom_at(200))
@@ -191,6 +194,7 @@ def test_largest_fitting_batch():
     assert largest_fitting_batch(MemoryFit(points[2:], None, None), 64, 10**9) is None
 
 
+@pytest.mark.slow
 def test_an_oom_beside_our_step_times_the_row_alone(monkeypatch):
     def ours_does_not_fit(settings, kind, fresh_compiler=True):
         raise torch.OutOfMemoryError("CUDA out of memory (injected)")
@@ -282,6 +286,7 @@ def aot_eager(monkeypatch):
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:stft with return_complex=False:UserWarning")
 @pytest.mark.filterwarnings("ignore:.*torch.cuda.amp.autocast:FutureWarning")
 @pytest.mark.parametrize("dynamic, graphs, recompiles", [(True, 1, 0), (False, 4, 3)])

@@ -15,14 +15,16 @@ from passt.measure import (
     saved_activation_bytes,
 )
 from passt.measure.memory import fit_line
+from tests.helpers import FEW_PATCHES, SMALL
 
-TINY = dict(embed_dim=64, depth=2, num_heads=4, time=2, freq=1)
+TINY = {**SMALL, "depth": 2, **FEW_PATCHES}
 
 
 def tiny(**kwargs) -> StepSettings:
     return StepSettings(**{"model_overrides": TINY, "clip_seconds": 1.0, **kwargs})
 
 
+@pytest.mark.slow
 def test_activation_bytes_order_variants_as_the_paper():
     """Full-size models, one 10 s clip: the paper's memory column orders B > U > S > S-L and
     S-N < S. In fp32 only a few kB of indices do not grow with the batch, so one clip's count
@@ -41,6 +43,7 @@ def test_activation_bytes_order_variants_as_the_paper():
 INDEX_BYTES = 8 * (11 * 7 + 9)
 
 
+@pytest.mark.slow
 def test_fp32_activations_grow_linearly_with_the_batch():
     counts = [saved_activation_bytes(build_step(tiny(batch_size=b))) for b in (1, 2, 3)]
     per_sample = counts[1] - counts[0]
@@ -90,6 +93,7 @@ def fake_peaks(monkeypatch, limit: int, error=torch.OutOfMemoryError):
     monkeypatch.setattr(memory, "peak_step_bytes", peak)
 
 
+@pytest.mark.slow
 def test_memory_slope_fits_and_records_oom(monkeypatch):
     fake_peaks(monkeypatch, limit=16)
     fit = memory_slope(build_step(tiny()), batch_sizes=(4, 8, 16, 32))
@@ -99,6 +103,7 @@ def test_memory_slope_fits_and_records_oom(monkeypatch):
     assert fit.intercept_bytes == pytest.approx(1_000_000)
 
 
+@pytest.mark.slow
 def test_memory_slope_without_two_fits_has_no_line(monkeypatch):
     fake_peaks(monkeypatch, limit=2)
     fit = memory_slope(build_step(tiny()), batch_sizes=(1, 4, 8))
@@ -106,6 +111,7 @@ def test_memory_slope_without_two_fits_has_no_line(monkeypatch):
     assert fit.slope_bytes_per_sample is None and fit.intercept_bytes is None
 
 
+@pytest.mark.slow
 def test_memory_slope_raises_other_errors(monkeypatch):
     fake_peaks(monkeypatch, limit=2, error=RuntimeError)
     with pytest.raises(RuntimeError, match="out of memory"):

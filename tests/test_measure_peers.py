@@ -18,6 +18,7 @@ from passt.measure.peers import (
     peer_variants,
     profile_peer,
 )
+from tests.helpers import SMALL
 
 pytest.importorskip("hear21passt")
 pytestmark = [  # hear21passt's frontend uses deprecated torch APIs
@@ -25,7 +26,6 @@ pytestmark = [  # hear21passt's frontend uses deprecated torch APIs
     pytest.mark.filterwarnings("ignore:.*torch.cuda.amp.autocast:FutureWarning"),
 ]
 
-SMALL = dict(embed_dim=64, depth=1, num_heads=4)
 PATCHOUT = {"passt-s": dict(time=5, freq=2), "passt-u": dict(drop=50),
             "passt-s-n": dict(time=3, freq=1), "passt-b": {}}
 
@@ -68,6 +68,7 @@ def test_official_sequence_length_is_ours(variant, kind):
                                                                              kind).seq_len
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["fp32", "bf16"])
 def test_peer_train_step_runs_and_is_profiled(dtype):
     step = build_peer_step("official-sdpa", tiny(dtype=dtype))
@@ -89,6 +90,7 @@ def test_peer_train_step_runs_and_is_profiled(dtype):
     assert record.patchout_args == {"time": 5, "freq": 2}
 
 
+@pytest.mark.slow
 def test_official_costs_what_ours_costs_with_math_attention():
     settings = tiny(batch_size=1, attention="math")
     ours = count_flops(settings, "train")
@@ -103,6 +105,7 @@ def test_official_costs_what_ours_costs_with_math_attention():
         activation_bytes_per_sample(settings), rel=1e-2)
 
 
+@pytest.mark.slow
 def test_official_sdpa_costs_what_ours_costs_with_sdpa():
     settings = tiny(batch_size=1)
     ours = count_flops(settings, "train")
@@ -136,6 +139,7 @@ def test_availability_follows_the_installed_packages():
     assert PEERS == ("official", "official-sdpa", "hf-ast")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention", ["sdpa", "math"])
 def test_hf_ast_train_step_runs_unpatched(attention):
     pytest.importorskip("transformers")
@@ -179,6 +183,7 @@ def test_a_broken_dependency_makes_a_peer_unavailable(monkeypatch):
         build_peer_step("official", tiny())
 
 
+@pytest.mark.slow
 def test_compiled_official_peer_compiles_once():
     # hear21passt's frontend draws fmin/fmax on the host each call: compiled with the model,
     # every call would recompile (and, past the limit, run eager); the model alone compiles once

@@ -4,13 +4,9 @@ import pytest
 import torch
 
 from passt.measure import StepSettings, build_step
+from tests.helpers import FEW_PATCHES, SMALL
 
-TINY = dict(embed_dim=64, depth=1, num_heads=4, time=2, freq=1)
-
-
-def tiny(**kwargs) -> StepSettings:
-    return StepSettings(**{"model_overrides": TINY, "clip_seconds": 1.0, "batch_size": 2,
-                           **kwargs})
+TINY = {**SMALL, **FEW_PATCHES}
 
 
 @pytest.mark.parametrize(
@@ -38,9 +34,9 @@ def test_bad_settings_raise_clear_errors(kwargs, match):
         StepSettings(**kwargs)
 
 
-def test_shortest_clip_is_one_patch():
-    settings = tiny(variant="passt-b", clip_seconds=0.151,
-                    model_overrides=dict(embed_dim=64, depth=1, num_heads=4))
+def test_shortest_clip_is_one_patch(tiny_step):
+    settings = tiny_step(variant="passt-b", clip_seconds=0.151,
+                    model_overrides=SMALL)
     step = build_step(settings, kind="inference")
     assert step.frames == 16 and step.seq_len == 12 * 1 + 2
     step()
@@ -52,13 +48,13 @@ def test_clip_too_short_for_patchout_is_explained():
         StepSettings(variant="passt-s", clip_seconds=2.0)
 
 
-def test_unknown_step_kind():
+def test_unknown_step_kind(tiny_step):
     with pytest.raises(ValueError, match=r"unknown step kind 'eval'; accepted: train, inference"):
-        build_step(tiny(), kind="eval")
+        build_step(tiny_step(), kind="eval")
 
 
-def test_train_step_updates_the_model_on_fixed_data():
-    step = build_step(tiny())
+def test_train_step_updates_the_model_on_fixed_data(tiny_step):
+    step = build_step(tiny_step())
     assert step.frames == 100 and step.seq_len == 11 * 7 + 2
     assert step.inputs.shape == (2, 32000) and step.targets.shape == (2, 527)
     assert step.num_params == sum(p.numel() for p in step.model.parameters())
@@ -67,12 +63,12 @@ def test_train_step_updates_the_model_on_fixed_data():
     assert step() is None
     changed = [not torch.equal(a, p) for a, p in zip(before, step.model.parameters(), strict=True)]
     assert sum(changed) > len(changed) // 2
-    again = build_step(tiny())
+    again = build_step(tiny_step())
     assert torch.equal(again.inputs, step.inputs) and torch.equal(again.targets, step.targets)
 
 
-def test_inference_step_runs_in_eval_without_grad():
-    step = build_step(tiny(), kind="inference")
+def test_inference_step_runs_in_eval_without_grad(tiny_step):
+    step = build_step(tiny_step(), kind="inference")
     assert not step.model.training and step.optimizer is None
     assert step.seq_len == 12 * 9 + 2
     before = [p.detach().clone() for p in step.model.parameters()]
@@ -83,8 +79,9 @@ def test_inference_step_runs_in_eval_without_grad():
 
 
 @pytest.mark.parametrize("dtype, scaled", [("fp16", True), ("bf16", False)])
-def test_mixed_precision_train_step_on_cpu(dtype, scaled):
-    step = build_step(tiny(dtype=dtype, batch_size=1, model_overrides={**TINY, "embed_dim": 32}))
+def test_mixed_precision_train_step_on_cpu(dtype, scaled, tiny_step):
+    step = build_step(tiny_step(dtype=dtype, batch_size=1,
+                                model_overrides={**TINY, "embed_dim": 32}))
     assert (step.scaler is not None) == scaled
     with step.autocast():
         assert step.model.head[1](torch.ones(1, 32)).dtype == getattr(torch, {
@@ -96,17 +93,17 @@ def test_mixed_precision_train_step_on_cpu(dtype, scaled):
         assert step.scaler.get_scale() > 0
 
 
-def test_math_attention_path_is_applied():
-    step = build_step(tiny(attention="math"))
+def test_math_attention_path_is_applied(tiny_step):
+    step = build_step(tiny_step(attention="math"))
     assert all(block.attn.path == "math" for block in step.model.blocks)
     step()
 
 
 @pytest.mark.parametrize("kind, first", [("train", 2 + 11 * 7), ("inference", 2 + 12 * 9)])
-def test_a_block_reduction_step_records_tokens_per_block(kind, first):
+def test_a_block_reduction_step_records_tokens_per_block(kind, first, tiny_step):
     from passt.measure.record import step_record
 
-    step = build_step(tiny(variant="passt-s-tome", model_overrides={**TINY, "depth": 3,
+    step = build_step(tiny_step(variant="passt-s-tome", model_overrides={**TINY, "depth": 3,
                                                                    "r": 5}), kind=kind)
     assert step.seq_len == first and step.seq_len_per_block == (first, first - 5, first - 10)
     record = step_record(step, strategy="structured", attention="sdpa", patchout_args={},

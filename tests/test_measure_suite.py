@@ -17,14 +17,15 @@ from passt.measure.presets import get_preset
 from passt.measure.record import settings_record
 from passt.measure.step import make_forward
 from passt.measure.suite import measure
+from tests import helpers
+from tests.helpers import FEW_PATCHES, step_settings
 
-TINY = dict(embed_dim=32, depth=1, num_heads=2, time=2, freq=1)
+TINY = {**helpers.TINY, **FEW_PATCHES}
 PLAN = dataclasses.replace(get_preset("cpu-small"), warmup=1, rounds=2, max_rounds=2)
 
 
 def tiny(**kwargs) -> StepSettings:
-    return StepSettings(**{"model_overrides": TINY, "clip_seconds": 1.0, "batch_size": 2,
-                           **kwargs})
+    return step_settings(**{"model_overrides": TINY, **kwargs})
 
 
 def cheap_profile(step) -> BenchRecord:
@@ -52,6 +53,7 @@ def oom_on_call(n: int):
     return build
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("call", [1, 3])  # in the warm-up, in the timed steps
 def test_oom_during_timing_gives_an_oom_row_and_the_next_benchmark_runs(call):
     result = measure(tiny(), "train", PLAN, build=oom_on_call(call), profile=cheap_profile)
@@ -69,6 +71,7 @@ def test_other_errors_are_raised():
         measure(tiny(), "train", PLAN, build=broken, profile=cheap_profile)
 
 
+@pytest.mark.slow
 def test_rows_use_the_ceiling_of_their_own_dtype():
     ceilings = {"fp32": 0.5, "bf16": 2.0}.get
     for dtype in ("fp32", "bf16"):
@@ -79,6 +82,7 @@ def test_rows_use_the_ceiling_of_their_own_dtype():
             record.achieved_tflops / ceilings(dtype))
 
 
+@pytest.mark.slow
 def test_compiled_rows_count_their_graphs_past_the_recompile_limit():
     # Every build compiles the same `forward` code object; without a fresh compiler per build,
     # the builds past dynamo's recompile limit (lowered to 2 here) would run eager.
@@ -97,6 +101,7 @@ def model_compiled(settings, kind):
     return step
 
 
+@pytest.mark.slow
 def test_a_compiled_row_that_ran_eager_fails_loudly():
     assert measure(tiny(compile=True), "inference", PLAN, build=model_compiled,
                    profile=cheap_profile).record.compile_graphs == 1
@@ -118,6 +123,7 @@ def run_the_step(step) -> int:
     return 1_000 * step.settings.batch_size
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dynamic, recompiles", [(True, 0), (False, 2)])
 def test_memory_fit_shares_one_compiled_step_across_batch_sizes(monkeypatch, dynamic,
                                                                 recompiles):
@@ -166,6 +172,7 @@ def test_energy_window_covers_the_timed_steps_only():
     assert window == {"start": 2, "end": 5}
 
 
+@pytest.mark.slow
 def test_cpu_rows_are_not_metered_on_a_gpu(monkeypatch):
     # NVML present (a fake GPU 0 drawing power): a CPU benchmark must not report its energy
     from test_measure_telemetry import fake_nvml
@@ -194,6 +201,7 @@ def test_peak_reading_follows_warm_up_and_a_reset(monkeypatch):
     assert events == ["step"] * memory.FIT_WARMUP + ["reset", "step"]
 
 
+@pytest.mark.slow
 def test_an_efficiency_above_the_ceiling_is_never_a_number():
     """A ceiling measured too low (a busy machine) would make the row claim more than 100%."""
     tiny_ceiling = {"fp32": 1e-9}.get

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from passt.measure import StepSettings, build_step, synchronize, time_step
+from tests.helpers import SMALL
 
-TINY = dict(embed_dim=64, depth=1, num_heads=4)
+TINY = SMALL
 
 
 @pytest.fixture(scope="module")
@@ -16,6 +17,7 @@ def step():
                                    model_overrides=TINY))
 
 
+@pytest.mark.slow
 def test_timing_fields_are_consistent(step):
     timing = time_step(step, warmup=1, iters=5)
     assert len(timing.times_s) == 5 and timing.warmup == 1 and timing.iters == 5

@@ -9,7 +9,7 @@ import pytest
 from scipy.special import ndtri
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from passt import metrics
+from passt.eval import metrics
 
 
 def random_case(seed: int, samples: int = 200, classes: int = 12, levels: int | None = None):

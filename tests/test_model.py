@@ -6,9 +6,10 @@ import pytest
 import torch
 
 import passt
-from tests.conftest import NoHostSync, quiet, token_count
+from tests.helpers import NoHostSync, quiet, token_count
 
 
+@pytest.mark.slow
 def test_official_state_dict_loads_strictly_and_logits_match(official_passt_s):
     ours = passt.create_model("passt-s", checkpoint=official_passt_s.state_dict()).eval()
     assert ours.state_dict().keys() == official_passt_s.state_dict().keys()

@@ -80,6 +80,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.integration
 def test_import_model_and_cli_without_optional_packages(tmp_path):
     root = Path(passt.__file__).parents[1]  # the interpreter imports this test's passt
     run = subprocess.run(

@@ -13,7 +13,7 @@ import passt
 import passt.patchout
 import passt.variants
 from passt.patchout import Patchout, StructuredPatchout, UnstructuredPatchout
-from tests.conftest import token_count
+from tests.helpers import SMALL, token_count
 
 GRID = (12, 99)
 
@@ -26,7 +26,7 @@ GRID = (12, 99)
     ("structured", {"time": 0.5, "freq": 0}, 12 * 50 + 2),
 ])
 def test_training_uses_exactly_the_expected_tokens(name, args, expected):
-    model = passt.create_model(reductions=name, embed_dim=64, depth=1, num_heads=4, **args)
+    model = passt.create_model(reductions=name, **SMALL, **args)
     x = torch.randn(2, 128, 998)
     assert token_count(model.train(), x) == expected
     assert model.seq_len(training=True) == expected
@@ -98,10 +98,10 @@ def test_eval_sees_every_patch():
 def test_patchout_larger_than_grid_is_a_clear_error():
     with pytest.raises(ValueError, match=r"drops 100 time columns but the patch grid 12x99 .*"
                                          r"accepted: fewer than 99"):
-        passt.create_model("passt-s", time=100, embed_dim=64, depth=1, num_heads=4)
+        passt.create_model("passt-s", time=100, **SMALL)
     with pytest.raises(ValueError, match=r"drops 2000 patches but the patch grid 12x99 has only "
                                          r"1188"):
-        passt.create_model("passt-u", drop=2000, embed_dim=64, depth=1, num_heads=4)
+        passt.create_model("passt-u", drop=2000, **SMALL)
     with pytest.raises(ValueError, match=r"fraction 1.5 not in \[0, 1\)"):
         UnstructuredPatchout(drop=1.5)
 
@@ -133,8 +133,7 @@ def test_user_strategy_by_subclass_is_usable_everywhere(registries):
 
     assert "test-every-other" in passt.list_patchouts()
     assert "test-every-other" in passt.list_reductions()
-    model = passt.create_model(reductions="test-every-other+no-overlap", embed_dim=64, depth=1,
-                               num_heads=4)
+    model = passt.create_model(reductions="test-every-other+no-overlap", **SMALL)
     assert token_count(model.train(), torch.randn(1, 128, 998)) == 8 * 62 // 2 + 2
     variant = passt.register_variant(
         passt.Variant("test-eo", ("test-every-other",), description="every other patch"))
@@ -156,6 +155,7 @@ def test_user_strategy_by_decorator(registries):
         passt.register_patchout("test-bad")(object)
 
 
+@pytest.mark.integration
 def test_plugin_file_reaches_the_cli(tmp_path):
     plugin = tmp_path / "my_strategy.py"
     plugin.write_text(textwrap.dedent("""

@@ -20,8 +20,9 @@ from passt.measure.presets import get_preset
 from passt.profiling import COMPONENTS, profile_scaling, profile_step, profile_variants
 from passt.profiling.components import ATTENTION_CORE, MLP, component_of
 from passt.utils.errors import UsageError
+from tests import helpers
 
-SMALL = {"embed_dim": 96, "depth": 2, "num_heads": 4}
+SMALL = {**helpers.SMALL, "embed_dim": 96, "depth": 2}
 PRESET = dataclasses.replace(get_preset("cpu-small"), warmup=1, rounds=1, max_rounds=1)
 
 
@@ -41,6 +42,7 @@ def profiled(tmp_path_factory, tiny_variant):
     return out, profiles
 
 
+@pytest.mark.slow
 def test_every_field_is_filled(profiled, tiny_variant):
     out, profiles = profiled
     assert {p.kind for p in profiles} == {"train", "inference"}
@@ -58,6 +60,7 @@ def test_every_field_is_filled(profiled, tiny_variant):
         assert (out / name).is_file(), name
 
 
+@pytest.mark.slow
 def test_components_add_up_to_the_step(profiled, tiny_variant):
     _, profiles = profiled
     for p in profiles:
@@ -70,6 +73,7 @@ def test_components_add_up_to_the_step(profiled, tiny_variant):
     assert round(1e9 * train.total_gflops) == torch_flops(step)
 
 
+@pytest.mark.slow
 def test_trace_has_an_event_for_every_component(profiled, tiny_variant):
     out, profiles = profiled
     train = next(p for p in profiles if p.kind == "train")
@@ -81,6 +85,7 @@ def test_trace_has_an_event_for_every_component(profiled, tiny_variant):
     assert all(e["ph"] == "X" and e["dur"] >= 0 for e in trace["traceEvents"])
 
 
+@pytest.mark.slow
 def test_attention_takes_a_larger_share_of_passt_b_than_of_passt_s():
     shares = {}
     for variant in ("passt-b", "passt-s"):
@@ -90,6 +95,7 @@ def test_attention_takes_a_larger_share_of_passt_b_than_of_passt_s():
     assert shares["passt-b"] > shares["passt-s"]
 
 
+@pytest.mark.slow
 def test_attention_flops_grow_quadratically_and_mlp_linearly(tmp_path):
     points = profile_scaling(["passt-b"], PRESET, tmp_path, clips=[2.5, 5.0, 10.0],
                              overrides={"model_overrides": SMALL})

@@ -60,6 +60,7 @@ def row(table: pd.DataFrame, variant: str, peer: str = "") -> pd.Series:
     return match.iloc[0]
 
 
+@pytest.mark.slow
 def test_writes_every_output(report):
     out, result, _ = report
     assert [p.name for p in result.paths] == list(OUTPUTS)
@@ -198,6 +199,7 @@ def write_proxy_maps(path: Path, levels: bool = True) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_proxy_map_column(tmp_path):
     from scipy import stats
 
@@ -227,6 +229,7 @@ def test_proxy_map_column(tmp_path):
     assert "chance 0.075 and the mean-spectrum baseline 0.426" in md
 
 
+@pytest.mark.slow
 def test_paper_map_stays_the_papers_with_maps(tmp_path):
     write_report(FIXTURE, tmp_path, maps_path=write_proxy_maps(tmp_path / "maps.csv"))
     table = read_csv(tmp_path / "table1.csv")
@@ -251,6 +254,7 @@ def speeds_and_memory() -> dict[tuple[str, str], tuple[float, float]]:
             for k, e in extra_infos().items() if not e["oom"]}
 
 
+@pytest.mark.slow
 def test_vs_gives_ratios_to_that_variant(tmp_path):
     maps = write_proxy_maps(tmp_path / "maps.csv")
     assert main(["report", str(FIXTURE), "--maps", str(maps), "--vs", "passt-s", "--out",
@@ -289,6 +293,7 @@ def test_vs_must_be_a_measured_variant(tmp_path, capsys, vs):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_only_measured_drops_paper_only_rows(tmp_path):
     assert main(["report", str(FIXTURE), "--only-measured", "--out", str(tmp_path)]) == 0
     table = read_csv(tmp_path / "table1.csv")

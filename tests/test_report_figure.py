@@ -68,6 +68,7 @@ def test_three_panels(figure):
     assert "measured inference" in inference.get_xlabel()
 
 
+@pytest.mark.slow
 def test_no_label_overlaps_another(figure):
     fig, renderer = figure
     per_panel = label_boxes(fig, renderer)
@@ -111,6 +112,7 @@ def test_right_panel_shows_proxy_map_with_levels(tmp_path):
     assert levels(fig.axes[0]) == {}
 
 
+@pytest.mark.slow
 def test_no_levels_without_them(tmp_path):
     fig, _ = render(FIXTURE, write_proxy_maps(tmp_path / "maps.csv", levels=False))
     assert levels(fig.axes[1]) == {}
@@ -135,6 +137,7 @@ def test_stacking_separates_labels_pushing_left_overlapping():
     assert shift[0] == 0 and shift[3] == 0
 
 
+@pytest.mark.slow
 def test_unstable_speeds_are_faint_and_model_mismatch_is_said(tmp_path):
     def unstable(data):
         for b in data["benchmarks"]:

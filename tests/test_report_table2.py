@@ -11,6 +11,7 @@ import pytest
 from passt.cli import main
 from passt.report import load_paper_table2, write_table2
 from passt.train import TrainConfig, train
+from tests.helpers import TINY
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "paper" / "table2.csv"
 
@@ -59,8 +60,7 @@ def test_runs_stand_beside_the_paper_rows_of_their_patchout(tmp_path):
 
 def test_a_single_run_and_the_command_line(tmp_path, capsys):
     run = tmp_path / "one"
-    train(TrainConfig(clip_seconds=1.0, model_overrides={"embed_dim": 32, "depth": 1,
-                                                         "num_heads": 2},
+    train(TrainConfig(clip_seconds=1.0, model_overrides=TINY,
                       data_options={"size": 8, "num_classes": 4}, batch_size=4, max_steps=1,
                       patchout="unstructured", out_dir=str(run)), progress=False)
     assert main(["report", "--table2", str(run), "--out", str(tmp_path / "out")]) == 0

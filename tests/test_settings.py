@@ -12,7 +12,6 @@ import sys
 import textwrap
 
 import pytest
-from doc_pages import PAGES, ROOT, commands
 
 from passt.cli.commands import COMMANDS
 from passt.cli.parser import BASELINE_SETTINGS, SWEEP_SETTINGS, TRAIN_SETTINGS, build_parser
@@ -20,6 +19,7 @@ from passt.data import AugmentConfig
 from passt.sweep.run import SWEPT, Budget, run_config
 from passt.train import TrainConfig
 from passt.utils.settings import flag_names, parse_overrides, read_flags
+from tests.doc_pages import PAGES, ROOT, commands
 
 COMMAND_SETTINGS = {"train": TRAIN_SETTINGS, "sweep": SWEEP_SETTINGS,
                     "baseline": BASELINE_SETTINGS}
@@ -99,6 +99,7 @@ def test_sweep_offers_no_flag_for_what_it_sets_per_variant(tmp_path):
         assert flag not in subparser("sweep")._option_string_actions
 
 
+@pytest.mark.integration
 def test_plugin_variant_is_in_the_sweep_default(tmp_path):
     plugin = tmp_path / "my_variant.py"
     plugin.write_text(textwrap.dedent("""

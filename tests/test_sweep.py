@@ -28,13 +28,15 @@ from passt.sweep.run import Budget, parse_seeds, run_sweep
 from passt.train import METRICS_JSONL, TrainConfig, train
 from passt.train.plan import budget_steps
 from passt.utils.errors import UsageError
+from tests import helpers
+from tests.helpers import model_flags
 
 TINY = {"data": "synthetic", "data_options": {"size": 48}, "eval_data_options": {"size": 24},
-        "clip_seconds": 1.0, "model_overrides": {"embed_dim": 32, "depth": 1, "num_heads": 2},
+        "clip_seconds": 1.0, "model_overrides": helpers.TINY,
         "batch_size": 8, "lr": 1e-3, "log_every": 1, "device": "cpu", "epochs": None}
 TINY_ARGS = ["--data", "synthetic", "--data-options", "size=48", "--eval-data-options",
-             "size=24", "--clip-seconds", "1", "--embed-dim", "32", "--depth", "1",
-             "--num-heads", "2", "--batch-size", "8", "--lr", "1e-3", "--no-progress",
+             "size=24", "--clip-seconds", "1", *model_flags(helpers.TINY),
+             "--batch-size", "8", "--lr", "1e-3", "--no-progress",
              "--device", "cpu"]
 
 
@@ -88,6 +90,7 @@ def test_summary_over_seeds():
         summarize(mixed)
 
 
+@pytest.mark.slow
 def test_budget_ends_within_one_step_and_is_priced_on_the_model(tmp_path):
     cfg = TrainConfig(**TINY, variant="passt-s", max_tflops=0.003, eval_points=3,
                       out_dir=str(tmp_path))
@@ -104,7 +107,7 @@ def test_train_flops_match_the_closed_form():
     from passt.factory import create_model
     from passt.measure.flops import train_flops_per_sample
 
-    model = create_model("passt-b", embed_dim=64, depth=2, num_heads=4, num_classes=10)
+    model = create_model("passt-b", **{**helpers.SMALL, "depth": 2}, num_classes=10)
     frames = 100
     counted = train_flops_per_sample(model, frames)
     cfg = model.cfg
@@ -144,6 +147,7 @@ def test_bad_budgets_and_seeds_are_clear_errors(tmp_path):
     assert not (tmp_path / "single").exists()
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_skipping_finished_pairs(tmp_path, monkeypatch):
     base = TrainConfig(**{**TINY, "epochs": 1}, variant="passt-s", eval_points=2)
     trained: list[tuple[str, int]] = []
@@ -183,6 +187,7 @@ def test_killed_sweep_resumes_skipping_finished_pairs(tmp_path, monkeypatch):
         run_sweep(["passt-s"], other, tmp_path, budget, seeds=(0,), resume=True)
 
 
+@pytest.mark.slow
 def test_cli_sweep_with_seeds_and_baseline(tmp_path, capsys):
     assert main(["sweep", "--variants", "passt-s", "--budget-tflops", "0.002", "--seeds", "0,1",
                  "--eval-points", "2", "--baseline-clips", "48", *TINY_ARGS,
@@ -194,6 +199,7 @@ def test_cli_sweep_with_seeds_and_baseline(tmp_path, capsys):
     assert "2 seeds" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_new_variants_train_at_equal_compute(tmp_path):
     # merging and pruning inside the network make a step cheaper, so the same budget buys
     # more of them (passt-s-flex trains too, elsewhere: at this width its kernel resize, once

@@ -16,9 +16,9 @@ from passt.eval.tasks import check_targets, task_loss, task_scores
 from passt.inference.run import tag
 from passt.train import METRICS_CSV, METRICS_JSONL, TrainConfig, train
 from passt.utils.errors import UsageError
+from tests.helpers import TINY
 
 SAMPLE_RATE = 32000
-TINY = {"embed_dim": 32, "depth": 1, "num_heads": 2}
 
 
 class OneTone(Dataset):
@@ -55,6 +55,7 @@ def test_losses_and_scores_of_each_task():
     assert torch.equal(task_scores("multi-label", logits), torch.sigmoid(logits))
 
 
+@pytest.mark.slow
 def test_single_label_training_logs_accuracy_f1_and_confusion(tmp_path):
     cfg = TrainConfig(task="single-label", clip_seconds=1.0, model_overrides=TINY, batch_size=4,
                       epochs=1, lr=1e-3, log_every=1, out_dir=str(tmp_path))

@@ -9,9 +9,10 @@ import torch
 
 import passt
 from passt.reductions.block import PROTECTED, BlockView
-from tests.conftest import NoHostSync
+from tests import helpers
+from tests.helpers import NoHostSync
 
-SMALL = {"embed_dim": 64, "depth": 3, "num_heads": 4, "frames": 200}
+SMALL = {**helpers.SMALL, "depth": 3, "frames": 200}
 
 
 def _pair(reduction_args: dict, reductions: str = "tome", **overrides):
@@ -145,6 +146,7 @@ def test_training_step_makes_no_host_sync():
         model(torch.randn(2, 1, 128, 200)).sum().backward()
 
 
+@pytest.mark.slow
 def test_compiled_training_step_has_no_graph_break_and_no_host_sync():
     # One forward and one backward graph (fullgraph=True would raise on a graph break), and
     # none of their ops reads a value back to the host. The graphs are AOT autograd's, kept
@@ -160,8 +162,8 @@ def test_compiled_training_step_has_no_graph_break_and_no_host_sync():
 
     torch._dynamo.reset()
     torch.manual_seed(0)
-    model = passt.create_model("passt-s-tome", embed_dim=32, depth=2, num_heads=2, time=2,
-                               freq=1, frames=200).train()
+    model = passt.create_model("passt-s-tome", **{**helpers.TINY, "depth": 2},
+                               **helpers.FEW_PATCHES, frames=200).train()
 
     def step(mel, targets):
         return torch.nn.functional.binary_cross_entropy_with_logits(model(mel), targets)

@@ -16,8 +16,10 @@ from passt.eval.evaluate import predict
 from passt.eval.metrics import mean_average_precision
 from passt.tradeoff import GridPoint, parse_grid
 from passt.tradeoff.run import bootstrap, eval_clips, load
+from tests import helpers
+from tests.helpers import overrides_arg
 
-TINY = {"embed_dim": 32, "depth": 2, "num_heads": 2}
+TINY = {**helpers.TINY, "depth": 2}
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +54,7 @@ def test_grid_points():
             parse_grid([spec])
 
 
+@pytest.mark.slow
 def test_a_checkpoint_end_to_end(checkpoint, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["tradeoff", "--checkpoint", str(checkpoint), "--grid", "tome:r=0,8",
@@ -110,5 +113,5 @@ def test_errors(tmp_path, capsys):
     plain = tmp_path / "plain.pt"
     torch.save(passt.create_model("passt-s", num_classes=3, **TINY).state_dict(), plain)
     assert main(["tradeoff", "--checkpoint", str(plain), "--variant", "passt-s",
-                 "--model-overrides", "embed_dim=32,depth=2,num_heads=2"]) == 2
+                 "--model-overrides", overrides_arg(TINY)]) == 2
     assert "an official checkpoint names no eval data: give --data" in capsys.readouterr().err

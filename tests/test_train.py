@@ -28,10 +28,10 @@ from passt.train import (
     make_schedule,
     train,
 )
+from tests.helpers import TINY, train_config
 
 SAMPLE_RATE = 32000
 CLIP_SECONDS = 1.0
-TINY = {"embed_dim": 32, "depth": 1, "num_heads": 2}
 SYNC_SECONDS = 0.1
 
 
@@ -67,13 +67,6 @@ class Tones(Dataset):
 @pytest.fixture(scope="module")
 def tones():
     return Tones(24), Tones(16, split="eval")
-
-
-def tiny_config(out_dir, **changes) -> TrainConfig:
-    settings = {"variant": "passt-s", "clip_seconds": CLIP_SECONDS, "model_overrides": TINY,
-                "batch_size": 4, "epochs": 2, "lr": 1e-3, "log_every": 1,
-                "checkpoint_every": 2, "out_dir": str(out_dir), **changes}
-    return TrainConfig(**settings)
 
 
 def read_rows(out_dir) -> list[dict]:
@@ -116,26 +109,27 @@ def test_schedule_defaults_follow_the_paper():
     ({"variant": "passt-x"}, "unknown variant"),
     ({"min_lr_ratio": 2.0}, "min_lr_ratio"),
 ])
-def test_bad_config(tmp_path, changes, message):
+def test_bad_config(changes, message, tiny_train_config):
     with pytest.raises(ValueError, match=message):
-        tiny_config(tmp_path, **changes)
+        tiny_train_config(**changes)
 
 
-def test_config_round_trip(tmp_path):
-    cfg = tiny_config(tmp_path)
+def test_config_round_trip(tiny_train_config):
+    cfg = tiny_train_config()
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown training setting"):
         TrainConfig.from_dict({**cfg.to_dict(), "learning_rate": 1.0})
 
 
-def test_clip_too_short_for_patchout(tmp_path, tones):
-    cfg = tiny_config(tmp_path, model_overrides={**TINY, "time": 40})
+def test_clip_too_short_for_patchout(tones, tiny_train_config):
+    cfg = tiny_train_config(model_overrides={**TINY, "time": 40})
     with pytest.raises(ValueError, match="too few for the model.s patchout"):
         train(cfg, train_set=tones[0], eval_set=tones[1])
 
 
-def test_train_writes_checkpoint_and_metrics(tmp_path, tones):
-    result = train(tiny_config(tmp_path), train_set=tones[0], eval_set=tones[1])
+@pytest.mark.slow
+def test_train_writes_checkpoint_and_metrics(tmp_path, tones, tiny_train_config):
+    result = train(tiny_train_config(), train_set=tones[0], eval_set=tones[1])
     assert (result.step, result.epochs) == (12, 2)  # 24 clips / batch 4 = 6 steps per epoch
     rows = read_rows(tmp_path)
     assert [(r["kind"], r["step"]) for r in rows if r["kind"] == "eval"] == [("eval", 6),
@@ -154,7 +148,7 @@ def test_train_writes_checkpoint_and_metrics(tmp_path, tones):
                                 "train_seconds": result.train_seconds}
     assert ckpt.label_names == tones[0].label_names
     model, frontend, cfg = load_trained_model(tmp_path / LAST_CHECKPOINT)
-    assert cfg == tiny_config(tmp_path) and model.cfg.embed_dim == 32
+    assert cfg == tiny_train_config() and model.cfg.embed_dim == 32
     assert not model.training and not frontend.training
     # the record carries the model's own arguments: rebuilt without the training settings
     assert ckpt.format == "passt-train/2" and ckpt.model_args == dataclasses.asdict(model.cfg)
@@ -164,9 +158,10 @@ def test_train_writes_checkpoint_and_metrics(tmp_path, tones):
                                                  model.state_dict().values(), strict=True))
 
 
+@pytest.mark.slow
 def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tones):
     whole, crashed = tmp_path / "whole", tmp_path / "crashed"
-    reference = train(tiny_config(whole), train_set=tones[0], eval_set=tones[1])
+    reference = train(train_config(whole), train_set=tones[0], eval_set=tones[1])
 
     class Crash(RuntimeError):
         pass
@@ -176,11 +171,11 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tones):
             raise Crash
 
     with pytest.raises(Crash):
-        train(tiny_config(crashed), train_set=tones[0], eval_set=tones[1],
+        train(train_config(crashed), train_set=tones[0], eval_set=tones[1],
               hooks=[crash_at_step_9])
     assert read_rows(crashed)[-1]["step"] == 9
     assert RunCheckpoint.load(crashed / LAST_CHECKPOINT).progress["step"] == 8
-    resumed = train(tiny_config(crashed), resume=True, train_set=tones[0], eval_set=tones[1])
+    resumed = train(train_config(crashed), resume=True, train_set=tones[0], eval_set=tones[1])
 
     assert resumed.step == reference.step == 12
     assert untimed(read_rows(crashed)) == untimed(read_rows(whole))  # each step once
@@ -190,20 +185,21 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(tmp_path, tones):
     assert resumed.metrics == reference.metrics
 
 
-def test_resume_of_a_finished_run_does_nothing(tmp_path, tones):
-    first = train(tiny_config(tmp_path, epochs=1), train_set=tones[0], eval_set=tones[1])
-    again = train(tiny_config(tmp_path, epochs=1), resume=True, train_set=tones[0],
+@pytest.mark.slow
+def test_resume_of_a_finished_run_does_nothing(tmp_path, tones, tiny_train_config):
+    first = train(tiny_train_config(epochs=1), train_set=tones[0], eval_set=tones[1])
+    again = train(tiny_train_config(epochs=1), resume=True, train_set=tones[0],
                   eval_set=tones[1])
     assert again.step == first.step and again.metrics == first.metrics
     assert len(read_rows(tmp_path)) == 7
 
 
-def test_existing_run_and_changed_settings_are_refused(tmp_path, tones):
-    train(tiny_config(tmp_path, max_steps=2), train_set=tones[0], eval_set=tones[1])
+def test_existing_run_and_changed_settings_are_refused(tones, tiny_train_config):
+    train(tiny_train_config(max_steps=2), train_set=tones[0], eval_set=tones[1])
     with pytest.raises(ValueError, match="pass resume"):
-        train(tiny_config(tmp_path, max_steps=2), train_set=tones[0], eval_set=tones[1])
+        train(tiny_train_config(max_steps=2), train_set=tones[0], eval_set=tones[1])
     with pytest.raises(ValueError, match=r"changed settings \(lr: 0.001 -> 0.01\)"):
-        train(tiny_config(tmp_path, max_steps=2, lr=1e-2), resume=True, train_set=tones[0],
+        train(tiny_train_config(max_steps=2, lr=1e-2), resume=True, train_set=tones[0],
               eval_set=tones[1])
 
 
@@ -218,15 +214,16 @@ def test_metrics_log_truncates_past_a_step(tmp_path):
     assert len((tmp_path / METRICS_CSV).read_text().splitlines()) == 3
 
 
-def test_time_budget_stops_with_an_evaluation(tmp_path, tones):
-    cfg = tiny_config(tmp_path, epochs=None, max_minutes=1e-6, schedule="constant")
+@pytest.mark.slow
+def test_time_budget_stops_with_an_evaluation(tmp_path, tones, tiny_train_config):
+    cfg = tiny_train_config(epochs=None, max_minutes=1e-6, schedule="constant")
     result = train(cfg, train_set=tones[0], eval_set=tones[1])
     assert result.step == 1 and result.epochs == 1  # the budget is spent after one step
     assert [r["kind"] for r in read_rows(tmp_path)] == ["train", "eval"]
 
 
-def test_sweep_budgets(tmp_path):
-    base = tiny_config(tmp_path)
+def test_sweep_budgets(tmp_path, tiny_train_config):
+    base = tiny_train_config()
     steps = run_config(base, "passt-s-n", 3, tmp_path, Budget(steps=5))
     assert (steps.variant, steps.seed, steps.epochs, steps.max_steps, steps.schedule) == (
         "passt-s-n", 3, None, 5, "paper")
@@ -243,23 +240,24 @@ def test_sweep_budgets(tmp_path):
         run_sweep(["passt-z"], base, tmp_path, Budget(steps=1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
-def test_mixed_precision(tmp_path, tones, dtype):
-    result = train(tiny_config(tmp_path, dtype=dtype, max_steps=2), train_set=tones[0],
+def test_mixed_precision(tmp_path, tones, dtype, tiny_train_config):
+    result = train(tiny_train_config(dtype=dtype, max_steps=2), train_set=tones[0],
                    eval_set=tones[1])
     assert result.step == 2 and math.isfinite(result.metrics["map"])
     ckpt = RunCheckpoint.load(tmp_path / LAST_CHECKPOINT)
     assert (ckpt.scaler is not None) == (dtype == "fp16")  # gradient scaling for fp16 only
 
 
-def test_start_from_a_passt_checkpoint(tmp_path):
+def test_start_from_a_passt_checkpoint(tmp_path, tiny_train_config):
     source = create_model("passt-s", **TINY)  # 527 classes, as an official checkpoint
     torch.save(source.state_dict(), tmp_path / "passt.pt")
-    cfg = tiny_config(tmp_path, init=f"checkpoint:{tmp_path / 'passt.pt'}")
+    cfg = tiny_train_config(init=f"checkpoint:{tmp_path / 'passt.pt'}")
     model = build_model(cfg, num_classes=4, frames=100)
     assert torch.equal(model.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
     assert model.head[1].out_features == 4  # a new classifier for the dataset's classes
-    missing = tiny_config(tmp_path, init=f"imagenet:{tmp_path / 'deit.pt'}")
+    missing = tiny_train_config(init=f"imagenet:{tmp_path / 'deit.pt'}")
     with pytest.raises(FileNotFoundError, match="deit.pt"):
         build_model(missing, num_classes=4, frames=100)
 
@@ -278,8 +276,10 @@ def slow_sync(monkeypatch):
     return calls
 
 
-def test_reported_train_seconds_count_the_device_wait(tmp_path, tones, slow_sync):
-    cfg = tiny_config(tmp_path, epochs=1, log_every=2, checkpoint_every=None)
+@pytest.mark.slow
+def test_reported_train_seconds_count_the_device_wait(tmp_path, tones, slow_sync,
+                                                      tiny_train_config):
+    cfg = tiny_train_config(epochs=1, log_every=2, checkpoint_every=None)
     result = train(cfg, train_set=tones[0], eval_set=tones[1])
     rows = read_rows(tmp_path)
     assert [r["step"] for r in rows if r["kind"] == "train"] == [2, 4, 6]
@@ -291,8 +291,9 @@ def test_reported_train_seconds_count_the_device_wait(tmp_path, tones, slow_sync
     assert ckpt.progress["train_seconds"] == result.train_seconds >= 3 * SYNC_SECONDS
 
 
-def test_time_budget_stop_counts_the_device_wait(tmp_path, tones, slow_sync):
-    cfg = tiny_config(tmp_path, epochs=None, max_minutes=1e-6, schedule="constant",
+@pytest.mark.slow
+def test_time_budget_stop_counts_the_device_wait(tones, slow_sync, tiny_train_config):
+    cfg = tiny_train_config(epochs=None, max_minutes=1e-6, schedule="constant",
                       log_every=100)
     result = train(cfg, train_set=tones[0], eval_set=tones[1])
     assert result.step == 1 and len(slow_sync) == 1

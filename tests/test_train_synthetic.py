@@ -15,10 +15,11 @@ from passt.cli import main
 from passt.data import AugmentConfig
 from passt.inference.run import load_model
 from passt.train import LAST_CHECKPOINT, METRICS_JSONL, MetricsLog, TrainConfig, train
+from tests.helpers import SMALL, TINY, model_flags
 
 TINY_ARGS = ["--data", "synthetic", "--data-options", "size=32", "--eval-data-options",
-             "size=24", "--clip-seconds", "1", "--embed-dim", "32", "--depth", "1",
-             "--num-heads", "2", "--batch-size", "8", "--lr", "1e-3", "--log-every", "1",
+             "size=24", "--clip-seconds", "1", *model_flags(TINY),
+             "--batch-size", "8", "--lr", "1e-3", "--log-every", "1",
              "--no-progress", "--device", "cpu"]
 
 
@@ -26,6 +27,7 @@ def read_rows(out_dir) -> list[dict]:
     return [json.loads(line) for line in (out_dir / METRICS_JSONL).read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_cli_train_then_eval(tmp_path, capsys):
     assert main(["train", *TINY_ARGS, "--max-steps", "3", "--out", str(tmp_path)]) == 0
     rows = read_rows(tmp_path)
@@ -47,6 +49,7 @@ def test_cli_train_reports_bad_settings(tmp_path, capsys):
     assert "lr must be positive" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_killed_run_resumes_without_lost_or_repeated_rows(tmp_path):
     args = ["train", *TINY_ARGS, "--max-steps", "40", "--checkpoint-every", "3", "--out",
             str(tmp_path)]  # 4 steps per epoch: 10 epochs
@@ -74,6 +77,7 @@ def test_killed_run_resumes_without_lost_or_repeated_rows(tmp_path):
     assert [(r["kind"], r["step"]) for r in read_rows(tmp_path)] == expected
 
 
+@pytest.mark.integration
 def test_torchrun_two_processes(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "passt.cli", "train", *TINY_ARGS, "--batch-size", "4", "--max-steps", "3",
@@ -92,12 +96,13 @@ def test_torchrun_two_processes(tmp_path):
     assert ckpt["progress"]["step"] == 3
 
 
+@pytest.mark.slow
 def test_short_training_learns_the_synthetic_task(tmp_path):
     """30 s of CPU training of a small passt-s-n on 0.5 s clips: mAP well above chance."""
     cfg = TrainConfig(
         variant="passt-s-n", data="synthetic", data_options={"size": 4096},
         eval_data_options={"size": 256}, clip_seconds=0.5,
-        model_overrides={"embed_dim": 64, "depth": 2, "num_heads": 4}, batch_size=16,
+        model_overrides={**SMALL, "depth": 2}, batch_size=16,
         epochs=None, max_steps=512, lr=1e-3, balanced=False, augment=AugmentConfig.off(),
         frontend_overrides={"freq_mask": 0, "time_mask": 0}, log_every=64, device="cpu",
         out_dir=str(tmp_path))

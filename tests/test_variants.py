@@ -13,7 +13,7 @@ import torch
 
 import passt
 import passt.variants
-from tests.conftest import token_count
+from tests.helpers import SMALL, token_count
 
 PAPER = Path(__file__).resolve().parents[2] / "shared" / "paper" / "table1.csv"
 # (variant, training sequence length incl. the two tokens, eval length, Table 1 row)
@@ -30,7 +30,7 @@ EXPECTED = [
 
 @pytest.mark.parametrize("name, train_len, eval_len, row", EXPECTED)
 def test_sequence_lengths_are_the_papers(name, train_len, eval_len, row):
-    model = passt.create_model(name, embed_dim=64, num_heads=4, depth=1)
+    model = passt.create_model(name, **SMALL)
     x = torch.randn(1, 128, model.cfg.frames)
     assert token_count(model.train(), x) == train_len
     with torch.no_grad():
@@ -56,6 +56,7 @@ def test_parameter_counts(official_passt_s):
 NEW = ("passt-b-tome", "passt-s-tome", "passt-s-evit", "passt-s-flex")
 
 
+@pytest.mark.slow
 def test_official_checkpoint_loads_strictly_into_every_new_variant(official_passt_s):
     # no reduction adds a parameter or changes a shape: the official layout loads as it is
     sd = official_passt_s.state_dict()
@@ -112,6 +113,7 @@ def test_composition_errors():
         passt.create_model()
 
 
+@pytest.mark.integration
 def test_cli_lists_variants_as_table_and_json():
     run = [sys.executable, "-m", "passt.cli", "variants"]
     table = subprocess.run(run, capture_output=True, text=True, check=True).stdout
@@ -126,6 +128,7 @@ def test_cli_lists_variants_as_table_and_json():
     assert {r["name"]: r["train_seq_len"] for r in rows}["passt-s-n"] == 254
 
 
+@pytest.mark.integration
 def test_cli_bad_plugin_is_a_clear_error():
     proc = subprocess.run([sys.executable, "-m", "passt.cli", "--plugin", "no_such_mod",
                            "variants"], capture_output=True, text=True)
