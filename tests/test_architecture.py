@@ -16,7 +16,7 @@ LAYERS = {"utils": 0, "data": 2, "eval": 2, "inference": 2, "train": 3, "measure
 ALLOWED_UP = {("passt.inference.run", "passt.train.run_files"):
               "a checkpoint of format 1 (written before `RunCheckpoint.model_args`) is rebuilt "
               "from its training settings, lazily, by training's reader"}
-TOO_LONG = {"passt.inference.run", "passt.model", "passt.report.table"}  # to split (issue 23)
+TOO_LONG = {"passt.model"}  # to split (issue 23)
 
 
 def modules() -> dict[str, Path]:

@@ -16,7 +16,8 @@ import torch
 import passt
 from passt.cli import main
 from passt.data.audio import decode
-from passt.inference.run import Windowing, format_tags, load_model, save_embeddings
+from passt.inference.outputs import format_tags, save_embeddings
+from passt.inference.run import Windowing, load_model
 from tests.helpers import SMALL, overrides_arg, save_train_checkpoint
 
 TINY = SMALL

@@ -47,12 +47,12 @@ SCRIPT = textwrap.dedent("""
                            "fvcore: pip install fvcore",), flops.notes
 
     with contextlib.redirect_stdout(io.StringIO()) as out:
-        assert passt.cli.commands(["variants"]) == 0
+        assert passt.cli.main(["variants"]) == 0
     assert "passt-s" in out.getvalue()
     for argv in (["train", "--help"], ["--help"]):
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                passt.cli.commands(argv)
+                passt.cli.main(argv)
         except SystemExit as e:
             assert e.code == 0, (argv, e.code)
         else:
@@ -75,7 +75,7 @@ SCRIPT = textwrap.dedent("""
     assert error(resample, np.zeros(160, np.float32), 16000) == (
         "resampling audio needs torchaudio: pip install torchaudio")
     with contextlib.redirect_stderr(io.StringIO()) as err:
-        assert passt.cli.commands(["report", "bench.json"]) == 2
+        assert passt.cli.main(["report", "bench.json"]) == 2
     assert "needs pandas: pip install pandas" in err.getvalue(), err.getvalue()
 """)
 

@@ -20,22 +20,14 @@ from passt.data.esc50_synthetic import Esc50Like, parse_classes, write_esc50_lik
 from passt.eval.baseline import mean_spectrum_baseline
 from passt.eval.evaluate import evaluate
 from passt.eval.metrics import format_metrics
-from passt.inference.run import (
-    EMBED_SUFFIXES,
-    Failure,
-    embed,
-    format_tags,
-    load_model,
-    save_embeddings,
-    tag,
-)
+from passt.inference.outputs import EMBED_SUFFIXES, format_tags, save_embeddings
+from passt.inference.run import Failure, embed, load_model, tag
 from passt.measure.history import HistoryConfig, format_history, history_of
 from passt.measure.regress import Thresholds, compare, format_markdown, format_result, parse_percent
 from passt.measure.rerun import remeasure
 from passt.plugins import load_plugins
 from passt.profiling.config import ProfileConfig
 from passt.profiling.run import run_profile
-from passt.report.history_page import write_history
 from passt.run_checkpoint import RunCheckpoint
 from passt.sweep.maps import MAPS_FILE, summarize
 from passt.sweep.run import Budget, parse_seeds, run_sweep
@@ -117,6 +109,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
+    from passt.report.history_page import write_history  # the report package: pandas
+
     config = HistoryConfig(**read_flags(HistoryConfig, args, flag_names(HistoryConfig)))
     history = history_of(args.runs, config)
     paths = write_history(history, config.out)

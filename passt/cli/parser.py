@@ -7,7 +7,8 @@ import argparse
 from collections.abc import Callable, Mapping
 
 from passt.data.bad_files import POLICIES
-from passt.inference.run import AGGREGATES, EMBED_MODES, FORMATS
+from passt.inference.outputs import FORMATS
+from passt.inference.run import AGGREGATES, EMBED_MODES
 from passt.measure.history import HistoryConfig
 from passt.measure.regress import Thresholds
 from passt.profiling.config import ProfileConfig

@@ -31,11 +31,10 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from scipy import stats
-
 from passt.measure.bench_file import BenchFile, Benchmark, load_bench_file
 from passt.measure.regress import PROBED, Value, parse_percent, probed_step_time, step_time
 from passt.utils.errors import UsageError
+from passt.utils.optional import require
 from passt.utils.settings import setting
 
 log = logging.getLogger(__name__)
@@ -229,8 +228,9 @@ def _welch(k: int, before: list[float], after: list[float], noise_before: list[f
     se = math.sqrt(v1 + v2)
     df = (v1 + v2) ** 2 / (v1 ** 2 / (n1 - 1) + v2 ** 2 / (n2 - 1))
     diff = m2 - m1
-    p = 2 * float(stats.t.sf(abs(diff) / se, df))
-    half = float(stats.t.ppf(0.975, df)) * se
+    student_t = require("scipy.stats", "change points").t  # slow to import: only here
+    p = 2 * float(student_t.sf(abs(diff) / se, df))
+    half = float(student_t.ppf(0.975, df)) * se
     return Shift(k, math.exp(diff), math.exp(diff - half), math.exp(diff + half), p)
 
 

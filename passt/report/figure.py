@@ -11,8 +11,8 @@ import textwrap
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from passt.report.inputs import load_paper_table
-from passt.report.table import PAPER_DEVICE, clean_name, typical_speed
+from passt.report.inputs import PAPER_DEVICE, load_paper_table
+from passt.report.table import clean_name, typical_speed
 from passt.utils.optional import require
 
 if TYPE_CHECKING:

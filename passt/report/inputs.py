@@ -16,6 +16,8 @@ from passt.utils.optional import require
 
 pd = require("pandas", "the benchmark report")
 
+PAPER_DEVICE = "Nvidia Titan RTX"  # the GPU of the paper's Table 1
+
 # What Table 1 needs of a training row that did not run out of memory.
 TABLE1_NEEDS = ("samples_per_s", "seq_len", "train_gflops_per_sample",
                 "activation_bytes_per_sample")
