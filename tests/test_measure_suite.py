@@ -73,7 +73,7 @@ def test_other_errors_are_raised():
 
 @pytest.mark.slow
 def test_rows_use_the_ceiling_of_their_own_dtype():
-    ceilings = {"fp32": 0.5, "bf16": 2.0}.get
+    ceilings = {"fp32": 50.0, "bf16": 200.0}.get  # far above what a CPU step achieves
     for dtype in ("fp32", "bf16"):
         record = measure(tiny(dtype=dtype), "inference", PLAN, ceilings,
                          profile=cheap_profile).record
