@@ -153,6 +153,7 @@ def test_instructions_decide_where_both_runs_counted(tmp_path, run_check, growth
     assert proc.returncode == code, proc.stdout
     time_rows = [line for line in proc.stdout.splitlines() if " median_s " in line]
     assert len(time_rows) == 2 and all("info: INCONCLUSIVE" in line for line in time_rows)
+    assert "comparisons (2 more shown as information)" in proc.stdout
     # the time decides again when asked: inconclusive, or regressed with the instructions
     assert run_check(base, cur, "--time-verdict").returncode == (1 if code else 3)
 

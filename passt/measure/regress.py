@@ -302,15 +302,17 @@ def _notes(result: CheckResult) -> list[str]:
                      "(--time-verdict: the time decides too)")
     lines += [f"warning: {w}" for w in result.warnings]
     n = len([c for c in result.comparisons if c.decides])
+    info = len(result.comparisons) - n
+    shown = f" ({info} more shown as information)" if info else ""
     lines.append({
         "regressed": f"{len(result.regressions) + len(result.new_oom)} regression(s) in {n} "
-                     "comparisons",
-        "inconclusive": f"no regression shown in {n} comparisons, but "
+                     f"comparisons{shown}",
+        "inconclusive": f"no regression shown in {n} comparisons{shown}, but "
                         f"{len(result.with_status('inconclusive'))} inconclusive: the noise is "
                         "wider than the limit, or a row was timed on a busy machine (measure "
                         "again, on a quieter machine, with --rerun, or count instructions "
                         "with --bench-instructions)",
-        "ok": f"no regression in {n} comparisons",
+        "ok": f"no regression in {n} comparisons{shown}",
     }[result.verdict])
     return lines
 
