@@ -72,6 +72,14 @@ def test_no_change_gives_no_change_point(tmp_path, capsys):
     assert code == 0 and "no change point" in out
     assert {r["change_point"] for r in read_csv(tmp_path / "out" / "history.csv")} == {"False"}
     assert find_shifts([2.8e9] * 12, min_change=0.02) == []
+    assert "cannot show one" not in out  # 12 runs can
+
+
+def test_too_few_runs_for_a_window_say_so(tmp_path, capsys):
+    write_runs(tmp_path / "runs", [Bench("passt-s", 0.5, noise=0.03)], runs=5)
+    code, out, _ = run_history(capsys, tmp_path / "runs", "--out", tmp_path / "out")
+    assert code == 0
+    assert "no change point (a change needs 3 runs on each side: 5 runs cannot show one)" in out
 
 
 def test_false_alarms_are_rarer_than_alpha():

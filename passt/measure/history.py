@@ -389,6 +389,9 @@ def format_history(history: History) -> str:
                      f"{c.commit[:7] or runs[c.run].label} (after "
                      f"{c.previous_commit[:7] or '?'}), p={c.p_value:.2g}")
     if not history.change_points:
-        lines.append("no change point")
+        window = history.config.window
+        few = (f" (a change needs {window} runs on each side: {len(runs)} runs cannot show one)"
+               if len(runs) < 2 * window else "")
+        lines.append("no change point" + few)
     lines += [f"warning: {w}" for w in history.warnings]
     return "\n".join(lines)
