@@ -207,7 +207,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     out = config.getoption("--bench-profile")
     if out is None or PRESET not in config.stash:
         return
-    peers = PEERS if config.getoption("--bench-peers") else ()
+    peers = PEERS.names() if config.getoption("--bench-peers") else []
     profile_variants(config.stash[VARIANTS], config.stash[PRESET], Path(out),
                      _overrides(config), peers=peers)
 

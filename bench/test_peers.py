@@ -15,7 +15,7 @@ from passt.measure.suite import measure
 from passt.variants import variant_config
 
 
-@pytest.mark.parametrize("peer", PEERS)
+@pytest.mark.parametrize("peer", PEERS.names())
 def test_peer_train_step(benchmark, peer, variant, preset, overrides, ceilings, measured,
                          peers_enabled, peer_variants):
     if not peers_enabled:

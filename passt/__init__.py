@@ -1,6 +1,13 @@
-"""passt-bench: a reference PaSST (Patchout faSt Spectrogram Transformer) and its benchmarks."""
+"""passt-bench: a reference PaSST (Patchout faSt Spectrogram Transformer) and its benchmarks.
+
+The model core lives at this level (model, patchout, variants, frontend, factory, checkpoints,
+plugins); each job has a subpackage, imports flowing down this list:
+utils (errors, settings, the registry, tables) -> reductions, data, eval, inference -> train,
+measure -> profiling, sweep, tradeoff -> report -> cli. docs/architecture.md draws the house.
+"""
 
 from passt.checkpoints import CheckpointMismatchError, load_checkpoint, load_imagenet
+from passt.data.factory import DatasetKind, register_dataset
 from passt.factory import create_model
 from passt.frontend import FrontendConfig, MelFrontend, create_frontend
 from passt.inference.run import embed, tag
@@ -41,6 +48,7 @@ __all__ = [
     "BlockReduction",
     "BlockView",
     "CheckpointMismatchError",
+    "DatasetKind",
     "FrontendConfig",
     "MelFrontend",
     "PaSST",
@@ -66,6 +74,7 @@ __all__ = [
     "load_checkpoint",
     "load_imagenet",
     "register_block_reduction",
+    "register_dataset",
     "register_patchout",
     "register_variant",
     "tag",

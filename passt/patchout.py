@@ -27,44 +27,32 @@ from torch import Tensor, nn
 
 from passt.reductions.patch_source import PatchSource
 from passt.utils.errors import UsageError
-from passt.utils.registry import instantiate, lookup, register
+from passt.utils.registry import Registry
 from passt.utils.rng import rand
 
 Grid = tuple[int, int]
 
-_REGISTRY: dict[str, type[Patchout]] = {}
-KIND = "patchout strategy"
+PATCHOUTS: Registry[type[Patchout]] = Registry("patchout strategy")
 
 
 def register_patchout(name: str):
     """Class decorator that registers a `Patchout` subclass under ``name``."""
-
-    def decorator(cls: type[Patchout]) -> type[Patchout]:
-        if not (isinstance(cls, type) and issubclass(cls, Patchout)):
-            raise TypeError(f"register_patchout({name!r}) expects a Patchout subclass, got {cls!r}")
-        _register(name, cls)
-        return cls
-
-    return decorator
-
-
-def _register(name: str, cls: type[Patchout]) -> None:
-    register(_REGISTRY, KIND, name, cls)
+    return lambda cls: PATCHOUTS.register_class(name, cls, Patchout)
 
 
 def list_patchouts() -> list[str]:
     """Names of every registered patchout strategy, built-in and user-defined."""
-    return sorted(_REGISTRY)
+    return sorted(PATCHOUTS)
 
 
 def get_patchout(name: str) -> type[Patchout]:
     """The strategy class registered under ``name``."""
-    return lookup(_REGISTRY, KIND, name)
+    return PATCHOUTS.get(name)
 
 
 def create_patchout(name: str, **kwargs) -> Patchout:
     """Instantiate the strategy ``name`` with its parameters."""
-    return instantiate(_REGISTRY, KIND, name, kwargs)
+    return PATCHOUTS.create(name, **kwargs)
 
 
 class Patchout(nn.Module):
@@ -75,7 +63,7 @@ class Patchout(nn.Module):
     def __init_subclass__(cls, name: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
         if name is not None:
-            _register(name, cls)
+            PATCHOUTS.register_class(name, cls, Patchout)
 
     def __init__(self, per_sample: bool = False):
         super().__init__()

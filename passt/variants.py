@@ -31,6 +31,7 @@ from passt.reductions.block import (
     list_block_reductions,
 )
 from passt.utils.errors import UsageError
+from passt.utils.registry import PLUGIN_HINT, Registry
 
 ARCH_REDUCTIONS = ("no-overlap", "reduced-depth", "flex")
 # what a composition sets through its strategies and reductions, never as a plain override
@@ -60,7 +61,8 @@ def parse_reductions(reductions: str | Iterable[str]) -> tuple[str, ...]:
     known = list_reductions()
     for name in names:
         if name not in known:
-            raise UsageError(f"unknown reduction {name!r}; known: {', '.join(known)}")
+            raise UsageError(f"unknown reduction {name!r}; known: {', '.join(known)}; "
+                             f"{PLUGIN_HINT}")
     for kind, group in (("token-dropping strategy", list_patchouts()),
                         ("block reduction", _block_reductions())):
         chosen = [n for n in names if n in group]
@@ -102,7 +104,7 @@ class Variant:
         return _block_reduction_of(self.reductions)
 
 
-_VARIANTS: dict[str, Variant] = {}
+VARIANTS: Registry[Variant] = Registry("variant")
 
 
 def register_variant(variant: Variant) -> Variant:
@@ -112,26 +114,19 @@ def register_variant(variant: Variant) -> Variant:
                 reduction_args=variant.reduction_args, **variant.settings)
     except ValueError as e:
         raise UsageError(f"variant {variant.name!r}: {e}") from None
-    _VARIANTS[variant.name] = variant
-    return variant
-
-
+    return VARIANTS.register(variant.name, variant, replace=True)
 
 
 def list_variants() -> list[str]:
     """Names of the registered variants, in registration order."""
-    return list(_VARIANTS)
+    return VARIANTS.names()
 
 
 def get_variant(name: str | Variant) -> Variant:
     """The registered variant ``name`` (a `Variant` is returned as it is)."""
     if isinstance(name, Variant):
         return name
-    try:
-        return _VARIANTS[name]
-    except KeyError:
-        raise UsageError(f"unknown variant {name!r}; known: {', '.join(_VARIANTS)} (a plugin's "
-                         "variants need --plugin FILE, or $PASST_PLUGINS)") from None
+    return VARIANTS.get(name)
 
 
 def with_patchout(name: str | Variant, strategy: str) -> Variant:

@@ -12,7 +12,13 @@ import pytest
 import torch
 
 import passt
-from tests.helpers import SMALL, TINY_PLUGIN, step_settings, train_config
+from tests.helpers import (
+    SMALL,
+    TINY_PLUGIN,
+    forgetting_registrations,
+    step_settings,
+    train_config,
+)
 
 
 def pytest_collection_modifyitems(items):
@@ -20,6 +26,14 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def registries():
+    """Let a test register strategies, reductions, variants, datasets, ... without leaking
+    them into other tests."""
+    with forgetting_registrations():
+        yield
 
 
 @pytest.fixture

@@ -36,6 +36,31 @@ TINY_PLUGIN = textwrap.dedent(f"""
 """)
 
 
+def registries() -> list:
+    """Every registry a user may add to (strategies, reductions, variants, datasets, peers,
+    presets, ablations)."""
+    from passt.data.factory import DATASETS
+    from passt.measure.ablation import ABLATIONS
+    from passt.measure.peers import PEERS
+    from passt.measure.presets import PRESETS
+    from passt.patchout import PATCHOUTS
+    from passt.reductions.block import BLOCK_REDUCTIONS
+    from passt.variants import VARIANTS
+
+    return [PATCHOUTS, BLOCK_REDUCTIONS, VARIANTS, DATASETS, PEERS, PRESETS, ABLATIONS]
+
+
+@contextlib.contextmanager
+def forgetting_registrations():
+    """Registries as they were once the block ends, whatever it registered."""
+    saved = [(r, dict(r._entries)) for r in registries()]
+    try:
+        yield
+    finally:
+        for r, entries in saved:
+            r._entries = entries
+
+
 def step_settings(**kwargs) -> StepSettings:
     """Measured-step settings: SMALL with FEW_PATCHES on 1 s clips, batch 2; ``kwargs`` win."""
     return StepSettings(**{"model_overrides": {**SMALL, **FEW_PATCHES}, "clip_seconds": 1.0,

@@ -64,7 +64,8 @@ def test_suite_fills_every_field_from_measurement(tmp_path, tiny_plugin):
 
 @pytest.mark.parametrize("args, message", [
     (["--bench-preset", "laptop"],
-     "unknown preset 'laptop'; accepted: auto, cpu-small, cpu-quick, paper, gpu"),
+     "unknown preset 'laptop'; known: auto, cpu-small, cpu-quick, paper, gpu; add your own "
+     "with --plugin"),
     (["--bench-variants", "passt-x"], "unknown variant(s) passt-x; known: passt-b"),
     (["--bench-batch-size", "0"], "batch_size must be at least 1, got 0"),
     (["--bench-clip-seconds", "0.1"], "shorter than one patch (16 frames)"),

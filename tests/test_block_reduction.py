@@ -18,13 +18,6 @@ from tests import helpers
 SMALL = {**helpers.SMALL, "depth": 3, "frames": 200}
 
 
-@pytest.fixture
-def registries(monkeypatch):
-    """Registries that forget what a test registers."""
-    monkeypatch.setattr(passt.reductions.block, "_REGISTRY",
-                        dict(passt.reductions.block._REGISTRY))
-    monkeypatch.setattr(passt.patchout, "_REGISTRY", dict(passt.patchout._REGISTRY))
-    monkeypatch.setattr(passt.variants, "_VARIANTS", dict(passt.variants._VARIANTS))
 
 
 def _drop_half(acts_default: str = "both"):

@@ -179,8 +179,12 @@ def test_csv_and_vocabulary_errors_are_clear(folder, tmp_path):
 
 
 def test_open_dataset_rejects_unknown_specs_and_policies():
-    with pytest.raises(ValueError, match="accepted forms: synthetic, folder:DIR, esc50:DIR, "
-                                         "hdf5:FILE"):
+    with pytest.raises(ValueError, match="unknown dataset 'audioset'; known: synthetic, "
+                                         "folder:DIR, esc50:DIR, hdf5:FILE; add your own"):
         open_dataset("audioset")
+    with pytest.raises(ValueError, match="dataset spec 'folder': expected the form folder:DIR"):
+        open_dataset("folder")
+    with pytest.raises(ValueError, match="expected the form synthetic"):
+        open_dataset("synthetic:x")
     with pytest.raises(ValueError, match="on_bad_file"):
         open_dataset("synthetic", on_bad_file="ignore")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import passt
-from passt import patchout, variant_config, variants
+from passt import variant_config
 from passt.measure import StepSettings, build_step, flops
 from tests.helpers import FEW_PATCHES, SMALL
 
@@ -122,10 +122,7 @@ def test_matmul_ceiling_on_cpu():
     assert 0 < flops.matmul_ceiling_tflops("cpu", "fp32", n=256, iters=3) < 100
 
 
-def test_a_users_strategy_gets_plain_ints_under_fvcores_trace(monkeypatch):
-    # registries restored after the test: other tests list the known strategies
-    monkeypatch.setattr(patchout, "_REGISTRY", dict(patchout._REGISTRY))
-    monkeypatch.setattr(variants, "_VARIANTS", dict(variants._VARIANTS))
+def test_a_users_strategy_gets_plain_ints_under_fvcores_trace(registries):
 
     class HalfTheColumns(passt.Patchout, name="test-half-columns"):
         """A user's strategy that does arithmetic on the grid as the type hint promises: ints."""

@@ -136,7 +136,7 @@ def test_unknown_peer_is_a_clear_error():
 def test_availability_follows_the_installed_packages():
     assert peer_available("official") and peer_available("official-sdpa")
     assert peer_available("hf-ast") == (importlib.util.find_spec("transformers") is not None)
-    assert PEERS == ("official", "official-sdpa", "hf-ast")
+    assert PEERS.names() == ["official", "official-sdpa", "hf-ast"]
 
 
 @pytest.mark.slow
@@ -214,5 +214,5 @@ def test_hf_ast_is_measured_once_per_distinct_ast():
     reasons = peer_variants("hf-ast", variants, settings_of)
     assert reasons["passt-s"] is None and reasons["passt-s-n"] is None
     assert reasons["passt-b"] == reasons["passt-u"] == (
-        "the same AST as for passt-s (AST has no patchout)")
+        "the same model as for passt-s (hf-ast has no patchout)")
     assert peer_variants("official", variants, settings_of) == dict.fromkeys(variants)

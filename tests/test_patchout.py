@@ -108,17 +108,14 @@ def test_patchout_larger_than_grid_is_a_clear_error():
 
 def test_unknown_strategy_lists_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown patchout strategy 'spiral'; known: none, "
-                                         r"structured, unstructured"):
+                                         r"unstructured, structured; add your own with "
+                                         r"--plugin FILE"):
         passt.create_patchout("spiral")
-    with pytest.raises(ValueError, match=r"unknown reduction 'spiral'; known: .*no-overlap"):
+    with pytest.raises(ValueError, match=r"unknown reduction 'spiral'; known: .*no-overlap, .*; "
+                                         r"add your own with --plugin"):
         passt.create_model(reductions="spiral+no-overlap")
 
 
-@pytest.fixture
-def registries(monkeypatch):
-    """Let a test register strategies and variants without leaking them into other tests."""
-    monkeypatch.setattr(passt.patchout, "_REGISTRY", dict(passt.patchout._REGISTRY))
-    monkeypatch.setattr(passt.variants, "_VARIANTS", dict(passt.variants._VARIANTS))
 
 
 def test_user_strategy_by_subclass_is_usable_everywhere(registries):

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 import passt
-from passt import variants
 from passt.measure import build_step
 from passt.measure.flops import torch_flops
 from passt.measure.presets import get_preset
@@ -28,8 +27,7 @@ PRESET = dataclasses.replace(get_preset("cpu-small"), warmup=1, rounds=1, max_ro
 
 @pytest.fixture(scope="module")
 def tiny_variant():
-    with pytest.MonkeyPatch.context() as mp:  # the registry as it was, after these tests
-        mp.setattr(variants, "_VARIANTS", dict(variants._VARIANTS))
+    with helpers.forgetting_registrations():  # the registry as it was, after these tests
         passt.register_variant(passt.Variant(
             "test-profile-tiny", ("structured",), {"time": 40, "freq": 4}, settings=SMALL))
         yield "test-profile-tiny"

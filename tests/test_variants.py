@@ -99,8 +99,8 @@ def test_variant_compositions():
 
 def test_composition_errors():
     with pytest.raises(ValueError, match=r"unknown variant 'passt-x'; known: passt-b, passt-u.*"
-                                         r"ast-n, .*passt-s-flex \(a plugin's variants need "
-                                         r"--plugin FILE, or \$PASST_PLUGINS\)"):
+                                         r"ast-n, .*passt-s-flex; add your own with --plugin "
+                                         r"FILE \(or \$PASST_PLUGINS\)"):
         passt.create_model("passt-x")
     with pytest.raises(ValueError, match="at most one token-dropping strategy"):
         passt.compose("structured+unstructured")
@@ -136,8 +136,7 @@ def test_cli_bad_plugin_is_a_clear_error():
     assert "plugin 'no_such_mod' is neither a .py file nor an importable module" in proc.stderr
 
 
-def test_variant_settings_and_validation(monkeypatch):
-    monkeypatch.setattr(passt.variants, "_VARIANTS", dict(passt.variants._VARIANTS))
+def test_variant_settings_and_validation(registries):
     tiny = passt.register_variant(passt.Variant(
         "test-tiny", ("structured", "no-overlap"), {"time": 4, "freq": 1},
         settings={"embed_dim": 32, "depth": 2, "num_heads": 2}))

@@ -12,7 +12,7 @@ from passt.data.augment import (
 from passt.data.bad_files import BadFileError
 from passt.data.classes import align_classes, class_names
 from passt.data.esc50 import Esc50Dataset
-from passt.data.factory import open_dataset
+from passt.data.factory import DATASETS, DatasetKind, open_dataset, register_dataset
 from passt.data.folder import FolderDataset
 from passt.data.folds import choose_folds, data_folds, fold_sides, parse_folds
 from passt.data.hdf5 import Hdf5Dataset, PackSummary, pack_hdf5
@@ -22,6 +22,8 @@ from passt.data.synthetic import CATALOG, SyntheticConfig, SyntheticDataset
 from passt.data.views import DatasetView
 
 __all__ = [
+    "DATASETS",
+    "DatasetKind",
     "CATALOG",
     "Augment",
     "AugmentConfig",
@@ -42,6 +44,7 @@ __all__ = [
     "data_folds",
     "fold_sides",
     "open_dataset",
+    "register_dataset",
     "pack_hdf5",
     "parse_folds",
     "random_gain",

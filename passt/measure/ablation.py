@@ -8,27 +8,31 @@ dynamic one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from passt.utils.errors import UsageError
+from passt.utils.registry import Registry
 
 # name -> the StepSettings fields that differ from the preset ("all-on": none)
-ABLATIONS: dict[str, dict[str, Any]] = {
-    "all-on": {},
-    "fp32": {"dtype": "fp32"},
-    "fp16": {"dtype": "fp16"},
-    "math-attention": {"attention": "math"},
-    "no-compile": {"compile": False},
-    "unfused-adamw": {"fused_adamw": False},
-    "cuda-graphs": {"compile": True, "compile_mode": "reduce-overhead"},
-    # what sharing one graph across batch sizes costs: a graph specialised to the batch
-    "static-batch": {"compile_dynamic_batch": False},
-}
+ABLATIONS: Registry[Mapping[str, Any]] = Registry("ablation")
+
+
+def register_ablation(name: str, changes: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Make ``name`` (the preset's settings with ``changes``) one of the ablation's rows."""
+    return ABLATIONS.register(name, dict(changes))
+
+
+register_ablation("all-on", {})
+register_ablation("fp32", {"dtype": "fp32"})
+register_ablation("fp16", {"dtype": "fp16"})
+register_ablation("math-attention", {"attention": "math"})
+register_ablation("no-compile", {"compile": False})
+register_ablation("unfused-adamw", {"fused_adamw": False})
+register_ablation("cuda-graphs", {"compile": True, "compile_mode": "reduce-overhead"})
+# what sharing one graph across batch sizes costs: a graph specialised to the batch
+register_ablation("static-batch", {"compile_dynamic_batch": False})
 
 
 def ablation_settings(name: str) -> dict[str, Any]:
     """The settings changed by ablation ``name``."""
-    try:
-        return dict(ABLATIONS[name])
-    except KeyError:
-        raise UsageError(f"unknown ablation {name!r}; known: {', '.join(ABLATIONS)}") from None
+    return dict(ABLATIONS.get(name))

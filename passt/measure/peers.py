@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib
 import io
 import json
@@ -45,30 +46,60 @@ from passt.measure.step import (
 from passt.model import PaSST, PaSSTConfig, grid_size
 from passt.patchout import NoPatchout, StructuredPatchout, UnstructuredPatchout
 from passt.utils.errors import UsageError, check_choice
+from passt.utils.registry import Registry
 from passt.variants import get_variant
 
-PEERS = ("official", "official-sdpa", "hf-ast")
-# The modules a peer's model is built from: importing them proves its whole stack imports.
-_REQUIRES = {
-    "official": ("hear21passt.models.passt", "hear21passt.models.preprocess"),
-    "official-sdpa": ("hear21passt.models.passt", "hear21passt.models.preprocess"),
-    "hf-ast": ("transformers.models.audio_spectrogram_transformer",),
-}
+
+@dataclass(frozen=True)
+class PeerModel:
+    """What a peer builds for one step: its model on ``[B, n_mels, T]`` log-mels (with a
+    ``token_module`` whose output is the transformer's input sequence) and how it runs."""
+
+    model: nn.Module
+    frontend: nn.Module | None  # None: ours
+    implementation: str  # package and version, e.g. "hear21passt 0.0.26"
+    attention_path: str  # the attention it runs: "math" or "sdpa"
+    patchout_args: dict[str, Any]  # what it drops, in our strategies' names
 
 
-def _check_name(name: str) -> None:
-    if name not in PEERS:
-        raise UsageError(f"unknown peer {name!r}; known: {', '.join(PEERS)}")
+# (our model's config, the clip's frames, the benchmark's settings, our patchout) -> its model
+PeerBuilder = Callable[[PaSSTConfig, int, StepSettings, nn.Module], PeerModel]
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Another implementation measured under the same `StepSettings` as our model."""
+
+    name: str
+    requires: tuple[str, ...]  # the modules its model is built from (importing them proves its
+    # whole stack imports)
+    build: PeerBuilder
+    # what it runs in a benchmark of the given settings (default: those settings)
+    settings: Callable[[StepSettings], StepSettings] | None = None
+    # variants with the same key give the same model, measured once (None: one per variant)
+    configuration: Callable[[StepSettings], tuple] | None = None
+    drops_patches: bool = True  # whether it runs our variant's patchout
+    note: str | None = None  # how its step differs from ours, said with every row
+
+
+PEERS: Registry[Peer] = Registry("peer")
+
+
+def register_peer(peer: Peer) -> Peer:
+    """Make ``peer`` measurable beside our model (``--bench-peers``, `passt profile`)."""
+    return PEERS.register(peer.name, peer)
 
 
 def peer_settings(name: str, settings: StepSettings) -> StepSettings:
-    """What peer ``name`` runs in a benchmark of ``settings``: the official code as released
-    trains eager, with its own attention and ``torch.optim.AdamW`` as the PaSST repository
-    builds it (not fused), in fp16 AMP on a GPU (PyTorch Lightning's 16-bit precision, which
-    Lightning has only there; fp32 on the CPU); the other peers take the benchmark's settings."""
-    _check_name(name)
-    if name != "official":
-        return settings
+    """What peer ``name`` runs in a benchmark of ``settings``."""
+    peer = PEERS.get(name)
+    return settings if peer.settings is None else peer.settings(settings)
+
+
+def _as_released(settings: StepSettings) -> StepSettings:
+    """The official code as released trains eager, with its own attention and
+    ``torch.optim.AdamW`` as the PaSST repository builds it (not fused), in fp16 AMP on a GPU
+    (PyTorch Lightning's 16-bit precision, which Lightning has only there; fp32 on the CPU)."""
     dtype = "fp16" if settings.torch_device.type == "cuda" else "fp32"
     return dataclasses.replace(settings, dtype=dtype, attention="math", compile=False,
                                compile_mode=None, fused_adamw=False)
@@ -95,24 +126,23 @@ DEFAULT_PEER_VARIANTS = ("passt-s", "passt-b")  # the rows of the headline compa
 def peer_variants(name: str, variants: list[str],
                   settings_of: Callable[[str], StepSettings]) -> dict[str, str | None]:
     """For each of ``variants`` (those chosen for peers, in order), why peer ``name`` is not
-    measured for it (None: it is): ``hf-ast`` once per distinct `ast_configuration`."""
-    _check_name(name)
-    if name != "hf-ast":
+    measured for it (None: it is): once per distinct configuration where the peer has one."""
+    peer = PEERS.get(name)
+    if peer.configuration is None:
         return dict.fromkeys(variants)
     first: dict[tuple, str] = {}
     reasons: dict[str, str | None] = {}
     for variant in variants:
-        key = ast_configuration(settings_of(variant))
+        key = peer.configuration(settings_of(variant))
         reasons[variant] = (None if key not in first else
-                            f"the same AST as for {first[key]} (AST has no patchout)")
+                            f"the same model as for {first[key]} ({name} has no patchout)")
         first.setdefault(key, variant)
     return reasons
 
 
 def peer_unavailable_reason(name: str) -> str | None:
     """Why peer ``name`` cannot be built here (a module that fails to import), or None."""
-    _check_name(name)
-    for module in _REQUIRES[name]:
+    for module in PEERS.get(name).requires:
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 importlib.import_module(module)
@@ -215,9 +245,11 @@ def official_patchout(patchout: nn.Module, grid: tuple[int, int]) -> dict[str, i
                      "code (it has none, structured and unstructured)")
 
 
-def _official(cfg: PaSSTConfig, patchout: dict[str, int], frames: int, sdpa: bool) -> nn.Module:
+def _official(cfg: PaSSTConfig, frames: int, settings: StepSettings, ours: nn.Module,
+              sdpa: bool) -> PeerModel:
     from hear21passt.models.passt import PaSST as OfficialPaSST
 
+    patchout = official_patchout(ours, (cfg.grid[0], grid_size(frames, cfg.patch_size, cfg.stride)))
     net = OfficialPaSST(
         img_size=(cfg.n_mels, cfg.frames), patch_size=cfg.patch_size, stride=cfg.stride,
         in_chans=1, num_classes=cfg.num_classes, embed_dim=cfg.embed_dim, depth=cfg.depth,
@@ -230,7 +262,10 @@ def _official(cfg: PaSSTConfig, patchout: dict[str, int], frames: int, sdpa: boo
     net.patch_embed.img_size = (cfg.n_mels, frames)
     if sdpa:
         use_sdpa(net)
-    return OfficialLogits(net)
+    names = {"s_patchout_t": "time", "s_patchout_f": "freq", "u_patchout": "drop"}
+    return PeerModel(OfficialLogits(net), _official_frontend(),
+                     f"hear21passt {version('hear21passt')}", "sdpa" if sdpa else "math",
+                     {names[k]: v for k, v in patchout.items()})
 
 
 def _official_frontend() -> nn.Module:
@@ -242,9 +277,11 @@ def _official_frontend() -> nn.Module:
                           fmin_aug_range=10, fmax_aug_range=2000)
 
 
-def _hf_ast(cfg: PaSSTConfig, frames: int, attention: str) -> nn.Module:
+def _hf_ast(cfg: PaSSTConfig, frames: int, settings: StepSettings, ours: nn.Module
+            ) -> PeerModel:
     from transformers import ASTConfig, ASTForAudioClassification
 
+    attention = {"sdpa": "sdpa", "math": "eager"}[settings.attention]
     config = ASTConfig(
         hidden_size=cfg.embed_dim, num_hidden_layers=cfg.depth, num_attention_heads=cfg.num_heads,
         intermediate_size=int(cfg.embed_dim * cfg.mlp_ratio), hidden_dropout_prob=cfg.drop_rate,
@@ -252,7 +289,8 @@ def _hf_ast(cfg: PaSSTConfig, frames: int, attention: str) -> nn.Module:
         frequency_stride=cfg.stride, time_stride=cfg.stride, max_length=frames,
         num_mel_bins=cfg.n_mels, num_labels=cfg.num_classes, attn_implementation=attention,
     )
-    return ASTLogits(ASTForAudioClassification(config))
+    return PeerModel(ASTLogits(ASTForAudioClassification(config)), None,
+                     f"transformers {version('transformers')}", settings.attention, {})
 
 
 def _seq_len(model: nn.Module, mel: Tensor) -> int:
@@ -273,7 +311,7 @@ def build_peer_step(name: str, settings: StepSettings, kind: str = "train") -> P
     Seeds torch's global RNG with ``settings.seed``; the peer's architecture is our variant's
     (depth, width, stride, input frames) with our patchout counts resolved for the clip.
     """
-    _check_name(name)
+    PEERS.get(name)
     check_choice("step kind", kind, KINDS)
     reason = peer_unavailable_reason(name)
     if reason is not None:
@@ -293,20 +331,8 @@ def build_peer_step(name: str, settings: StepSettings, kind: str = "train") -> P
     frames = ours_frontend.frames(num_samples)  # the official STFT frames alike
     torch.manual_seed(settings.seed)
     with contextlib.redirect_stdout(io.StringIO()):  # AugmentMelSTFT announces its fmax
-        if name == "hf-ast":
-            attention = {"sdpa": "sdpa", "math": "eager"}[settings.attention]
-            model, frontend = _hf_ast(cfg, frames, attention), ours_frontend
-            implementation = f"transformers {version('transformers')}"
-            path, patchout_args = settings.attention, {}
-        else:
-            grid = (cfg.grid[0], grid_size(frames, cfg.patch_size, cfg.stride))
-            patchout = official_patchout(ours.patchout, grid)
-            model = _official(cfg, patchout, frames, sdpa=name == "official-sdpa")
-            frontend = _official_frontend()
-            implementation = f"hear21passt {version('hear21passt')}"
-            path = "sdpa" if name == "official-sdpa" else "math"
-            names = {"s_patchout_t": "time", "s_patchout_f": "freq", "u_patchout": "drop"}
-            patchout_args = {names[k]: v for k, v in patchout.items()}
+        built = PEERS.get(name).build(cfg, frames, settings, ours.patchout)
+    model, frontend = built.model, built.frontend or ours_frontend
     model.to(device).train(training)
     frontend.to(device).train(training)
     inputs, targets = place_batch(settings, num_samples, device)
@@ -320,8 +346,8 @@ def build_peer_step(name: str, settings: StepSettings, kind: str = "train") -> P
         # the model alone: hear21passt's frontend draws its fmin/fmax on the host every call
         forward_fn=make_forward(model, frontend, kind, settings, compile_scope="model"),
         inputs=inputs, targets=targets, optimizer=optimizer, scaler=scaler,
-        peer=name, implementation=implementation, attention_path=path,
-        patchout_args=patchout_args,
+        peer=name, implementation=built.implementation, attention_path=built.attention_path,
+        patchout_args=built.patchout_args,
     )
 
 
@@ -340,14 +366,23 @@ def profile_peer(step: PeerStep) -> BenchRecord:
         counts = [saved_activation_bytes(build_peer_step(step.peer, dataclasses.replace(s,
                   batch_size=b))) for b in sizes]
         activation = fit_line(sizes, counts)[0]
-    record = step_record(step, strategy="none" if step.peer == "hf-ast" else variant.strategy,
+    peer = PEERS.get(step.peer)
+    record = step_record(step, strategy=variant.strategy if peer.drops_patches else "none",
                          attention=step.attention_path, patchout_args=dict(step.patchout_args),
                          forward_gflops=forward / 1e9, step_gflops=torch_flops(one) / 1e9,
                          activation_bytes=activation)
-    note = None
-    if step.peer == "hf-ast":
-        note = ("frontend: ours (AST's feature extractor is host-side numpy); AST has no patchout"
-                + (f", so this is the unpatched equivalent of {s.variant}"
-                   if variant.strategy != "none" else ""))
+    note = peer.note
+    if note is not None and not peer.drops_patches and variant.strategy != "none":
+        note += f", so this is the unpatched equivalent of {s.variant}"
     return dataclasses.replace(record, peer=step.peer, implementation=step.implementation,
                                note=note)
+
+
+register_peer(Peer("official", ("hear21passt.models.passt", "hear21passt.models.preprocess"),
+                   functools.partial(_official, sdpa=False), settings=_as_released))
+register_peer(Peer("official-sdpa", ("hear21passt.models.passt", "hear21passt.models.preprocess"),
+                   functools.partial(_official, sdpa=True)))
+register_peer(Peer("hf-ast", ("transformers.models.audio_spectrogram_transformer",), _hf_ast,
+                   configuration=ast_configuration, drops_patches=False,
+                   note="frontend: ours (AST's feature extractor is host-side numpy); AST has no "
+                        "patchout"))

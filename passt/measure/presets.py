@@ -12,6 +12,7 @@ from passt.frontend import create_frontend
 from passt.measure.step import StepSettings
 from passt.measure.timing import RoundPlan
 from passt.utils.errors import UsageError
+from passt.utils.registry import Registry
 from passt.variants import proportional_patchout
 
 # the Preset fields that say how long and how each benchmark is timed
@@ -101,30 +102,37 @@ class Preset:
         )
 
 
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset("cpu-small", "real architecture on 3 s clips, batch 2, fp32: the whole suite in "
-               "minutes on a 2-core CPU; patchout keeps the paper's fraction of patches",
-               device="cpu", batch_size=2, clip_seconds=3.0, dtype="fp32", attention="sdpa",
-               compile=False, warmup=2, rounds=6, memory_batch_sizes=(1, 2, 4),
-               proportional_patchout=True, max_rounds=40, max_seconds=20.0, replicas=3),
-        Preset("cpu-quick", "a first look on a CPU: cpu-small's settings timed for 6 rounds "
-               "after one warm-up, one copy of each step, at most 10 s: a first table of a few "
-               "variants in minutes, with wide intervals",
-               device="cpu", batch_size=2, clip_seconds=3.0, dtype="fp32", attention="sdpa",
-               compile=False, warmup=1, rounds=6, memory_batch_sizes=(1, 2, 4),
-               proportional_patchout=True, max_rounds=6, max_seconds=10.0, replicas=1),
-        Preset("paper", "the paper's setting: 10 s clips, batch 12, fp16 AMP, math attention",
-               device="cuda", batch_size=12, clip_seconds=10.0, dtype="fp16", attention="math",
-               compile=False, warmup=5, rounds=10, memory_batch_sizes=(4, 8, 12),
-               proportional_patchout=False, max_rounds=100, max_seconds=10.0),
-        Preset("gpu", "fast GPU training: 10 s clips, bf16 AMP, SDPA, torch.compile, batch 64",
-               device="cuda", batch_size=64, clip_seconds=10.0, dtype="bf16", attention="sdpa",
-               compile=True, warmup=10, rounds=10, memory_batch_sizes=(16, 32, 64),
-               proportional_patchout=False, max_rounds=200, max_seconds=10.0),
-    )
-}
+PRESETS: Registry[Preset] = Registry("preset")
+
+
+def register_preset(preset: Preset) -> Preset:
+    """Make ``preset`` available by name to the bench (``--bench-preset``) and `passt profile`."""
+    return PRESETS.register(preset.name, preset)
+
+
+register_preset(Preset(
+    "cpu-small", "real architecture on 3 s clips, batch 2, fp32: the whole suite in minutes on "
+    "a 2-core CPU; patchout keeps the paper's fraction of patches",
+    device="cpu", batch_size=2, clip_seconds=3.0, dtype="fp32", attention="sdpa", compile=False,
+    warmup=2, rounds=6, memory_batch_sizes=(1, 2, 4), proportional_patchout=True, max_rounds=40,
+    max_seconds=20.0, replicas=3))
+register_preset(Preset(
+    "cpu-quick", "a first look on a CPU: cpu-small's settings timed for 6 rounds after one "
+    "warm-up, one copy of each step, at most 10 s: a first table of a few variants in minutes, "
+    "with wide intervals",
+    device="cpu", batch_size=2, clip_seconds=3.0, dtype="fp32", attention="sdpa", compile=False,
+    warmup=1, rounds=6, memory_batch_sizes=(1, 2, 4), proportional_patchout=True, max_rounds=6,
+    max_seconds=10.0, replicas=1))
+register_preset(Preset(
+    "paper", "the paper's setting: 10 s clips, batch 12, fp16 AMP, math attention",
+    device="cuda", batch_size=12, clip_seconds=10.0, dtype="fp16", attention="math",
+    compile=False, warmup=5, rounds=10, memory_batch_sizes=(4, 8, 12),
+    proportional_patchout=False, max_rounds=100, max_seconds=10.0))
+register_preset(Preset(
+    "gpu", "fast GPU training: 10 s clips, bf16 AMP, SDPA, torch.compile, batch 64",
+    device="cuda", batch_size=64, clip_seconds=10.0, dtype="bf16", attention="sdpa",
+    compile=True, warmup=10, rounds=10, memory_batch_sizes=(16, 32, 64),
+    proportional_patchout=False, max_rounds=200, max_seconds=10.0))
 
 
 def get_preset(name: str = "auto", cuda: bool | None = None) -> Preset:
@@ -132,9 +140,6 @@ def get_preset(name: str = "auto", cuda: bool | None = None) -> Preset:
     if name == "auto":
         cuda = torch.cuda.is_available() if cuda is None else cuda
         name = "gpu" if cuda else "cpu-small"
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise UsageError(
-            f"unknown preset {name!r}; accepted: auto, {', '.join(PRESETS)}"
-        ) from None
+    if name not in PRESETS:
+        raise UsageError(PRESETS.unknown(name, extra=("auto",)))
+    return PRESETS.get(name)

@@ -30,43 +30,33 @@ from torch import Tensor, nn
 
 from passt.reductions.patch_source import PatchSource
 from passt.utils.errors import check_choice
-from passt.utils.registry import instantiate, lookup, register
+from passt.utils.registry import Registry
 
 Grid = tuple[int, int]
 Acts = Literal["train", "eval", "both"]  # when a strategy acts: in training, in eval, or both
 ACTS: tuple[str, ...] = get_args(Acts)
 PROTECTED = 2  # the class and distillation tokens lead the sequence and are never reduced
-KIND = "block reduction"
-
-_REGISTRY: dict[str, type[BlockReduction]] = {}
+BLOCK_REDUCTIONS: Registry[type[BlockReduction]] = Registry("block reduction")
 
 
 def register_block_reduction(name: str):
     """Class decorator that registers a `BlockReduction` subclass under ``name``."""
-
-    def decorator(cls: type[BlockReduction]) -> type[BlockReduction]:
-        if not (isinstance(cls, type) and issubclass(cls, BlockReduction)):
-            raise TypeError(f"register_block_reduction({name!r}) expects a BlockReduction "
-                            f"subclass, got {cls!r}")
-        register(_REGISTRY, KIND, name, cls)
-        return cls
-
-    return decorator
+    return lambda cls: BLOCK_REDUCTIONS.register_class(name, cls, BlockReduction)
 
 
 def list_block_reductions() -> list[str]:
     """Names of every registered block reduction, built-in and user-defined."""
-    return sorted(_REGISTRY)
+    return sorted(BLOCK_REDUCTIONS)
 
 
 def get_block_reduction(name: str) -> type[BlockReduction]:
     """The block reduction class registered under ``name``."""
-    return lookup(_REGISTRY, KIND, name)
+    return BLOCK_REDUCTIONS.get(name)
 
 
 def create_block_reduction(name: str, **kwargs: Any) -> BlockReduction:
     """Instantiate the block reduction ``name`` with its parameters."""
-    return instantiate(_REGISTRY, KIND, name, kwargs)
+    return BLOCK_REDUCTIONS.create(name, **kwargs)
 
 
 def size_bias(size: Tensor | None, dtype: torch.dtype) -> Tensor | None:
@@ -113,7 +103,7 @@ class BlockReduction(nn.Module):
     def __init_subclass__(cls, name: str | None = None, **kwargs: Any):
         super().__init_subclass__(**kwargs)
         if name is not None:
-            register(_REGISTRY, KIND, name, cls)
+            BLOCK_REDUCTIONS.register_class(name, cls, BlockReduction)
 
     def __init__(self, acts: Acts | None = None):
         super().__init__()

@@ -171,7 +171,8 @@ def _paper_only_row(paper: pd.DataFrame, row_id: str, variant: str | None) -> di
 def _order(record: BenchRecord) -> tuple[int, str]:
     """Ours first, then the peers in `PEERS` order, then unknown peers by name."""
     peer = record.peer or ""
-    rank = 0 if not peer else 1 + (PEERS.index(peer) if peer in PEERS else len(PEERS))
+    order = PEERS.names()
+    rank = 0 if not peer else 1 + (order.index(peer) if peer in order else len(order))
     return rank, peer
 
 

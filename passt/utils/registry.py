@@ -1,41 +1,97 @@
-"""Named classes of one kind (patchout strategies, block reductions): the rules shared by their
-registries. Each registry is a module's own ``dict`` of name to class; these functions keep,
-look up and instantiate its entries with errors that name the kind and the names known."""
+"""`Registry`: named entries of one kind that users may add to (patchout strategies, block
+reductions, variants, datasets, peers, presets, ablations), with the one set of rules for
+registering, looking up and reporting a name that is not there."""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Any, Generic, TypeVar
 
 from passt.utils.errors import UsageError
 
 T = TypeVar("T")
 
-
-def register(registry: dict[str, type[T]], kind: str, name: str, cls: type[T]) -> None:
-    """Keep ``cls`` under ``name`` (and as ``cls.name``); a second class under a name taken is
-    an error, the same class again (a module reloaded) is not."""
-    if not name or not isinstance(name, str):
-        raise UsageError(f"a {kind} needs a non-empty string name, got {name!r}")
-    known = registry.get(name)
-    if known is not None and known.__qualname__ != cls.__qualname__:
-        raise UsageError(f"{kind} {name!r} is already registered by {known!r}")
-    cls.name = name
-    registry[name] = cls
+PLUGIN_HINT = "add your own with --plugin FILE (or $PASST_PLUGINS)"
 
 
-def lookup(registry: dict[str, type[T]], kind: str, name: str) -> type[T]:
-    """The class registered under ``name``."""
-    try:
-        return registry[name]
-    except KeyError:
-        raise UsageError(f"unknown {kind} {name!r}; known: {', '.join(sorted(registry))}"
-                         ) from None
+def _same(a: Any, b: Any) -> bool:
+    """Whether two entries are one definition: equal, or the same class defined again (a
+    module or plugin file imported a second time)."""
+    if isinstance(a, type) and isinstance(b, type):
+        return (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
+    return a is b or a == b
 
 
-def instantiate(registry: dict[str, type[T]], kind: str, name: str, kwargs: dict[str, Any]) -> T:
-    """An instance of the class ``name`` with ``kwargs``; a wrong keyword names the class."""
-    cls = lookup(registry, kind, name)
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise UsageError(f"{kind} {name!r}: {e}") from None
+class Registry(Generic[T]):
+    """Entries of one ``kind`` by name, in registration order.
+
+    A name is registered once: a different entry under a taken name is an error unless
+    ``replace=True`` (a variant redefined on purpose); the same definition again is not.
+    """
+
+    def __init__(self, kind: str, *, label: Callable[[T], str] | None = None):
+        self.kind = kind
+        self.label = label  # how an entry is listed in errors (default: its name)
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str, entry: T, *, replace: bool = False) -> T:
+        """Keep ``entry`` under ``name`` and return it."""
+        if not name or not isinstance(name, str):
+            raise UsageError(f"a {self.kind} needs a non-empty string name, got {name!r}")
+        known = self._entries.get(name)
+        if known is not None and not replace and not _same(known, entry):
+            raise UsageError(f"{self.kind} {name!r} is already registered by {known!r}")
+        self._entries[name] = entry
+        return entry
+
+    def register_class(self, name: str, cls: Any, base: type) -> Any:
+        """Register ``cls``, a subclass of ``base``, under ``name`` and name it so
+        (``cls.name``); returns it, so that it serves as a class decorator's body."""
+        if not (isinstance(cls, type) and issubclass(cls, base)):
+            raise TypeError(f"a {self.kind} {name!r} expects a {base.__name__} subclass, "
+                            f"got {cls!r}")
+        self.register(name, cls)
+        cls.name = name
+        return cls
+
+    def get(self, name: str) -> T:
+        """The entry registered under ``name``."""
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UsageError(self.unknown(name)) from None
+
+    def check(self, name: str) -> str:
+        """``name`` if it is registered (else the error of `get`)."""
+        self.get(name)
+        return name
+
+    def create(self, name: str, **kwargs: Any) -> Any:
+        """Call the entry ``name`` (a class or factory) with ``kwargs``; a wrong keyword is an
+        error that names the entry."""
+        factory = self.get(name)
+        try:
+            return factory(**kwargs)  # type: ignore[operator]
+        except TypeError as e:
+            raise UsageError(f"{self.kind} {name!r}: {e}") from None
+
+    def names(self) -> list[str]:
+        """The registered names, in registration order."""
+        return list(self._entries)
+
+    def unknown(self, name: object, extra: tuple[str, ...] = ()) -> str:
+        """The message for a name that is not registered (``extra``: other accepted names)."""
+        listed = [n if self.label is None else self.label(e) for n, e in self._entries.items()]
+        return f"unknown {self.kind} {name!r}; known: {', '.join([*extra, *listed])}; {PLUGIN_HINT}"
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def items(self) -> list[tuple[str, T]]:
+        return list(self._entries.items())
