@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from passt.eval.tasks import Metrics, Task, task_metrics, task_scores
+from passt.utils.modes import module_mode
 from passt.utils.precision import autocast
 
 if TYPE_CHECKING:
@@ -45,21 +46,14 @@ def predict(
         generator=torch.Generator(),  # leaves the global RNG, and so training, untouched
         pin_memory=device.type == "cuda",
     )
-    modes = model.training, frontend.training
-    model.eval()
-    frontend.eval()
     scores, targets = [], []
-    try:
-        with torch.inference_mode():
-            for waves, target in loader:
-                mel = frontend(waves.to(device, non_blocking=True))
-                with autocast(dtype, device.type):
-                    logits = model(mel)
-                scores.append(task_scores(task, logits.float()).cpu().numpy())
-                targets.append(target.numpy())
-    finally:
-        model.train(modes[0])
-        frontend.train(modes[1])
+    with module_mode(model, frontend, training=False), torch.inference_mode():
+        for waves, target in loader:
+            mel = frontend(waves.to(device, non_blocking=True))
+            with autocast(dtype, device.type):
+                logits = model(mel)
+            scores.append(task_scores(task, logits.float()).cpu().numpy())
+            targets.append(target.numpy())
     classes = getattr(dataset, "num_classes", 0)
     if not scores:
         return np.zeros((0, classes), np.float32), np.zeros((0, classes), np.float32)

@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Generic, Literal, TypeVar, get_args
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from passt.checkpoints import CheckpointMismatchError, load_torch_file, read_state_dict
 from passt.eval.tasks import Task, task_scores
@@ -37,6 +36,7 @@ from passt.model import PaSST
 from passt.run_checkpoint import RunCheckpoint, is_run_checkpoint
 from passt.utils.device import resolve_device
 from passt.utils.errors import UsageError, check_choice
+from passt.utils.modes import module_mode
 from passt.utils.optional import require
 
 log = logging.getLogger(__name__)
@@ -204,18 +204,6 @@ def check_fits(model: PaSST, frontend: MelFrontend, windowing: Windowing) -> Non
                        frame_seconds=frontend.config.frame_seconds)
 
 
-@contextmanager
-def _eval_mode(*modules: nn.Module) -> Iterator[None]:
-    modes = [m.training for m in modules]
-    for m in modules:
-        m.eval()
-    try:
-        yield
-    finally:
-        for m, mode in zip(modules, modes, strict=True):
-            m.train(mode)
-
-
 def _run(paths: PathLike | Iterable[PathLike], loaded: LoadedModel,
          frontend: MelFrontend | None, window_seconds: float | None, hop_seconds: float | None,
          batch_size: int, device: str | torch.device | None, progress: bool | None,
@@ -246,8 +234,9 @@ def _run(paths: PathLike | Iterable[PathLike], loaded: LoadedModel,
     files, failures = collect_files([paths] if single else paths)
     done: list[FileWindows] = []
     started = time.perf_counter()
-    with _eval_mode(model, frontend), tqdm(total=len(files), unit="file", disable=(
-            None if progress is None else not progress)) as bar:
+    with module_mode(model, frontend, training=False), tqdm(
+            total=len(files), unit="file",
+            disable=None if progress is None else not progress) as bar:
         for item in stream_windows(files, compute, windowing, batch_size, target):
             (failures if isinstance(item, Failure) else done).append(item)
             bar.update()

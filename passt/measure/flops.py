@@ -26,6 +26,7 @@ from passt.measure.step import StepSettings, build_step
 from passt.model import PaSSTConfig, grid_size, token_counts
 from passt.utils.device import synchronize
 from passt.utils.errors import UsageError, check_choice
+from passt.utils.modes import module_mode
 from passt.utils.optional import require
 from passt.utils.precision import AUTOCAST_DTYPES, DTYPES
 
@@ -113,14 +114,11 @@ def train_flops_per_sample(model: nn.Module, frames: int) -> float:
     p = next(model.parameters())
     mel = torch.zeros(1, 1, model.cfg.n_mels, frames, device=p.device, dtype=p.dtype)
     grads = {q: q.grad for q in model.parameters()}
-    was_training = model.training
     devices = [p.device] if p.device.type == "cuda" else []
     try:
-        model.train()
-        with torch.random.fork_rng(devices=devices):
+        with module_mode(model, training=True), torch.random.fork_rng(devices=devices):
             flops = torch_flops(lambda: model(mel).float().sum().backward())
     finally:
-        model.train(was_training)
         for q, g in grads.items():
             q.grad = g
     return float(flops)
