@@ -13,7 +13,7 @@ TINY = {**SMALL, **FEW_PATCHES}
     "kwargs, match",
     [
         (dict(variant="passt-xl"), r"unknown variant 'passt-xl'; known: passt-b, passt-u"),
-        (dict(batch_size=0), r"batch_size must be at least 1, got 0"),
+        (dict(batch_size=0), r"batch_size must be an integer >= 1, got 0"),
         (dict(batch_size=2.0), r"batch_size must be an integer"),
         (dict(clip_seconds=0.15), r"a clip of 0.15 s gives 15 frames, shorter than one patch "
                                   r"\(16 frames\); accepted: 16 to 998 frames \(clips of 0.151 "

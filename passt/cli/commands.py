@@ -47,6 +47,7 @@ from passt.train.finetune import finetune_config
 from passt.train.launch import LaunchConfig, RunsFailed
 from passt.utils.errors import UsageError
 from passt.utils.settings import flag_names, parse_overrides, read_flags
+from passt.utils.values import parse_list
 from passt.variants import describe, list_variants
 
 SEQ_NOTE = (
@@ -267,7 +268,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    variants = list(parse_list(args.variants, "--variants"))
     budget = Budget(steps=args.steps, minutes=args.minutes, tflops=args.budget_tflops)
     seeds = parse_seeds(args.seeds)
     cfg = _train_config(args)

@@ -26,6 +26,7 @@ from passt.model import ATTENTION_PATHS, PaSSTConfig
 from passt.utils.device import resolve_device
 from passt.utils.errors import UsageError, check_choice
 from passt.utils.precision import DTYPES, autocast, backward_and_step
+from passt.utils.values import check_int
 from passt.variants import seq_len_per_block, variant_config
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,7 @@ class StepSettings:
     fused_adamw: bool | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
-            raise UsageError(f"batch_size must be an integer, got {self.batch_size!r}")
-        if self.batch_size < 1:
-            raise UsageError(f"batch_size must be at least 1, got {self.batch_size}")
+        check_int("batch_size", self.batch_size, minimum=1)
         if self.compile_mode not in COMPILE_MODES:
             raise UsageError(
                 f"unknown compile mode {self.compile_mode!r}; accepted: "

@@ -18,6 +18,7 @@ from passt.utils.device import DEVICE_FORMS
 from passt.utils.errors import UsageError, check_choice
 from passt.utils.precision import DTYPES, Dtype
 from passt.utils.settings import KeyFlag, parse_overrides, setting
+from passt.utils.values import check_int
 from passt.variants import get_variant
 
 INIT_KINDS = ("imagenet", "checkpoint")
@@ -150,15 +151,15 @@ class TrainConfig:
         if self.clip_seconds is None:
             self.clip_seconds = ESC50_CLIP_SECONDS if esc50 else PAPER_CLIP_SECONDS
         for name in ("batch_size", "log_every"):
-            _check_int(name, getattr(self, name), minimum=1)
+            check_int(name, getattr(self, name), minimum=1)
         for name in ("eval_batch_size", "epochs", "max_steps", "steps_per_epoch",
                      "checkpoint_every", "eval_points"):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), minimum=1)
+                check_int(name, getattr(self, name), minimum=1)
         for name in ("warmup_steps", "decay_start"):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), minimum=0)
-        _check_int("num_workers", self.num_workers, minimum=0)
+                check_int(name, getattr(self, name), minimum=0)
+        check_int("num_workers", self.num_workers, minimum=0)
         for name in ("clip_seconds", "lr", "max_minutes", "max_tflops"):
             value = getattr(self, name)
             if value is not None and not 0 < value < math.inf:
@@ -207,11 +208,6 @@ class TrainConfig:
             diffs = ", ".join(f"{k}: {theirs[k]!r} -> {ours[k]!r}" for k in changed)
             raise UsageError(f"cannot resume with changed settings ({diffs}); only "
                              f"{', '.join(RUNTIME_FIELDS)} may change")
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UsageError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def parse_init(init: str) -> tuple[str, str]:
