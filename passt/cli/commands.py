@@ -121,8 +121,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    summary = run_profile(ProfileConfig(**read_flags(ProfileConfig, args,
-                                                     flag_names(ProfileConfig))))
+    summary = run_profile(ProfileConfig.from_flags(args))
     print(summary.read_text())
     print(f"wrote {summary.parent}/", file=sys.stderr)
     return 0
