@@ -124,7 +124,7 @@ def test_train_flops_match_the_closed_form():
 
 def test_bad_budgets_and_seeds_are_clear_errors(tmp_path):
     for bad in (0, -1.0):
-        with pytest.raises(UsageError, match="budget_tflops must be positive"):
+        with pytest.raises(UsageError, match="budget_tflops must be a number > 0"):
             Budget(tflops=bad)
     with pytest.raises(UsageError, match="needs a budget"):
         Budget()

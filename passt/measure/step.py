@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +25,7 @@ from passt.model import ATTENTION_PATHS, PaSSTConfig
 from passt.utils.device import resolve_device
 from passt.utils.errors import UsageError, check_choice
 from passt.utils.precision import DTYPES, autocast, backward_and_step
-from passt.utils.values import check_int
+from passt.utils.values import check_int, check_number
 from passt.variants import seq_len_per_block, variant_config
 
 log = logging.getLogger(__name__)
@@ -72,8 +71,7 @@ class StepSettings:
         for key in ("attention", "num_classes"):
             if key in self.model_overrides:
                 raise UsageError(f"set {key} on StepSettings, not in model_overrides")
-        if not 0 < self.clip_seconds < math.inf:
-            raise UsageError(f"clip_seconds must be positive and finite, got {self.clip_seconds}")
+        check_number("clip_seconds", self.clip_seconds, above=0)
         self.torch_device  # noqa: B018 (validates the device)
         self._check_clip()
 

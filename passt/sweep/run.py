@@ -43,7 +43,7 @@ from passt.train.launch import RESULT_JSON, Job, LaunchConfig, launch, write_res
 from passt.train.run_files import MetricsLog
 from passt.utils.atomic import write_text_atomic
 from passt.utils.errors import UsageError
-from passt.utils.values import parse_list
+from passt.utils.values import check_number, parse_list
 from passt.variants import get_variant
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,8 @@ class Budget:
             raise UsageError("the sweep needs a budget: --steps, --minutes or --budget-tflops")
         for name, value in (("steps", self.steps), ("minutes", self.minutes),
                             ("budget_tflops", self.tflops)):
-            if value is not None and not value > 0:
-                raise UsageError(f"{name} must be positive, got {value}")
+            if value is not None:
+                check_number(name, value, above=0)
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:

@@ -4,7 +4,6 @@ their validation."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +17,7 @@ from passt.utils.device import DEVICE_FORMS
 from passt.utils.errors import UsageError, check_choice
 from passt.utils.precision import DTYPES, Dtype
 from passt.utils.settings import KeyFlag, parse_overrides, setting
-from passt.utils.values import check_int
+from passt.utils.values import check_int, check_number
 from passt.variants import get_variant
 
 INIT_KINDS = ("imagenet", "checkpoint")
@@ -161,9 +160,8 @@ class TrainConfig:
                 check_int(name, getattr(self, name), minimum=0)
         check_int("num_workers", self.num_workers, minimum=0)
         for name in ("clip_seconds", "lr", "max_minutes", "max_tflops"):
-            value = getattr(self, name)
-            if value is not None and not 0 < value < math.inf:
-                raise UsageError(f"{name} must be positive and finite, got {value}")
+            if getattr(self, name) is not None:
+                check_number(name, getattr(self, name), above=0)
         if self.weight_decay < 0:
             raise UsageError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
