@@ -70,9 +70,9 @@ def parse_list(text: str, what: str, item: type = str, *, minimum: float | None 
                noun: str = "name", allow_all: bool = False, unique: bool = False,
                ) -> tuple[Any, ...] | None:
     """``"a, b,c"`` as ``("a", "b", "c")`` (empty parts left out); ``item`` int or float
-    parses each part and needs at least one. ``choices``: the names accepted (a `UsageError`
-    names the unknown ``noun``\\ s); ``allow_all``: ``"all"`` gives None; ``unique``: a part
-    given twice is an error."""
+    parses each part and needs at least one. ``choices``: the names accepted (the error calls
+    a part a ``noun``); ``allow_all``: ``"all"`` gives None; ``unique``: a part given twice is
+    an error."""
     if allow_all and str(text).strip() == ALL:
         return None
     parts = tuple(p.strip() for p in str(text).split(",") if p.strip())
