@@ -51,6 +51,7 @@ from passt.measure.bench_record import BenchRecord  # noqa: E402
 from passt.measure.journal import Journal  # noqa: E402
 from passt.utils.atomic import atomic_path  # noqa: E402
 from passt.utils.errors import UsageError  # noqa: E402
+from passt.utils.values import parse_list  # noqa: E402
 
 TINY = "campaign-tiny"
 TINY_PLUGIN = f'''"""The campaign's smoke-test variant: passt-s, narrow and shallow."""
@@ -496,12 +497,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def selected(all_steps: list[Step], select: str | None) -> list[Step]:
     if select is None:
         return all_steps
-    names = [s.strip() for s in select.split(",") if s.strip()]
-    known = [s.name for s in all_steps]
-    unknown = [n for n in names if n not in known]
-    if unknown:
-        raise UsageError(f"--select: unknown step(s) {', '.join(unknown)}; known: "
-                         f"{', '.join(known)}")
+    names = parse_list(select, "--select", choices=[s.name for s in all_steps], noun="step")
     return [s for s in all_steps if s.name in names or s.group == "report"]
 
 

@@ -23,21 +23,21 @@ from passt.measure.flops import matmul_ceiling_tflops
 from passt.measure.instructions import InstructionCount, count_instructions
 from passt.measure.journal import Journal
 from passt.measure.machine_speed import with_run_drift
+from passt.measure.overrides import BENCH_PREFIX, STEP_FIELDS, BenchOverrides
 from passt.measure.peers import DEFAULT_PEER_VARIANTS, PEERS
-from passt.measure.presets import PLAN_FIELDS, PRESETS, Preset, get_preset
+from passt.measure.presets import PRESETS, Preset, get_preset
 from passt.measure.step import StepSettings
 from passt.measure.suite import Measurement
 from passt.measure.telemetry import gpu_info
-from passt.model import ATTENTION_PATHS
 from passt.plugins import load_plugins
 from passt.profiling import profile_variants
 from passt.profiling.run import check_out_dir
 from passt.utils.device import resolve_device
 from passt.utils.errors import UsageError
-from passt.utils.precision import DTYPES
+from passt.utils.settings import add_flags, flag_names
+from passt.utils.values import parse_list
 from passt.variants import get_variant, list_variants
 
-ON_OFF = {"on": True, "off": False}
 log = logging.getLogger(__name__)
 
 
@@ -50,31 +50,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-plugin", action="append", default=[], metavar="FILE_OR_MODULE",
                     help="load a plugin (patchout strategies, variants) first; repeatable, "
                          "like $PASST_PLUGINS")
-    group.addoption("--bench-batch-size", type=int, default=None, help="override the preset's")
-    group.addoption("--bench-clip-seconds", type=float, default=None,
-                    help="override the preset's clip length")
-    group.addoption("--bench-dtype", choices=DTYPES, default=None)
-    group.addoption("--bench-attention", choices=ATTENTION_PATHS, default=None)
-    group.addoption("--bench-compile", choices=tuple(ON_OFF), default=None)
-    group.addoption("--bench-device", default=None, help="e.g. cuda:1 (default: the preset's)")
-    group.addoption("--bench-warmup", type=int, default=None,
-                    help="untimed steps before the timed ones (default: the preset's)")
-    group.addoption("--bench-rounds", type=int, default=None,
-                    help="timed steps; the median is reported (default: the preset's)")
-    group.addoption("--bench-max-rounds", type=int, default=None,
-                    help="timed steps at most (default: the preset's)")
-    group.addoption("--bench-max-seconds", type=float, default=None,
-                    help="time spent timing one benchmark at most, once --bench-rounds are "
-                         "done (default: the preset's)")
-    group.addoption("--bench-ci-target", type=float, default=None,
-                    help="time until the median's 95%% interval is within this fraction of it, "
-                         "e.g. 0.03 for +-3%% (default: the preset's)")
-    group.addoption("--bench-replicas", type=int, default=None,
-                    help="separately built copies of each step, timed in alternating rounds, "
-                         "so that the interval covers the spread between builds (default: the "
-                         "preset's; 1 for a compiled step)")
-    group.addoption("--bench-memory-batch-sizes", default=None, metavar="B1,B2,B3",
-                    help="batch sizes of the CUDA peak-memory fit (default: the preset's)")
+    add_flags(group, BenchOverrides, flag_names(BenchOverrides), prefix=BENCH_PREFIX)
     group.addoption("--bench-peers", action="store_true",
                     help="also measure the official code (as released, and with our levers) "
                          "and HF AST (if installed)")
@@ -102,40 +78,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "from it instead of measuring them again")
 
 
+def _bench_overrides(config: pytest.Config) -> BenchOverrides:
+    """The preset's settings changed on the command line."""
+    return BenchOverrides.from_flags(config.option, prefix=BENCH_PREFIX)
+
+
 def _overrides(config: pytest.Config) -> dict[str, Any]:
     """The `StepSettings` fields set on the command line."""
-    out = {
-        "batch_size": config.getoption("--bench-batch-size"),
-        "clip_seconds": config.getoption("--bench-clip-seconds"),
-        "dtype": config.getoption("--bench-dtype"),
-        "attention": config.getoption("--bench-attention"),
-        "compile": ON_OFF.get(config.getoption("--bench-compile")),
-        "device": config.getoption("--bench-device"),
-    }
-    return {k: v for k, v in out.items() if v is not None}
+    return _bench_overrides(config).step
 
 
 def _preset(config: pytest.Config) -> Preset:
     """The chosen preset with the command line's warm-up, rounds and memory batch sizes."""
     with _option("--bench-preset"):
         preset = get_preset(config.getoption("--bench-preset"))
-    plan = {field: config.getoption(f"--bench-{field.replace('_', '-')}")
-            for field in PLAN_FIELDS}
-    plan = {field: value for field, value in plan.items() if value is not None}
-    if "rounds" in plan and "max_rounds" not in plan:
-        plan["max_rounds"] = max(preset.max_rounds, plan["rounds"])
-    if plan:
-        with _option("/".join(f"--bench-{f.replace('_', '-')}" for f in plan)):
-            preset = dataclasses.replace(preset, **plan)
-    sizes = config.getoption("--bench-memory-batch-sizes")
-    if sizes is not None:
-        with _option("--bench-memory-batch-sizes"):
-            try:
-                batch_sizes = tuple(int(b) for b in sizes.split(","))
-            except ValueError:
-                raise UsageError(f"expected integers like 16,32,64, got {sizes!r}") from None
-            preset = dataclasses.replace(preset, memory_batch_sizes=batch_sizes)
-    return preset
+    overrides = _bench_overrides(config)
+    plan = [f"--{BENCH_PREFIX}{f.replace('_', '-')}" for f in overrides.given()
+            if f not in STEP_FIELDS]
+    with _option("/".join(plan)):
+        return overrides.apply(preset)
 
 
 @contextlib.contextmanager
@@ -151,28 +112,19 @@ def _variants(config: pytest.Config) -> list[str]:
     chosen = config.getoption("--bench-variants")
     if not chosen:
         return list_variants()
-    names = [v.strip() for v in chosen.split(",") if v.strip()]
-    unknown = [n for n in names if n not in list_variants()]
-    if unknown:
-        raise UsageError(
-            f"--bench-variants: unknown variant(s) {', '.join(unknown)}; known: "
-            f"{', '.join(list_variants())} (a plugin's variants need --bench-plugin or "
-            "$PASST_PLUGINS)"
-        )
-    return names
+    try:
+        return list(parse_list(chosen, "--bench-variants", choices=list_variants(),
+                               noun="variant"))
+    except UsageError as e:
+        raise UsageError(f"{e} (a plugin's variants need --bench-plugin or $PASST_PLUGINS)"
+                         ) from None
 
 
 def _peer_variants(config: pytest.Config, variants: list[str]) -> list[str]:
     """The benchmarked variants that the peers are measured for, in the run's order."""
-    chosen = config.getoption("--bench-peer-variants")
-    if chosen.strip() == "all":
-        return variants
-    names = [v.strip() for v in chosen.split(",") if v.strip()]
-    unknown = [n for n in names if n not in list_variants()]
-    if unknown:
-        raise UsageError(f"--bench-peer-variants: unknown variant(s) {', '.join(unknown)}; "
-                         f"known: all, {', '.join(list_variants())}")
-    return [v for v in variants if v in names]
+    names = parse_list(config.getoption("--bench-peer-variants"), "--bench-peer-variants",
+                       choices=list_variants(), noun="variant", allow_all=True)
+    return [v for v in variants if names is None or v in names]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -135,6 +135,8 @@ def test_closed_stdout_ends_quietly():
 
 @pytest.mark.parametrize("args, message", [
     (["--data-options", "size=abc"], "dataset option size='abc': expected an integer"),
+    (["--data-options", "tail_ratio=abc"], "dataset option tail_ratio='abc': expected a "
+                                           "number"),
     (["--data-options", "snr_db=loud"], "dataset option snr_db='loud': expected a tuple of 2 "
                                         "numbers"),
     (["--eval-data-options", "seed=0.5"], "dataset option seed=0.5: expected an integer"),
@@ -153,3 +155,28 @@ def test_a_free_form_option_is_checked_against_its_type(capsys, tmp_path, args, 
     err = error_line(capsys, ["train", "--data", "synthetic", *args, "--max-steps", "1",
                               "--out", str(tmp_path / "run")])
     assert message in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "synthetic", "--folds", "1,x"],
+     "--folds '1,x': expected 'all' or a comma-separated list of integers"),
+    (["sweep", "--steps", "1", "--seeds", "0,-1"],
+     "--seeds '0,-1': expected a comma-separated list of integers >= 0"),
+    (["profile", "--clips", "5,0"], "--clips '5,0': expected a comma-separated list of "
+                                    "numbers > 0"),
+    (["profile", "--kinds", "train,eval"], "unknown step kind 'eval'; accepted: train, "
+                                           "inference"),
+])
+def test_a_list_option_names_itself_and_what_it_accepts(capsys, tmp_path, argv, message):
+    """Comma-separated options are parsed by one function: a wrong item is a usage error
+    naming the option, the value and what it accepts."""
+    assert message in error_line(capsys, [*argv, "--out", str(tmp_path / "out")])
+
+
+def test_a_generated_flag_offers_its_literal_choices(capsys, tmp_path):
+    """`passt profile --dtype` is made from `BenchOverrides.dtype`: argparse refuses another
+    precision and lists the accepted ones (exit 2)."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["profile", "--dtype", "fp64", "--out", str(tmp_path)])
+    assert exit_.value.code == 2
+    assert "argument --dtype: invalid choice: 'fp64' (choose from" in capsys.readouterr().err

@@ -66,7 +66,8 @@ def test_fold_errors_are_clear(tmp_path):
     ds = open_dataset(f"esc50:{root}", clip_seconds=1.0, split=None)
     with pytest.raises(UsageError, match=r"fold\(s\) 4, 6 not in esc50:X; its folds: 1, 2, 3"):
         choose_folds(ds, [1, 4, 6], "esc50:X")
-    with pytest.raises(UsageError, match="folds must be 'all' or integers"):
+    with pytest.raises(UsageError, match="--folds '1,two': expected 'all' or a comma-separated "
+                                         "list of integers"):
         parse_folds("1,two")
     with pytest.raises(UsageError, match="more than once"):
         parse_folds("1,1")
@@ -93,7 +94,7 @@ def test_a_folder_csv_with_a_fold_column(tmp_path):
     assert ds.folds == [1, 1, 2, 2]
     assert fold_sides(ds, 2)[1].names == ["2.wav", "3.wav"]
     (root / "bad.csv").write_text("filename,labels,fold\n0.wav,a,first\n")
-    with pytest.raises(UsageError, match=r"bad.csv: line 2: fold 'first' is not an integer"):
+    with pytest.raises(UsageError, match=r"bad.csv: line 2: fold 'first': expected an integer"):
         open_dataset(f"folder:{root}", split=None, csv=root / "bad.csv")
 
 

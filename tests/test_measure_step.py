@@ -13,13 +13,13 @@ TINY = {**SMALL, **FEW_PATCHES}
     "kwargs, match",
     [
         (dict(variant="passt-xl"), r"unknown variant 'passt-xl'; known: passt-b, passt-u"),
-        (dict(batch_size=0), r"batch_size must be at least 1, got 0"),
+        (dict(batch_size=0), r"batch_size must be an integer >= 1, got 0"),
         (dict(batch_size=2.0), r"batch_size must be an integer"),
         (dict(clip_seconds=0.15), r"a clip of 0.15 s gives 15 frames, shorter than one patch "
                                   r"\(16 frames\); accepted: 16 to 998 frames \(clips of 0.151 "
                                   r"to 9.98 s\)"),
         (dict(clip_seconds=0.001), r"gives 0 frames, shorter than one patch"),
-        (dict(clip_seconds=0.0), r"clip_seconds must be positive"),
+        (dict(clip_seconds=0.0), r"clip_seconds must be a number > 0"),
         (dict(clip_seconds=11.0), r"a clip of 11.0 s gives 1100 frames, longer than the "
                                   r"model's time embedding \(998 frames\)"),
         (dict(dtype="fp8"), r"unknown dtype 'fp8'; accepted: fp32, fp16, bf16"),

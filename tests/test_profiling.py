@@ -152,7 +152,8 @@ def test_the_cli_names_bad_input(tmp_path, capsys):
     assert main(["profile", "--scaling", "--clip-seconds", "5", "--out", str(tmp_path)]) == 2
     assert "--clip-seconds does not go with --scaling" in capsys.readouterr().err
     assert main(["profile", "--scaling", "--clips", "5,ten", "--out", str(tmp_path)]) == 2
-    assert "--clips: expected seconds like 2.5,5,10" in capsys.readouterr().err
+    assert ("--clips '5,ten': expected a comma-separated list of numbers > 0"
+            in capsys.readouterr().err)
 
 
 class CudaLikeStep:

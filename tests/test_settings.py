@@ -4,7 +4,9 @@ and docs/ parse."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
 import re
 import shlex
 import subprocess
@@ -16,9 +18,13 @@ import pytest
 from passt.cli.commands import COMMANDS
 from passt.cli.parser import BASELINE_SETTINGS, SWEEP_SETTINGS, TRAIN_SETTINGS, build_parser
 from passt.data import AugmentConfig
+from passt.measure.overrides import BENCH_PREFIX, BenchOverrides
+from passt.measure.presets import get_preset
 from passt.sweep.run import SWEPT, Budget, run_config
 from passt.train import TrainConfig
-from passt.utils.settings import flag_names, parse_overrides, read_flags
+from passt.utils.errors import UsageError
+from passt.utils.settings import add_flags, flag_names, parse_overrides, read_flags
+from passt.utils.values import check_int, check_number, parse_list, parse_number
 from tests.doc_pages import PAGES, ROOT, commands
 
 COMMAND_SETTINGS = {"train": TRAIN_SETTINGS, "sweep": SWEEP_SETTINGS,
@@ -134,3 +140,82 @@ def test_parse_overrides():
                                                             "d": "math"}
     with pytest.raises(ValueError, match="'a' is not KEY=VALUE"):
         parse_overrides("a")
+
+
+def test_check_int_and_check_number_name_the_setting_and_what_it_accepts():
+    assert check_int("jobs", 3, minimum=1) == 3 and check_int("offset", -2) == -2
+    for bad in (0, 1.0, True, "2"):
+        with pytest.raises(UsageError, match=f"^jobs must be an integer >= 1, got "
+                                             f"{re.escape(repr(bad))}$"):
+            check_int("jobs", bad, minimum=1)
+    assert check_number("lr", 2, above=0) == 2 and check_number("gain", 0.0, minimum=0) == 0
+    for bad in (0, -1.0, math.inf, math.nan, True, "1"):
+        with pytest.raises(UsageError, match="^lr must be a number > 0, got "):
+            check_number("lr", bad, above=0)
+
+
+def test_parse_number_names_where_the_text_came_from():
+    assert parse_number(" 7 ", "x.csv: line 2: fold") == 7
+    assert parse_number("2.5", "--hop", float, above=0) == 2.5
+    with pytest.raises(UsageError, match="^x.csv: line 2: fold '1.5': expected an integer$"):
+        parse_number("1.5", "x.csv: line 2: fold")
+    for bad in ("nan", "0", "", None):
+        with pytest.raises(UsageError, match="^--hop .*: expected a number > 0$"):
+            parse_number(bad, "--hop", float, above=0)
+
+
+def test_parse_list():
+    assert parse_list(" a, b,,c ", "--variants") == ("a", "b", "c")
+    assert parse_list("", "--peers") == ()
+    assert parse_list("16,32, 64", "--sizes", int, minimum=1) == (16, 32, 64)
+    assert parse_list("2.5,5", "--clips", float, above=0) == (2.5, 5.0)
+    assert parse_list(" all ", "--folds", int, allow_all=True) is None
+    assert parse_list("b", "--v", choices=["a", "b"]) == ("b",)
+    for text, wanted in [
+            ("1,x", "expected 'all' or a comma-separated list of integers >= 1"),
+            ("1,0", "expected 'all' or a comma-separated list of integers >= 1"),
+            ("1.5", "expected 'all' or a comma-separated list of integers >= 1"),
+            ("", "expected 'all' or a comma-separated list of integers >= 1")]:
+        with pytest.raises(UsageError, match=f"^--folds '{re.escape(text)}': {wanted}$"):
+            parse_list(text, "--folds", int, minimum=1, allow_all=True)
+    with pytest.raises(UsageError, match=r"^--clips '5,0': expected a comma-separated list of "
+                                         r"numbers > 0$"):
+        parse_list("5,0", "--clips", float, above=0)
+    with pytest.raises(UsageError, match=r"^--v: unknown variant\(s\) x, y; known: a, b$"):
+        parse_list("a,x,y", "--v", choices=["a", "b"], noun="variant")
+    with pytest.raises(UsageError, match=r"known: all, a, b$"):
+        parse_list("x", "--v", choices=["a", "b"], noun="variant", allow_all=True)
+    with pytest.raises(UsageError, match="^--seeds: seeds named more than once in '1, 1'$"):
+        parse_list("1, 1", "--seeds", int, unique=True, noun="seed")
+
+
+class OptionGroup:
+    """A pytest option group: ``addoption`` with argparse's keywords."""
+
+    def __init__(self) -> None:
+        self.parser = argparse.ArgumentParser(exit_on_error=False)
+
+    def addoption(self, *names: str, **spec) -> None:
+        self.parser.add_argument(*names, **spec)
+
+
+def test_bench_overrides_are_flags_behind_a_prefix_in_a_pytest_option_group():
+    group = OptionGroup()
+    add_flags(group, BenchOverrides, flag_names(BenchOverrides), prefix=BENCH_PREFIX)
+    args = group.parser.parse_args(["--bench-batch-size", "3", "--bench-compile", "off",
+                                    "--bench-memory-batch-sizes", "1,2, 4",
+                                    "--bench-rounds", "9", "--bench-dtype", "bf16"])
+    overrides = BenchOverrides.from_flags(args, prefix=BENCH_PREFIX)
+    assert overrides == BenchOverrides(batch_size=3, compile=False, dtype="bf16", rounds=9,
+                                       memory_batch_sizes=(1, 2, 4))
+    assert overrides.step == {"batch_size": 3, "dtype": "bf16", "compile": False}
+    preset = overrides.apply(get_preset("cpu-quick"))  # timed 6 rounds at most
+    assert (preset.batch_size, preset.rounds, preset.max_rounds,
+            preset.memory_batch_sizes) == (2, 9, 9, (1, 2, 4))
+    assert BenchOverrides().apply(preset) is preset
+    with pytest.raises(argparse.ArgumentError, match="invalid choice: 'fp64'"):
+        group.parser.parse_args(["--bench-dtype", "fp64"])
+    with pytest.raises(UsageError, match="^--bench-memory-batch-sizes '1,x': expected a "
+                                         "comma-separated list of integers >= 1$"):
+        BenchOverrides.from_flags(group.parser.parse_args(["--bench-memory-batch-sizes", "1,x"]),
+                                  prefix=BENCH_PREFIX)

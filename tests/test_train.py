@@ -100,7 +100,7 @@ def test_schedule_defaults_follow_the_paper():
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"batch_size": 0}, "batch_size must be an integer >= 1"),
-    ({"lr": -1.0}, "lr must be positive"),
+    ({"lr": -1.0}, "lr must be a number > 0"),
     ({"dtype": "fp8"}, "unknown dtype"),
     ({"schedule": "cosine"}, "unknown schedule"),
     ({"init": "weights.pt"}, "imagenet:PATH"),

@@ -46,7 +46,7 @@ def test_cli_train_then_eval(tmp_path, capsys):
 def test_cli_train_reports_bad_settings(tmp_path, capsys):
     assert main(["train", *TINY_ARGS, "--max-steps", "1", "--lr", "0", "--out",
                  str(tmp_path)]) == 2
-    assert "lr must be positive" in capsys.readouterr().err
+    assert "lr must be a number > 0" in capsys.readouterr().err
 
 
 @pytest.mark.integration

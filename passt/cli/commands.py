@@ -47,6 +47,7 @@ from passt.train.finetune import finetune_config
 from passt.train.launch import LaunchConfig, RunsFailed
 from passt.utils.errors import UsageError
 from passt.utils.settings import flag_names, parse_overrides, read_flags
+from passt.utils.values import parse_list
 from passt.variants import describe, list_variants
 
 SEQ_NOTE = (
@@ -120,8 +121,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    summary = run_profile(ProfileConfig(**read_flags(ProfileConfig, args,
-                                                     flag_names(ProfileConfig))))
+    summary = run_profile(ProfileConfig.from_flags(args))
     print(summary.read_text())
     print(f"wrote {summary.parent}/", file=sys.stderr)
     return 0
@@ -267,7 +267,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    variants = list(parse_list(args.variants, "--variants"))
     budget = Budget(steps=args.steps, minutes=args.minutes, tflops=args.budget_tflops)
     seeds = parse_seeds(args.seeds)
     cfg = _train_config(args)

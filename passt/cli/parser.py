@@ -139,7 +139,7 @@ def _add_benchmark_commands(sub: argparse._SubParsersAction, commands: Mapping[s
 
     p = sub.add_parser("profile", help="where each variant's time and memory go, by "
                                        "component (or, --scaling, against clip length)")
-    add_flags(p, ProfileConfig, flag_names(ProfileConfig))
+    ProfileConfig.add_flags(p)
     p.set_defaults(func=commands["profile"])
 
     p = sub.add_parser("tradeoff", help="inference speed against accuracy of one checkpoint "

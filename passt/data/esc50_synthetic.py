@@ -24,6 +24,7 @@ from passt.data.synthetic import CATALOG, EVENT_RMS, SyntheticConfig, background
 from passt.utils.atomic import write_text_atomic
 from passt.utils.errors import UsageError
 from passt.utils.optional import require
+from passt.utils.values import parse_list
 
 DEFAULT_CLASSES = tuple(c.name for c in CATALOG[-10:])
 EVENTS = (1, 3)  # events of the clip's class per clip
@@ -107,4 +108,4 @@ def parse_classes(text: str | None) -> tuple[str, ...]:
     """``"a,b,c"`` (None: `DEFAULT_CLASSES`) as class names."""
     if text is None:
         return DEFAULT_CLASSES
-    return tuple(p.strip() for p in text.split(",") if p.strip())
+    return parse_list(text, "--classes")

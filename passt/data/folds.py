@@ -10,25 +10,13 @@ from torch.utils.data import Dataset
 
 from passt.data.views import DatasetView
 from passt.utils.errors import UsageError
-
-ALL_FOLDS = "all"
+from passt.utils.values import parse_list
 
 
 def parse_folds(text: str) -> list[int] | None:
     """``"1,2,3"`` as ``[1, 2, 3]``; ``"all"`` as None (every fold of the data)."""
-    if str(text).strip() == ALL_FOLDS:
-        return None
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    try:
-        folds = [int(p) for p in parts]
-    except ValueError:
-        folds = []
-    if not folds:
-        raise UsageError(f"folds must be 'all' or integers separated by commas, like 1,2,3; "
-                         f"got {text!r}")
-    if len(set(folds)) != len(folds):
-        raise UsageError(f"folds named more than once in {text!r}")
-    return folds
+    folds = parse_list(text, "--folds", int, allow_all=True, unique=True, noun="fold")
+    return None if folds is None else list(folds)
 
 
 def data_folds(dataset: Dataset, spec: str = "the data") -> list[int]:

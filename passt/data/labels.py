@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from passt.utils.errors import UsageError
+from passt.utils.values import parse_number
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,7 @@ def read_csv_rows(path: Path, required: tuple[str, ...],
 
 def parse_int(value: str | None, column: str, path: Path, line: int) -> int:
     """The integer of a CSV field; `UsageError` naming file, line and column otherwise."""
-    try:
-        return int((value or "").strip())
-    except ValueError:
-        raise UsageError(f"{path}: line {line}: {column} {value!r} is not an integer") from None
+    return parse_number(value, f"{path}: line {line}: {column}", int)
 
 
 def read_label_csv(path: str | Path) -> list[LabelRow]:

@@ -37,6 +37,7 @@ from passt.inference.windows import PathLike, Windowing, forward_batched
 from passt.model import PaSST
 from passt.utils.device import resolve_device
 from passt.utils.errors import UsageError, check_choice
+from passt.utils.values import check_int
 
 NO_DOWNLOAD = (
     "load_model needs model_file_path, a local checkpoint: passt.inference.hear never downloads. "
@@ -60,9 +61,7 @@ class HearConfig:
 
     def __post_init__(self) -> None:
         check_choice("embedding mode", self.mode, EMBED_MODES)
-        if isinstance(self.max_batch, bool) or not isinstance(self.max_batch, int) \
-                or self.max_batch < 1:
-            raise UsageError(f"max_batch must be a positive integer, got {self.max_batch!r}")
+        check_int("max_batch", self.max_batch, minimum=1)
 
 
 HEAR_SETTINGS = tuple(f.name for f in fields(HearConfig) if f.name != "mode")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from passt.utils.errors import UsageError
+from passt.utils.values import check_int
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,7 @@ class InstructionSettings:
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "repeats"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError(f"{name} must be an integer >= 1, got {value!r}")
+            check_int(name, getattr(self, name), minimum=1)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from passt.measure.step import StepSettings
 from passt.measure.timing import RoundPlan
 from passt.utils.errors import UsageError
 from passt.utils.registry import Registry
+from passt.utils.values import check_int
 from passt.variants import proportional_patchout
 
 # the Preset fields that say how long and how each benchmark is timed
@@ -45,17 +46,13 @@ class Preset:
     replicas: int = 1
 
     def __post_init__(self) -> None:
-        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
-            raise UsageError(f"warmup must be an integer >= 0, got {self.warmup!r}")
-        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds < 1:
-            raise UsageError(f"rounds must be an integer >= 1, got {self.rounds!r}")
+        check_int("warmup", self.warmup, minimum=0)
+        check_int("rounds", self.rounds, minimum=1)
         if self.max_rounds < self.rounds:
             raise UsageError(f"max_rounds ({self.max_rounds}) must be at least rounds "
                              f"({self.rounds})")
         self.plan  # noqa: B018 (validates the timing bounds)
-        if isinstance(self.replicas, bool) or not isinstance(self.replicas, int) \
-                or self.replicas < 1:
-            raise UsageError(f"replicas must be an integer >= 1, got {self.replicas!r}")
+        check_int("replicas", self.replicas, minimum=1)
         sizes = self.memory_batch_sizes
         if len(set(sizes)) < 3 or any(isinstance(b, bool) or not isinstance(b, int) or b < 1
                                       for b in sizes):

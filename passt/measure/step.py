@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ from passt.model import ATTENTION_PATHS, PaSSTConfig
 from passt.utils.device import resolve_device
 from passt.utils.errors import UsageError, check_choice
 from passt.utils.precision import DTYPES, autocast, backward_and_step
+from passt.utils.values import check_int, check_number
 from passt.variants import seq_len_per_block, variant_config
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,7 @@ class StepSettings:
     fused_adamw: bool | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int):
-            raise UsageError(f"batch_size must be an integer, got {self.batch_size!r}")
-        if self.batch_size < 1:
-            raise UsageError(f"batch_size must be at least 1, got {self.batch_size}")
+        check_int("batch_size", self.batch_size, minimum=1)
         if self.compile_mode not in COMPILE_MODES:
             raise UsageError(
                 f"unknown compile mode {self.compile_mode!r}; accepted: "
@@ -74,8 +71,7 @@ class StepSettings:
         for key in ("attention", "num_classes"):
             if key in self.model_overrides:
                 raise UsageError(f"set {key} on StepSettings, not in model_overrides")
-        if not 0 < self.clip_seconds < math.inf:
-            raise UsageError(f"clip_seconds must be positive and finite, got {self.clip_seconds}")
+        check_number("clip_seconds", self.clip_seconds, above=0)
         self.torch_device  # noqa: B018 (validates the device)
         self._check_clip()
 

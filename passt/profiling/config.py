@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
+from passt.measure.overrides import BenchOverrides
 from passt.measure.presets import PRESETS, Preset, get_preset
 from passt.measure.step import KINDS
-from passt.model import AttentionPath
 from passt.profiling.scaling import CLIP_SECONDS, VARIANTS
 from passt.utils.errors import UsageError, check_choice
-from passt.utils.precision import Dtype
-from passt.utils.settings import setting
+from passt.utils.settings import add_flags, flag_names, read_flags, setting
+from passt.utils.values import check_int, parse_list
 from passt.variants import list_variants
 
 PresetName = Literal[("auto", *PRESETS)]  # type: ignore[valid-type]  (the presets' names)
 
 
-def _names(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def _seconds(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(part) for part in _names(text))
-    except ValueError:
-        raise UsageError(f"--clips: expected seconds like 2.5,5,10, got {text!r}") from None
-    if any(not v > 0 for v in values):
-        raise UsageError(f"--clips: clip lengths must be positive, got {text!r}")
-    return values
+# the `BenchOverrides` that passt profile takes, as flags of their own (--batch-size, ...)
+PROFILE_OVERRIDES = ("batch_size", "clip_seconds", "dtype", "attention", "device")
 
 
 @dataclass(frozen=True)
@@ -36,22 +28,19 @@ class ProfileConfig:
     """What to profile, under which benchmark preset, and where the files go."""
 
     variants: tuple[str, ...] | None = setting(
-        None, parse=_names, metavar="A,B",
+        None, parse=partial(parse_list, what="--variants"), metavar="A,B",
         help="comma-separated variants; default: every registered variant (with --scaling: "
              f"{','.join(VARIANTS)})")
     preset: PresetName = setting(
         "auto", help="the benchmark preset whose settings the steps use (auto: gpu with CUDA, "
                      "else cpu-small); default: %(default)s")
-    batch_size: int | None = setting(None, help="override the preset's batch size")
-    clip_seconds: float | None = setting(None, help="override the preset's clip length")
-    dtype: Dtype | None = setting(None, help="override the preset's precision")
-    attention: AttentionPath | None = setting(None, help="override the preset's attention")
-    device: str | None = setting(None, help="override the preset's device, e.g. cpu, cuda:1")
+    # the preset's settings changed: the fields PROFILE_OVERRIDES, flags of their own
+    step: BenchOverrides = field(default_factory=BenchOverrides)
     kinds: tuple[str, ...] = setting(
-        KINDS, parse=_names, metavar="train,inference",
+        KINDS, parse=partial(parse_list, what="--kinds"), metavar="train,inference",
         help="the steps to break down; default: train,inference")
     peers: tuple[str, ...] = setting(
-        (), parse=_names, metavar="official,official-sdpa,hf-ast",
+        (), parse=partial(parse_list, what="--peers"), metavar="official,official-sdpa,hf-ast",
         help="also break down these peers' training steps (where installed)")
     warmup: int = setting(2, help="untimed steps first; default: %(default)s")
     repeats: int = setting(3, help="profiled (and unprofiled) steps; the median is reported; "
@@ -64,19 +53,33 @@ class ProfileConfig:
                                         "instead (scaling.csv, scaling.png); on CUDA at the "
                                         "preset's batch size, else batch 1")
     clips: tuple[float, ...] = setting(
-        CLIP_SECONDS, parse=_seconds, metavar="S1,S2,...",
+        CLIP_SECONDS, parse=partial(parse_list, what="--clips", item=float, above=0),
+        metavar="S1,S2,...",
         help=f"the clip lengths of --scaling; default: {','.join(map(str, CLIP_SECONDS))}")
     out: str = setting("reports/profile", help="output folder; default: %(default)s")
 
     def __post_init__(self) -> None:
         for kind in self.kinds:
             check_choice("step kind", kind, KINDS)
-        if self.scaling and self.clip_seconds is not None:
+        if self.scaling and self.step.clip_seconds is not None:
             raise UsageError("--clip-seconds does not go with --scaling, which measures the clip "
                              "lengths of --clips")
-        if self.warmup < 0 or self.repeats < 1:
-            raise UsageError(f"need warmup >= 0 and repeats >= 1, got {self.warmup} and "
-                             f"{self.repeats}")
+        check_int("warmup", self.warmup, minimum=0)
+        check_int("repeats", self.repeats, minimum=1)
+
+    @classmethod
+    def add_flags(cls, parser: Any) -> None:
+        """Add ``passt profile``'s flags to ``parser``, the overrides after the preset."""
+        names = flag_names(cls)
+        add_flags(parser, cls, names[:names.index("preset") + 1])
+        add_flags(parser, BenchOverrides, PROFILE_OVERRIDES)
+        add_flags(parser, cls, names[names.index("preset") + 1:])
+
+    @classmethod
+    def from_flags(cls, args: argparse.Namespace) -> ProfileConfig:
+        """The config of ``passt profile``'s flags (added by `add_flags`) in ``args``."""
+        return cls(**read_flags(cls, args, flag_names(cls)),
+                   step=BenchOverrides.from_flags(args, PROFILE_OVERRIDES))
 
     @property
     def chosen_variants(self) -> tuple[str, ...]:
@@ -90,6 +93,4 @@ class ProfileConfig:
     @property
     def overrides(self) -> dict[str, Any]:
         """The preset's settings changed here."""
-        given = {"batch_size": self.batch_size, "clip_seconds": self.clip_seconds,
-                 "dtype": self.dtype, "attention": self.attention, "device": self.device}
-        return {k: v for k, v in given.items() if v is not None}
+        return self.step.step

@@ -43,6 +43,7 @@ from passt.train.launch import RESULT_JSON, Job, LaunchConfig, launch, write_res
 from passt.train.run_files import MetricsLog
 from passt.utils.atomic import write_text_atomic
 from passt.utils.errors import UsageError
+from passt.utils.values import check_number, parse_list
 from passt.variants import get_variant
 
 log = logging.getLogger(__name__)
@@ -68,23 +69,13 @@ class Budget:
             raise UsageError("the sweep needs a budget: --steps, --minutes or --budget-tflops")
         for name, value in (("steps", self.steps), ("minutes", self.minutes),
                             ("budget_tflops", self.tflops)):
-            if value is not None and not value > 0:
-                raise UsageError(f"{name} must be positive, got {value}")
+            if value is not None:
+                check_number(name, value, above=0)
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``"0,1,2"`` as ``(0, 1, 2)``: distinct integers >= 0."""
-    parts = [p.strip() for p in str(text).split(",")]
-    try:
-        seeds = tuple(int(p) for p in parts)
-    except ValueError:
-        raise UsageError(f"seeds must be integers separated by commas, like 0,1,2; got "
-                         f"{text!r}") from None
-    if any(s < 0 for s in seeds):
-        raise UsageError(f"seeds must be >= 0, got {text!r}")
-    if len(set(seeds)) != len(seeds):
-        raise UsageError(f"seeds named more than once in {text!r}")
-    return seeds
+    return parse_list(text, "--seeds", int, minimum=0, unique=True, noun="seed")
 
 
 def run_config(base: TrainConfig, variant: str, seed: int, out_dir: Path,

@@ -8,6 +8,7 @@ from typing import Any
 from passt.utils.errors import UsageError
 from passt.utils.precision import Dtype
 from passt.utils.settings import parse_overrides, setting
+from passt.utils.values import check_int, check_number
 
 # Each strategy at settings that span mild to strong reduction; ToMe's r as a fraction of the
 # first block's patches works on any clip length.
@@ -60,9 +61,6 @@ class TradeoffConfig:
         if self.checkpoint is None:
             raise UsageError("passt tradeoff needs --checkpoint")
         for name in ("batch_size", "bootstrap", "rounds"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got "
-                                 f"{getattr(self, name)}")
-        if self.warmup < 0 or not self.max_seconds > 0:
-            raise UsageError(f"need --warmup >= 0 and --max-seconds > 0, got {self.warmup} and "
-                             f"{self.max_seconds}")
+            check_int(f"--{name.replace('_', '-')}", getattr(self, name), minimum=1)
+        check_int("--warmup", self.warmup, minimum=0)
+        check_number("--max-seconds", self.max_seconds, above=0)

@@ -12,6 +12,7 @@ from passt.model import PaSSTConfig
 from passt.reductions.block import create_block_reduction, list_block_reductions
 from passt.utils.errors import UsageError
 from passt.utils.settings import parse_overrides
+from passt.utils.values import parse_list
 
 REFERENCE = "none"  # the unreduced model's strategy name in the rows
 FLEX = "flex"
@@ -57,7 +58,8 @@ def parse_grid(specs: Sequence[str]) -> list[GridPoint]:
             key, sep, values = part.partition("=")
             if not sep or not key or not values:
                 raise UsageError(f"--grid {spec!r}: {part!r} is not PARAM=V1,V2,...")
-            parsed = [parse_overrides(f"{key}={v}")[key] for v in values.split(",") if v]
+            parsed = [parse_overrides(f"{key}={v}")[key]
+                      for v in parse_list(values, f"--grid {spec!r}")]
             combos = [(*c, (key, v)) for c in combos for v in parsed]
         for params in combos:
             _check_point(spec, name, dict(params))

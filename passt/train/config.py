@@ -4,7 +4,6 @@ their validation."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ from passt.utils.device import DEVICE_FORMS
 from passt.utils.errors import UsageError, check_choice
 from passt.utils.precision import DTYPES, Dtype
 from passt.utils.settings import KeyFlag, parse_overrides, setting
+from passt.utils.values import check_int, check_number
 from passt.variants import get_variant
 
 INIT_KINDS = ("imagenet", "checkpoint")
@@ -151,19 +151,18 @@ class TrainConfig:
         if self.clip_seconds is None:
             self.clip_seconds = ESC50_CLIP_SECONDS if esc50 else PAPER_CLIP_SECONDS
         for name in ("batch_size", "log_every"):
-            _check_int(name, getattr(self, name), minimum=1)
+            check_int(name, getattr(self, name), minimum=1)
         for name in ("eval_batch_size", "epochs", "max_steps", "steps_per_epoch",
                      "checkpoint_every", "eval_points"):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), minimum=1)
+                check_int(name, getattr(self, name), minimum=1)
         for name in ("warmup_steps", "decay_start"):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), minimum=0)
-        _check_int("num_workers", self.num_workers, minimum=0)
+                check_int(name, getattr(self, name), minimum=0)
+        check_int("num_workers", self.num_workers, minimum=0)
         for name in ("clip_seconds", "lr", "max_minutes", "max_tflops"):
-            value = getattr(self, name)
-            if value is not None and not 0 < value < math.inf:
-                raise UsageError(f"{name} must be positive and finite, got {value}")
+            if getattr(self, name) is not None:
+                check_number(name, getattr(self, name), above=0)
         if self.weight_decay < 0:
             raise UsageError(f"weight_decay must be >= 0, got {self.weight_decay}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
@@ -208,11 +207,6 @@ class TrainConfig:
             diffs = ", ".join(f"{k}: {theirs[k]!r} -> {ours[k]!r}" for k in changed)
             raise UsageError(f"cannot resume with changed settings ({diffs}); only "
                              f"{', '.join(RUNTIME_FIELDS)} may change")
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise UsageError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def parse_init(init: str) -> tuple[str, str]:

@@ -31,6 +31,7 @@ from passt.plugins import load_plugins, portable
 from passt.utils.atomic import locked, write_text_atomic
 from passt.utils.errors import UsageError
 from passt.utils.settings import parse_overrides, setting
+from passt.utils.values import check_int
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +70,8 @@ class LaunchConfig:
 
     def __post_init__(self) -> None:
         for name in ("jobs", "slurm_time", "slurm_cpus"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError(f"{name} must be an integer >= 1, got {value!r}")
-        if isinstance(self.slurm_gpus, bool) or not isinstance(self.slurm_gpus, int) \
-                or self.slurm_gpus < 0:
-            raise UsageError(f"slurm_gpus must be an integer >= 0, got {self.slurm_gpus!r}")
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("slurm_gpus", self.slurm_gpus, minimum=0)
         if self.launcher == "slurm" and self.jobs != 1:
             raise UsageError("--jobs is for --launcher local; SLURM runs every job it can")
         if self.detach and self.in_process:

@@ -2,9 +2,10 @@
 
 The field carries its help text and, where the flag is not simply ``--field-name`` of the
 field's type, how the flag is spelt and parsed. `add_flags` adds the flags of chosen fields to
-a parser (a ``Literal`` type gives the choices, a ``bool`` a switch); `read_flags` turns the
-parsed values back into the dataclass's keywords, leaving out flags not given, so the field's
-own default applies.
+a parser (a ``Literal`` type gives the choices, a ``bool`` a switch), or to a pytest option
+group, optionally behind a prefix (``--bench-batch-size``); `read_flags` turns the parsed values
+back into the dataclass's keywords, leaving out flags not given, so the field's own default
+applies.
 """
 
 from __future__ import annotations
@@ -69,6 +70,10 @@ def _key_dest(name: str, key: str) -> str:
     return f"{name}.{key}"
 
 
+def _dest(prefix: str, name: str) -> str:
+    return prefix.replace("-", "_") + name
+
+
 def _settings(cls: type, names: Iterable[str]) -> list[dataclasses.Field]:
     fields = {f.name: f for f in dataclasses.fields(cls) if "flag" in f.metadata}
     names = set(names)
@@ -85,20 +90,20 @@ def _flag_type(hint: Any) -> Any:
     return args[0] if optional and len(args) == 1 else hint
 
 
-def _argument(f: dataclasses.Field, hint: Any) -> tuple[str, dict[str, Any]]:
-    """The flag of field ``f`` and its `add_argument` keywords."""
+def _argument(f: dataclasses.Field, hint: Any, prefix: str) -> tuple[str, dict[str, Any]]:
+    """The flag of field ``f`` (behind ``prefix``) and its `add_argument` keywords."""
     flag: Flag = f.metadata["flag"]
     kind = _flag_type(hint)
-    spec: dict[str, Any] = {"dest": f.name, "help": flag.help}
-    if kind is bool:
+    spec: dict[str, Any] = {"dest": _dest(prefix, f.name), "help": flag.help}
+    if kind is bool and flag.parse is None:
         on = f.default is True
         spec["action"] = "store_false" if on else "store_true"
-        return flag.name or _dashed(("no_" if on else "") + f.name), spec
+        return "--" + prefix + (flag.name or _dashed(("no_" if on else "") + f.name))[2:], spec
     literal = get_args(kind) if get_origin(kind) is Literal else None
     if flag.parse is None and not (kind in SCALARS or literal):
         raise TypeError(f"setting {f.name} of type {hint} needs a parse function")
     choices = flag.choices or literal
-    name = flag.name or _dashed(f.name)
+    name = "--" + prefix + (flag.name or _dashed(f.name))[2:]
     spec.update(default=None if flag.parse else f.default, choices=choices,
                 metavar=flag.metavar or (None if choices else _metavar(name)),
                 type=kind if kind in SCALARS and not flag.parse else str)
@@ -109,27 +114,33 @@ def _argument(f: dataclasses.Field, hint: Any) -> tuple[str, dict[str, Any]]:
     return name, spec
 
 
-def add_flags(parser: argparse.ArgumentParser, cls: type, names: Iterable[str]) -> None:
-    """Add the flags of the settings ``names`` of dataclass ``cls`` to ``parser``."""
+def add_flags(parser: Any, cls: type, names: Iterable[str], prefix: str = "") -> None:
+    """Add the flags of the settings ``names`` of dataclass ``cls``, each behind ``prefix``
+    (``"bench-"``: ``--bench-batch-size``), to ``parser``: an argparse parser or group, or a
+    pytest option group (its ``addoption`` takes argparse's keywords)."""
+    add = getattr(parser, "add_argument", None) or parser.addoption
     hints = get_type_hints(cls)
     for f in _settings(cls, names):
-        name, spec = _argument(f, hints[f.name])
-        parser.add_argument(name, **spec)
+        name, spec = _argument(f, hints[f.name], prefix)
+        add(name, **spec)
         for key, kf in f.metadata["flag"].keys.items():
-            parser.add_argument(_dashed(key), dest=_key_dest(f.name, key), type=kf.type,
-                                choices=kf.choices, metavar=None if kf.choices else key.upper(),
-                                help=kf.help)
+            add("--" + prefix + _dashed(key)[2:], dest=_key_dest(_dest(prefix, f.name), key),
+                type=kf.type, choices=kf.choices, metavar=None if kf.choices else key.upper(),
+                help=kf.help)
 
 
-def read_flags(cls: type, args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
-    """The keywords of ``cls`` given by the flags of ``names`` in ``args``."""
+def read_flags(cls: type, args: argparse.Namespace, names: Iterable[str],
+               prefix: str = "") -> dict[str, Any]:
+    """The keywords of ``cls`` given by the flags of ``names`` (added behind ``prefix``) in
+    ``args`` (argparse's namespace, or pytest's ``config.option``)."""
     values: dict[str, Any] = {}
     for f in _settings(cls, names):
         flag: Flag = f.metadata["flag"]
-        raw = getattr(args, f.name)
+        dest = _dest(prefix, f.name)
+        raw = getattr(args, dest)
         if raw is not None:
             values[f.name] = flag.parse(raw) if flag.parse else raw
-        keys = {key: getattr(args, _key_dest(f.name, key)) for key in flag.keys}
+        keys = {key: getattr(args, _key_dest(dest, key)) for key in flag.keys}
         keys = {key: value for key, value in keys.items() if value is not None}
         if keys:
             values[f.name] = {**values.get(f.name, {}), **keys}
