@@ -16,7 +16,6 @@ LAYERS = {"utils": 0, "data": 2, "eval": 2, "inference": 2, "train": 3, "measure
 ALLOWED_UP = {("passt.inference.run", "passt.train.run_files"):
               "a checkpoint of format 1 (written before `RunCheckpoint.model_args`) is rebuilt "
               "from its training settings, lazily, by training's reader"}
-TOO_LONG = {"passt.model"}  # to split (issue 23)
 
 
 def modules() -> dict[str, Path]:
@@ -112,4 +111,4 @@ def test_imports_flow_one_way():
 @pytest.mark.parametrize("module", sorted(modules()))
 def test_no_module_over_400_lines(module):
     lines = len(modules()[module].read_text().splitlines())
-    assert lines <= 400 or module in TOO_LONG, f"{module}: {lines} lines"
+    assert lines <= 400, f"{module}: {lines} lines"

@@ -13,6 +13,7 @@ import torch
 
 import passt
 from passt.cli import main
+from passt.data.esc50_synthetic import Esc50Like, write_esc50_like
 from passt.utils.device import resolve_device
 from passt.utils.errors import UsageError
 from tests.helpers import TINY, overrides_arg
@@ -46,6 +47,15 @@ def train_checkpoint(tmp_path_factory):
     torch.save({"format": "passt-train/1", "model": model.state_dict(), "config": config,
                 "num_classes": 32, "label_names": []}, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def esc50_like(tmp_path_factory):
+    """A small ESC-50-layout folder: three classes, two folds."""
+    root = tmp_path_factory.mktemp("esc50")
+    write_esc50_like(root, Esc50Like(classes=("chord", "arpeggio-up", "hiss"), folds=2,
+                                     clips_per_class=2, seconds=1.0, sample_rate=16000))
+    return root
 
 
 @pytest.fixture(scope="module")
@@ -180,3 +190,57 @@ def test_a_generated_flag_offers_its_literal_choices(capsys, tmp_path):
         main(["profile", "--dtype", "fp64", "--out", str(tmp_path)])
     assert exit_.value.code == 2
     assert "argument --dtype: invalid choice: 'fp64' (choose from" in capsys.readouterr().err
+
+
+SWEEP = ["sweep", "--variants", "passt-s", "--steps", "1"]
+BAD_RUNS = {  # a command with bad input, and what it says
+    "train data": (["train", "--data-options", "size=abc"],
+                   "dataset option size='abc': expected an integer"),
+    "train eval data": (["train", "--data-options", "size=8", "--eval-data-options", "size=x"],
+                        "dataset option size='x': expected an integer"),
+    "train clips": (["train", "--clip-seconds", "100", "--data-options", "size=16",
+                     "--eval-data-options", "size=4"], "longer than the model's time embedding"),
+    "sweep data": ([*SWEEP, "--data-options", "size=abc"],
+                   "dataset option size='abc': expected an integer"),
+    "sweep eval data": ([*SWEEP, "--data-options", "size=8", "--eval-data-options", "size=x"],
+                        "dataset option size='x': expected an integer"),
+    "sweep clips": ([*SWEEP, "--clip-seconds", "100", "--data-options", "size=16",
+                     "--eval-data-options", "size=4"], "longer than the model's time embedding"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RUNS))
+def test_bad_input_leaves_no_output_folder(capsys, tmp_path, case):
+    """The inputs are checked before ``--out`` is made: a failed command leaves no folder."""
+    argv, message = BAD_RUNS[case]
+    out = tmp_path / "out"
+    assert message in error_line(capsys, [*argv, "--out", str(out)])
+    assert not out.exists(), sorted(map(str, out.rglob("*")))
+
+
+@pytest.mark.parametrize("case", ["train data", "sweep clips"])
+def test_bad_input_leaves_an_existing_output_folder_as_it_was(capsys, tmp_path, case):
+    argv, message = BAD_RUNS[case]
+    (tmp_path / "notes.txt").write_text("mine")
+    assert message in error_line(capsys, [*argv, "--out", str(tmp_path)])
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["notes.txt"]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--data-options", "sise=3"], "unknown dataset option 'sise'; accepted: csv, "),
+    (["--clip-seconds", "100"], "longer than the model's time embedding"),
+])
+def test_bad_cross_validation_leaves_no_output_folder(capsys, tmp_path, esc50_like, args,
+                                                      message):
+    out = tmp_path / "cv"
+    assert message in error_line(capsys, ["train", "--data", f"esc50:{esc50_like}", "--folds",
+                                          "1,2", *args, "--out", str(out)])
+    assert not out.exists(), sorted(map(str, out.rglob("*")))
+
+
+def test_bad_finetuning_leaves_no_output_folder(capsys, tmp_path, plain_checkpoint):
+    out = tmp_path / "run"
+    assert "dataset option size='abc'" in error_line(
+        capsys, ["finetune", "--init", f"checkpoint:{plain_checkpoint}", "--data-options",
+                 "size=abc", "--out", str(out)])
+    assert not out.exists()

@@ -38,8 +38,9 @@ from passt.sweep.maps import (
     write_maps,
     write_summary,
 )
-from passt.train import Cluster, TrainConfig, TrainResult, open_train_set, train
+from passt.train import Cluster, TrainConfig, TrainResult, open_eval_set, open_train_set, train
 from passt.train.launch import RESULT_JSON, Job, LaunchConfig, launch, write_result
+from passt.train.plan import check_model
 from passt.train.run_files import MetricsLog
 from passt.utils.atomic import write_text_atomic
 from passt.utils.errors import UsageError
@@ -158,8 +159,9 @@ def run_sweep(
             raise UsageError(f"{out_dir} holds a sweep ({MAPS_FILE}); pass --resume to continue "
                              "it, or choose another --out")
         rows = read_maps(maps_path)
-    if not launcher.in_process:
-        open_train_set(base)  # bad data is one error here, not one in every launched run
+    # bad data or clips are one error here, before OUT is written, not one in every run
+    train_set = open_train_set(base)
+    open_eval_set(base, train_set)
     jobs = []
     for name, seed in itertools.product(variants, seeds):
         cfg = run_config(base, name, seed, out_dir, budget)
@@ -170,6 +172,7 @@ def run_sweep(
         if done:
             raise UsageError(f"{maps_path} holds {name} seed {seed} from other settings "
                              "(task, budget or clip length); choose another --out")
+        check_model(cfg, train_set)
         jobs.append(Job(
             name=f"{name} seed {seed}", run_dir=cfg.out_dir, out_dir=str(out_dir),
             runner="passt.sweep.run:run_one", collector="passt.sweep.run:collect",

@@ -30,7 +30,7 @@ from passt.eval.tasks import check_targets
 from passt.train.config import TrainConfig
 from passt.train.distributed import Cluster
 from passt.train.launch import RESULT_JSON, Job, LaunchConfig, collect_job, launch, write_result
-from passt.train.plan import model_variant, open_all_clips
+from passt.train.plan import check_model, model_variant, open_all_clips
 from passt.train.run_files import MetricsLog
 from passt.train.trainer import StepHook, TrainResult, train
 from passt.utils.atomic import write_text_atomic
@@ -161,6 +161,7 @@ def cross_validate(cfg: TrainConfig, folds: Sequence[int] | None = None, *, resu
         dataset = open_all_clips(cfg)  # opened (and checked) once for every fold
         chosen = choose_folds(dataset, list(folds) if folds is not None else None, cfg.data)
         check_targets(cfg.task, dataset, cfg.data)
+        check_model(cfg, dataset)
         cluster.barrier()  # every rank has looked at OUT before rank 0 writes there
         if cluster.main:
             out.mkdir(parents=True, exist_ok=True)

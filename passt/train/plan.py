@@ -87,6 +87,15 @@ def build_model(cfg: TrainConfig, num_classes: int, frames: int, init: bool = Tr
     return model
 
 
+def check_model(cfg: TrainConfig, train_set: Dataset) -> None:
+    """Raise `UsageError` where the model of ``cfg`` does not take its clips: `build_model` on
+    the meta device (nothing allocated, nothing loaded), for checks before a run writes."""
+    frontend = train_frontend(cfg)
+    with torch.device("meta"):
+        build_model(cfg, train_set.num_classes, clip_frames(cfg.clip_seconds, frontend),
+                    init=False, frame_seconds=frontend.config.frame_seconds)
+
+
 def budget_steps(max_tflops: float, flops_per_step: float) -> int:
     """The steps a compute budget pays for: its cumulative FLOPs end within one step of it."""
     steps = math.floor(max_tflops * 1e12 / flops_per_step * (1 + 1e-12))  # k x step is k

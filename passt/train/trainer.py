@@ -367,8 +367,6 @@ def train(
         if last.exists() and not resume:
             raise UsageError(f"{out_dir} holds a run ({LAST_CHECKPOINT}); pass resume (--resume)"
                              " to continue it, or choose another output folder")
-        if cluster.main:
-            out_dir.mkdir(parents=True, exist_ok=True)
         train_set = train_set if train_set is not None else open_train_set(cfg)
         eval_set = eval_set if eval_set is not None else open_eval_set(cfg, train_set)
         eval_set = align_classes(eval_set, class_names(train_set), train_set.num_classes)
@@ -380,7 +378,8 @@ def train(
             trainer.restore(RunCheckpoint.load(last))
         elif resume:
             log.info("no checkpoint in %s: starting afresh", out_dir)
-        if cluster.main:
+        if cluster.main:  # OUT is made once the data, model and plan are known to be good
+            out_dir.mkdir(parents=True, exist_ok=True)
             trainer.log.truncate(trainer.state.step)
         trainer.fit(hooks)
         return trainer.result()
