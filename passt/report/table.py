@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from passt.measure.bench_record import BenchRecord
+from passt.measure.bench_record import BenchRecord, reported
 from passt.measure.machine_speed import probe_factor
 from passt.measure.peers import PEERS
 from passt.model import PaSSTConfig
@@ -43,8 +43,7 @@ COLUMNS = (
     "memory_vs_b", "memory_vs_b_paper", "memory_measure", "acts", "seq_len", "seq_len_paper",
     "eval_seq_len", "seq_len_per_block", "eval_seq_len_per_block", "gflops_per_sample",
     "inference_spec_per_s", "inference_vs_b", "inference_ci_half_width", "inference_unstable",
-    "inference_gflops_per_sample", "mfu", "mfu_of_ceiling", "joules_per_sample",
-    "speed_ci_half_width", "unstable", "speedup_vs_ours", "speedup_ci_low", "speedup_ci_high",
+    "inference_gflops_per_sample", *(cell.name for _, cell in reported("table1")),
     "probe_factor", "inference_probe_factor", "benchmark",
 )
 
@@ -144,12 +143,8 @@ def _run_row(key: str, record: BenchRecord, paper: pd.DataFrame, measure: str,
         "seq_len": math.nan if oom else record.seq_len,
         "seq_len_per_block": "" if oom else _blocks(record.seq_len_per_block),
         "gflops_per_sample": math.nan if oom else record.train_gflops_per_sample,
-        "mfu": _number(record.mfu), "mfu_of_ceiling": _number(record.mfu_of_ceiling),
-        "joules_per_sample": _number(record.joules_per_sample),
-        "speed_ci_half_width": _number(record.ci_half_width), "unstable": record.unstable,
-        "speedup_vs_ours": _number(record.speedup_vs_ours),
-        "speedup_ci_low": _number(record.speedup_ci_low),
-        "speedup_ci_high": _number(record.speedup_ci_high),
+        **{cell.name: _cell(cell.value(getattr(record, name)))
+           for name, cell in reported("table1")},
         "probe_factor": probe_factor(record, run),
         "benchmark": key,
     }
@@ -157,6 +152,11 @@ def _run_row(key: str, record: BenchRecord, paper: pd.DataFrame, measure: str,
 
 def _number(value: float | None) -> float:
     return math.nan if value is None else float(value)
+
+
+def _cell(value: float | bool | None) -> float | bool | None:
+    """A declared metric's value in the table: numbers as floats, flags and None kept."""
+    return value if value is None or isinstance(value, bool) else float(value)
 
 
 def _paper_only_row(paper: pd.DataFrame, row_id: str, variant: str | None) -> dict[str, Any]:
