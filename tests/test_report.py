@@ -428,3 +428,27 @@ def test_ratios_to_passt_b_hold_while_the_machine_drifts(tmp_path):
     assert ours.loc["passt-s", "probe_factor"] == pytest.approx(2.0)
     assert ours.loc["passt-s", "speed_vs_b"] == pytest.approx(steady)
     assert any("probe factor" in note for note in meta["notes"])
+
+
+def test_a_metric_declared_in_the_record_reaches_table1_and_passt_check(tmp_path, capsys):
+    """activation_bytes_per_token, declared and computed in BenchRecord alone, is a column of
+    Table 1's CSV and a memory metric of passt check."""
+    write_report(FIXTURE, tmp_path / "out")
+    table = read_csv(tmp_path / "out" / "table1.csv")
+    for (variant, peer), extra in extra_infos().items():
+        if not extra["oom"]:
+            assert row(table, variant, peer)["activation_bytes_per_token"] == pytest.approx(
+                extra["activation_bytes_per_sample"] / extra["seq_len"], rel=1e-12)
+    assert pd.isna(row(table, "passt-u")["activation_bytes_per_token"])  # OOM
+
+    def fewer_tokens(data):  # passt-s's activations spread over fewer tokens: more per token
+        for b in data["benchmarks"]:
+            if b["name"] == "test_step[passt-s-train]":
+                b["extra_info"]["seq_len"] = 131
+    assert main(["check", str(FIXTURE), str(rewrite(tmp_path, fewer_tokens))]) == 1
+    regressed = [line for line in capsys.readouterr().out.splitlines() if "REGRESSED" in line]
+    assert len(regressed) == 1 and "test_step[passt-s-train]" in regressed[0]
+    assert "activation_bytes_per_token" in regressed[0]
+    assert f"{138 / 131 - 1:+.2%}" in regressed[0]
+    extra = extra_infos()[("passt-s", "")]
+    assert f"{extra['activation_bytes_per_sample'] / 138:.5g}" in regressed[0]

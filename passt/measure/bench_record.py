@@ -157,6 +157,12 @@ class BenchRecord:
     activation_bytes_per_sample: float | None = _optional(
         "activation", "slope of the bytes saved for backward over batch sizes 1 and 2",
         Metric(check="memory"))
+    activation_bytes_per_token: float | None = _optional(
+        "activation", "activation_bytes_per_sample over seq_len: what a token of the sequence "
+                      "leaves for backward, all blocks together",
+        Metric(table1=Cell("activation_bytes_per_token"), check="memory",
+               derive=lambda r: None if r.activation_bytes_per_sample is None or not r.seq_len
+               else r.activation_bytes_per_sample / r.seq_len))
 
     median_step_s: float | None = _optional("timing", "median of the timed steps, seconds")
     timed_rounds: int | None = _optional("timing", "timed steps")
