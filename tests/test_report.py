@@ -153,20 +153,20 @@ def test_inference_speed_acts_and_tokens_per_block(tmp_path):
     assert b["inference_vs_b"] == 1.0 and b["inference_unstable"]
     assert (s["acts"], s["seq_len_per_block"], s["eval_seq_len"]) == ("train", "138", 350)
     assert any(n.startswith("inference: the same variant's inference step") for n in
-               meta["notes"])
+               meta.notes)
     md = write_report(rewrite(tmp_path, edit), tmp_path / "out").markdown
     assert "| 0.5 (unstable) | 1.00 |" in md and "| 2.48 | 4.97 | train | 138 |" in md
 
 
 def test_speed_and_map_of_different_models_are_said_so(tmp_path):
     table, meta = build_table(FIXTURE, write_proxy_maps(tmp_path / "maps.csv"))
-    assert meta["model_mismatch"] == (
+    assert meta.model_mismatch == (
         "speed and mAP come from different models: the speed of the benchmarked model "
         "(768-wide 12-deep), the proxy mAP of the sweep's (128-wide 4-deep); compare the "
         "ranking, not the pairs")
-    assert f"warning: {meta['model_mismatch']}." in meta["notes"]
+    assert f"warning: {meta.model_mismatch}." in meta.notes
     from passt.report.figure import _caption
-    assert f"Note: {meta['model_mismatch'][:40]}" in _caption(table, meta).replace("\n", " ")
+    assert f"Note: {meta.model_mismatch[:40]}" in _caption(table, meta).replace("\n", " ")
 
 
 def test_latex_has_a_tabular(report):
@@ -282,7 +282,7 @@ def test_vs_without_maps_has_no_map_ratio():
     assert "map_proxy_vs_passt-b" not in table.columns
     assert row(table, "passt-s")["speed_vs_passt-b"] == pytest.approx(row(table, "passt-s")[
         "speed_vs_b"])
-    assert any(n.startswith("vs passt-b: ratio to our passt-b") for n in meta["notes"])
+    assert any(n.startswith("vs passt-b: ratio to our passt-b") for n in meta.notes)
 
 
 @pytest.mark.parametrize("vs", ["passt-x", "passt-u", "official"])  # unknown, OOM, a peer
@@ -313,7 +313,7 @@ def test_gpu_run_uses_peak_memory(tmp_path):
                 b["extra_info"]["peak_memory_bytes_per_sample"] = 5e8
 
     table, meta = build_table(rewrite(tmp_path, to_gpu))
-    assert meta["memory_measure"] == "peak"
+    assert meta.memory_measure == "peak"
     assert row(table, "passt-s")["memory_gb_per_sample"] == pytest.approx(0.5)
 
 
@@ -325,7 +325,7 @@ def test_missing_reference_leaves_ratios_empty(tmp_path):
     table, meta = build_table(rewrite(tmp_path, drop_b))
     assert table["speed_vs_b"].isna().all() and table["memory_vs_b"].isna().all()
     assert row(table, "passt-s")["speed_vs_b_paper"] == pytest.approx(88.7 / 23.1)
-    assert any("passt-b was not measured" in n for n in meta["notes"])
+    assert any("passt-b was not measured" in n for n in meta.notes)
     assert table.loc[table["paper_row"] == "passt_b", "status"].item() == "not run"
 
 
@@ -399,9 +399,9 @@ def test_a_run_whose_machine_drifted_is_flagged(tmp_path):
 
     _, meta = build_table(rewrite(tmp_path, drifted))
     assert any(n.startswith("warning: the machine's own speed") and "strayed by 8.1%" in n
-               for n in meta["notes"])
+               for n in meta.notes)
     _, quiet = build_table(FIXTURE)
-    assert not any("machine's own speed" in n for n in quiet["notes"])
+    assert not any("machine's own speed" in n for n in quiet.notes)
 
 
 def test_ratios_to_passt_b_hold_while_the_machine_drifts(tmp_path):
@@ -427,7 +427,7 @@ def test_ratios_to_passt_b_hold_while_the_machine_drifts(tmp_path):
     assert raw == pytest.approx(steady / 2)
     assert ours.loc["passt-s", "probe_factor"] == pytest.approx(2.0)
     assert ours.loc["passt-s", "speed_vs_b"] == pytest.approx(steady)
-    assert any("probe factor" in note for note in meta["notes"])
+    assert any("probe factor" in note for note in meta.notes)
 
 
 def test_a_metric_declared_in_the_record_reaches_table1_and_passt_check(tmp_path, capsys):

@@ -53,15 +53,15 @@ def write_report(bench_path: str | Path, out_dir: str | Path = "reports",
     if ablation and len(ablation) == len(records):
         paths = write_ablation_table(ablation, out_dir)
         return Report(markdown=ablation_markdown(ablation), paths=paths)
-    table, meta = build_table(bench_path, maps_path, vs=vs, only_measured=only_measured)
+    table, settings = build_table(bench_path, maps_path, vs=vs, only_measured=only_measured)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    markdown = format_markdown(table, meta)
+    markdown = format_markdown(table, settings)
     texts = {"table1.md": markdown, "table1.csv": table.to_csv(index=False),
-             "table1.tex": format_latex(table, meta)}
+             "table1.tex": format_latex(table, settings)}
     for name, text in texts.items():
         write_text_atomic(out / name, text)
-    fig = plot(table, meta)
+    fig = plot(table, settings)
     for fmt in ("png", "svg"):
         with atomic_path(out / f"speed_vs_map.{fmt}") as tmp:
             fig.savefig(tmp, format=fmt)

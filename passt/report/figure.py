@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from passt.report.inputs import PAPER_DEVICE, load_paper_table
+from passt.report.settings import Table1Settings
 from passt.report.table import clean_name, typical_speed
 from passt.utils.optional import require
 
@@ -129,13 +130,13 @@ def _plot_paper(ax: Axes) -> list[Annotation]:
     return labels
 
 
-def _plot_run(ax: Axes, table: pd.DataFrame, meta: dict[str, Any],
+def _plot_run(ax: Axes, table: pd.DataFrame, settings: Table1Settings,
               kind: str = "train") -> list[Annotation]:
     """A panel of the run: its measured points (``kind`` speed), filled (faint where the speed
     is unstable), at the proxy mAP (with its 95% interval) when ``--maps`` gave one, else at
     the paper's mAP; the proxy task's chance and baseline levels as lines; a warning when
     speed and mAP come from different models; the points' labels."""
-    proxy = meta["maps_file"] is not None
+    proxy = settings.maps_file is not None
     points = _run_points(table, proxy, kind)
     area = _area_scale(points["memory"])
     log_x = _set_x(ax, points["speed"])
@@ -150,18 +151,18 @@ def _plot_run(ax: Axes, table: pd.DataFrame, meta: dict[str, Any],
         text = r["label"] + (" (unstable)" if r["unstable"] else "")
         labels.append(_label(ax, text, r["speed"], r["map"], s, color))
     for key, name, style in LEVELS if proxy else ():
-        if meta[key] is not None:
-            ax.axhline(meta[key], color="0.4", lw=1.0, ls=style, zorder=1,
-                       label=f"{name} {meta[key]:.3f}")
+        if getattr(settings, key) is not None:
+            ax.axhline(getattr(settings, key), color="0.4", lw=1.0, ls=style, zorder=1,
+                       label=f"{name} {getattr(settings, key):.3f}")
     what = SPEEDS[kind][2]
-    ax.set_title(f"This run, {what} ({meta['device_name']}, {meta['dtype']}, batch "
-                 f"{meta['batch_size']}, preset {meta['preset']})", fontsize=9)
+    ax.set_title(f"This run, {what} ({settings.device_name}, {settings.dtype}, batch "
+                 f"{settings.batch_size}, preset {settings.preset})", fontsize=9)
     ax.set_xlabel(f"measured {what} throughput (spectrograms/s, at the run's typical machine "
                   "speed)" + (", log scale" if log_x else ""))
-    if meta.get("model_mismatch"):
+    if settings.model_mismatch:
         from matplotlib.offsetbox import AnchoredText
 
-        note = AnchoredText(textwrap.fill(meta["model_mismatch"], 60), loc="lower right",
+        note = AnchoredText(textwrap.fill(settings.model_mismatch, 60), loc="lower right",
                             prop={"fontsize": 7, "color": "tab:red"}, frameon=True)
         note.patch.set_edgecolor("tab:red")
         note.zorder = 6
@@ -170,7 +171,7 @@ def _plot_run(ax: Axes, table: pd.DataFrame, meta: dict[str, Any],
                   else "AudioSet mAP (the paper's, not measured)")
     _kind_legend(ax, points)
     _size_legend(ax, points["memory"], area,
-                 f"memory/sample\n(ours: {meta['memory_measure']})", "lower left")
+                 f"memory/sample\n(ours: {settings.memory_measure})", "lower left")
     return labels
 
 
@@ -267,7 +268,7 @@ def _stack(boxes: list[Any], shift: list[float]) -> None:
             shift[i] += max(tops) + LABEL_GAP_PX - box.y0
 
 
-def plot(table: pd.DataFrame, meta: dict[str, Any]) -> Figure:
+def plot(table: pd.DataFrame, settings: Table1Settings) -> Figure:
     """The paper's Figure 1 beside this run's: training throughput (x) against mAP (y), circle
     area proportional to memory per sample."""
     require("matplotlib", "plotting Figure 1")
@@ -275,9 +276,9 @@ def plot(table: pd.DataFrame, meta: dict[str, Any]) -> Figure:
     from matplotlib.figure import Figure
     from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-    caption = _caption(table, meta)
+    caption = _caption(table, settings)
     bottom = 0.02 + 0.022 * (caption.count("\n") + 1)  # room for the caption's lines
-    kinds = ["train", "inference"] if meta.get("has_inference") else ["train"]
+    kinds = ["train", "inference"] if settings.has_inference else ["train"]
     width = FIGURE_SIZE_IN[0] + PANEL_WIDTH_IN * (len(kinds) - 1)
     fig = Figure(figsize=(width, FIGURE_SIZE_IN[1]), dpi=FIGURE_DPI,
                  layout=ConstrainedLayoutEngine(rect=(0, bottom, 1, 1 - bottom), w_pad=0.1))
@@ -287,30 +288,30 @@ def plot(table: pd.DataFrame, meta: dict[str, Any]) -> Figure:
     left, *right = fig.subplots(1, 1 + len(kinds))
     labels = _plot_paper(left)
     for ax, kind in zip(right, kinds, strict=True):
-        labels += _plot_run(ax, table, meta, kind)
+        labels += _plot_run(ax, table, settings, kind)
     _declutter(fig, labels)
     return fig
 
 
-def _caption(table: pd.DataFrame, meta: dict[str, Any]) -> str:
+def _caption(table: pd.DataFrame, settings: Table1Settings) -> str:
     """What the panels show, where the proxy mAP comes from, and what is not plotted."""
-    proxy = meta["maps_file"] is not None
+    proxy = settings.maps_file is not None
     run = ("Middle: this run's measured training throughput; right: its inference "
-           "throughput (frontend and model forward)" if meta.get("has_inference")
+           "throughput (frontend and model forward)" if settings.has_inference
            else "Right: this run's measured training throughput")
     parts = [f"Left: the paper's Table 1 ({PAPER_DEVICE}, AudioSet mAP). {run}; filled by "
              "implementation, faint where the speed is unstable (its interval did not reach "
              "the target). Circle area is proportional to memory per sample within each panel "
-             f"(left: the paper's GPU memory; right: {meta['memory_label']})."]
-    if meta.get("model_mismatch"):
-        parts.append(f"Note: {meta['model_mismatch']}.")
+             f"(left: the paper's GPU memory; right: {settings.memory_label})."]
+    if settings.model_mismatch:
+        parts.append(f"Note: {settings.model_mismatch}.")
     if proxy:
         by_source: dict[str, list[str]] = {}
-        for variant, source in meta["proxy_sources"].items():
+        for variant, source in settings.proxy_sources.items():
             by_source.setdefault(source, []).append(variant)
         where = (next(iter(by_source)) if len(by_source) == 1 else
                  "; ".join(f"{', '.join(v)}: {s}" for s, v in by_source.items()))
-        parts.append(f"Right y: proxy mAP from {meta['maps_file']} ({where}), mean over seeds "
+        parts.append(f"Right y: proxy mAP from {settings.maps_file} ({where}), mean over seeds "
                      "with its 95% t interval; it is not AudioSet mAP.")
     else:
         parts.append("Right y: the paper's mAP of each variant (no --maps given): only x is "

@@ -7,25 +7,24 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from passt.measure.bench_record import BenchRecord, reported
 from passt.measure.machine_speed import probe_factor
 from passt.measure.peers import PEERS
-from passt.model import PaSSTConfig
 from passt.report.inputs import (
-    Maps,
     load_maps,
     load_paper_table,
     load_run_benchmarks,
 )
-from passt.report.notes import table_notes
+from passt.report.notes import Run, table_notes
+from passt.report.settings import MemoryMeasure, Table1Settings, bench_config, run_settings
 from passt.sweep.maps import MapSummary
 from passt.utils.errors import UsageError, check_choice
 from passt.utils.optional import require
-from passt.variants import get_variant, list_variants, reduction_acts, variant_config
+from passt.variants import get_variant, list_variants, reduction_acts
 
 pd = require("pandas", "the benchmark report")
 
@@ -33,8 +32,6 @@ REFERENCE = "passt-b"  # ratios are to this variant, the paper's PaSST-B
 PAPER_REFERENCE = "passt_b"
 PEER_LABELS = {"official": "official {impl}", "official-sdpa": "official {impl} + SDPA",
                "hf-ast": "HF AST, {impl}"}
-MEMORY_LABELS = {"peak": "peak GB/sample (CUDA allocator)",
-                 "activation": "activation GB/sample (CPU: saved for backward)"}
 COLUMNS = (
     "model", "variant", "peer", "implementation", "paper_row", "paper_model", "status",
     "map_paper", "map_proxy", "map_proxy_std", "map_proxy_ci_low", "map_proxy_ci_high",
@@ -60,7 +57,7 @@ def clean_name(paper_model: str) -> str:
     return re.sub(r"\s*(\[\d+\]|\*)", "", paper_model).strip()
 
 
-def _memory_measure(train: dict[str, BenchRecord]) -> str:
+def _memory_measure(train: dict[str, BenchRecord]) -> MemoryMeasure:
     """``peak`` when the run has CUDA allocator peaks, else ``activation``."""
     has_peak = any(r.peak_memory_bytes_per_sample is not None and r.device.startswith("cuda")
                    for r in train.values())
@@ -229,7 +226,7 @@ def measured_variants(train: dict[str, BenchRecord]) -> list[str]:
 
 def build_table(bench_path: str | Path, maps_path: str | Path | None = None, *,
                 vs: str | None = None,
-                only_measured: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
+                only_measured: bool = False) -> tuple[pd.DataFrame, Table1Settings]:
     """Table 1 of a benchmark run (one row per variant and peer, then the paper's other rows,
     in the paper's order; ``only_measured``: the run's rows only) and the run's settings and
     notes; ``vs``: ratios to that measured variant of the run too."""
@@ -274,27 +271,14 @@ def build_table(bench_path: str | Path, maps_path: str | Path | None = None, *,
     if only_measured:
         table = table[table["status"].isin(["measured", "OOM"])].reset_index(drop=True)
     ours = {k: r for k, r in train.items() if not r.peer} or train
-    meta = {**_run_meta(ours, machine_info, measure, Path(bench_path)),
-            **_maps_meta(maps), "has_reference": len(_reference(table)) > 0, "vs": vs,
-            "has_inference": bool(table["inference_spec_per_s"].notna().any()),
-            "model_mismatch": _model_mismatch(ours, maps)}
-    meta["notes"] = table_notes(table, train, meta, machine_info)
-    return table, meta
-
-
-def _bench_config(record: BenchRecord) -> PaSSTConfig | None:
-    """The model a row benchmarked (None: its variant is unknown here)."""
-    overrides = (record.step_settings or {}).get("model_overrides") or {}
-    try:
-        return variant_config(record.variant, **overrides)
-    except ValueError:
-        return None
-
-
-def _bench_size(record: BenchRecord) -> tuple[int, int] | None:
-    """``(width, depth)`` of the model a row benchmarked (None: its variant is unknown here)."""
-    cfg = _bench_config(record)
-    return None if cfg is None else (cfg.embed_dim, cfg.depth)
+    settings = run_settings(ours, machine_info, measure, Path(bench_path), maps,
+                            has_reference=len(_reference(table)) > 0, vs=vs,
+                            has_inference=bool(table["inference_spec_per_s"].notna().any()))
+    run_rows = Run(settings, list(train.values()), machine_info,
+                   oom=list(table.loc[table["status"] == "OOM", "model"]),
+                   not_run=list(table.loc[table["status"] == "not run", "model"]))
+    settings = replace(settings, notes=tuple(table_notes(run_rows)))
+    return table, settings
 
 
 def _acts(record: BenchRecord) -> str:
@@ -302,64 +286,5 @@ def _acts(record: BenchRecord) -> str:
     from its variant, where known here."""
     if record.acts or record.peer:
         return record.acts or ""
-    cfg = _bench_config(record)
+    cfg = bench_config(record)
     return "" if cfg is None else reduction_acts(cfg, get_variant(record.variant).reductions)
-
-
-def _model_mismatch(train: dict[str, BenchRecord], maps: Maps | None) -> str | None:
-    """What the figure and notes say when the speeds are of another model than the proxy
-    mAPs (the full-size architecture benchmarked, a narrow one trained by the sweep)."""
-    if maps is None:
-        return None
-    pairs = set()
-    for record in train.values():
-        summary, size = maps.summaries.get(record.variant), _bench_size(record)
-        if summary is None or size is None or summary.source.embed_dim in (None, size[0]):
-            continue
-        pairs.add((f"{size[0]}-wide {size[1]}-deep",
-                   f"{summary.source.embed_dim}-wide {summary.source.depth}-deep"))
-    if not pairs:
-        return None
-    speeds, maps_ = (", ".join(sorted({p[i] for p in pairs})) for i in (0, 1))
-    return (f"speed and mAP come from different models: the speed of the benchmarked model "
-            f"({speeds}), the proxy mAP of the sweep's ({maps_}); compare the ranking, not "
-            "the pairs")
-
-
-def _maps_meta(maps: Maps | None) -> dict[str, Any]:
-    """What the figure and notes need of the proxy mAPs: their file, each variant's source
-    (task, model size, clips, budget) and the task's chance and baseline levels."""
-    if maps is None:
-        return {"maps_file": None, "proxy_sources": {}, "chance_map": None,
-                "baseline_map": None}
-    return {"maps_file": maps.file,
-            "proxy_sources": {v: s.source.describe() for v, s in maps.summaries.items()},
-            "chance_map": maps.chance_map, "baseline_map": maps.baseline_map}
-
-
-def _setting(values: Iterable[Any]) -> Any:
-    """A run-wide setting: its value, or the distinct values joined by ``/``."""
-    values = list(dict.fromkeys(v for v in values if v is not None))
-    return values[0] if len(values) == 1 else "/".join(map(str, values)) or None
-
-
-def _run_meta(train: dict[str, BenchRecord], machine_info: dict[str, Any], measure: str,
-              path: Path) -> dict[str, Any]:
-    """The settings of the run's (our) training benchmarks, stated above the table."""
-    device = str(_setting(r.device for r in train.values()))
-    cpu = (machine_info.get("cpu") or {}).get("brand_raw")
-    fallback = machine_info.get("gpu") if device.startswith("cuda") else cpu and f"CPU {cpu}"
-    return {
-        "bench": path.name,
-        "device": device,
-        "device_name": _setting(r.device_name for r in train.values()) or fallback or device,
-        "dtype": _setting(r.dtype for r in train.values()),
-        "batch_size": _setting(r.batch_size for r in train.values()),
-        "preset": machine_info.get("passt_preset") or "unknown",
-        "clip_seconds": _setting(r.clip_seconds for r in train.values()),
-        "attention": _setting(r.attention for r in train.values()),
-        "compile": _setting(r.compile for r in train.values()),
-        "torch": machine_info.get("torch"),
-        "memory_measure": measure,
-        "memory_label": MEMORY_LABELS[measure],
-    }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from passt.report.settings import Table1Settings
 from passt.utils.optional import require
 
 pd = require("pandas", "the benchmark report")
@@ -65,10 +66,10 @@ def _with_vs(cells: dict[str, str], vs_cells: dict[str, dict[str, str]]) -> dict
     return out
 
 
-def display_table(table: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
+def display_table(table: pd.DataFrame, settings: Table1Settings) -> pd.DataFrame:
     """The table as displayed: formatted strings under readable headers; the proxy mAP only
     with measured mAPs, ``vs ours`` only with peers."""
-    memory = meta["memory_label"]
+    memory = settings.memory_label
     rows = []
     for _, r in table.iterrows():
         c = _cells(r)
@@ -89,42 +90,43 @@ def display_table(table: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
             "eval seq": _fmt(r["eval_seq_len"], ".0f"),
             "train GFLOPs/sample": _fmt(r["gflops_per_sample"], ".1f"),
             "MFU": _fmt(r["mfu"], ".1%"), "J/sample": _fmt(r["joules_per_sample"], ".3g"),
-        }, _vs_cells(r, meta["vs"])))
+        }, _vs_cells(r, settings.vs)))
     shown = pd.DataFrame(rows)
-    if meta["maps_file"] is None:
+    if settings.maps_file is None:
         shown = shown.drop(columns="proxy mAP")
     if (shown["vs ours"] == "-").all():  # no peer in the run
         shown = shown.drop(columns="vs ours")
-    if not meta["has_inference"]:
+    if not settings.has_inference:
         shown = shown.drop(columns=["inference (spec/s)", "inf vs B", "eval seq"])
     return shown
 
 
-def settings_line(meta: dict[str, Any]) -> str:
+def settings_line(settings: Table1Settings) -> str:
     """The run's settings, stated above the table."""
-    compile_ = {True: "on", False: "off"}.get(meta["compile"], meta["compile"])
-    return (f"device {meta['device_name']}, dtype {meta['dtype']}, batch {meta['batch_size']}, "
-            f"preset {meta['preset']}, clip {meta['clip_seconds']} s, attention "
-            f"{meta['attention']}, compile {compile_}, torch {meta['torch']}")
+    compile_ = {True: "on", False: "off"}.get(settings.compile, settings.compile)
+    s = settings
+    return (f"device {s.device_name}, dtype {s.dtype}, batch {s.batch_size}, preset {s.preset}, "
+            f"clip {s.clip_seconds} s, attention {s.attention}, compile {compile_}, torch "
+            f"{s.torch}")
 
 
-def format_markdown(table: pd.DataFrame, meta: dict[str, Any]) -> str:
+def format_markdown(table: pd.DataFrame, settings: Table1Settings) -> str:
     """Table 1 in markdown: a title, the run's settings, the table and its notes."""
-    shown = display_table(table, meta)
+    shown = display_table(table, settings)
     esc = [[str(v).replace("|", "\\|") for v in row] for row in shown.itertuples(index=False)]
     lines = [
         "# Table 1: training and inference throughput, memory and mAP",
         "",
-        f"Measured on **{meta['device_name']}**, dtype **{meta['dtype']}**, batch size "
-        f"**{meta['batch_size']}**, preset **{meta['preset']}** (from {meta['bench']}).",
+        f"Measured on **{settings.device_name}**, dtype **{settings.dtype}**, batch size "
+        f"**{settings.batch_size}**, preset **{settings.preset}** (from {settings.bench}).",
         "",
-        f"Settings: {settings_line(meta)}.",
+        f"Settings: {settings_line(settings)}.",
         "",
         "| " + " | ".join(shown.columns) + " |",
         "|" + "|".join("---" if i < 2 else "--:" for i in range(len(shown.columns))) + "|",
         *("| " + " | ".join(row) + " |" for row in esc),
         "",
-        *(f"- {note}" for note in meta["notes"]),
+        *(f"- {note}" for note in settings.notes),
     ]
     return "\n".join(lines) + "\n"
 
@@ -134,10 +136,11 @@ def _latex_escape(text: str) -> str:
                                                 "^": r"\^{}"}.get(m[1], "\\" + m[1]), text)
 
 
-def format_latex(table: pd.DataFrame, meta: dict[str, Any]) -> str:
+def format_latex(table: pd.DataFrame, settings: Table1Settings) -> str:
     """Table 1 as a LaTeX ``table`` with a ``tabular``; the settings and notes in the caption."""
-    shown = display_table(table, meta)
-    caption = _latex_escape(f"Table 1 measured: {settings_line(meta)}. " + " ".join(meta["notes"]))
+    shown = display_table(table, settings)
+    caption = _latex_escape(f"Table 1 measured: {settings_line(settings)}. "
+                            + " ".join(settings.notes))
     body = shown.to_latex(index=False, escape=True, caption=caption, label="tab:table1",
                           column_format="ll" + "r" * (len(shown.columns) - 2))
-    return f"% passt report {meta['bench']}; needs \\usepackage{{booktabs}}\n{body}"
+    return f"% passt report {settings.bench}; needs \\usepackage{{booktabs}}\n{body}"
