@@ -154,10 +154,11 @@ def key_lines(numbers: Sequence[KeyNumber]) -> list[str]:
 
 
 def _flat(number: KeyNumber) -> dict[str, Any]:
-    """A key number as summary.json holds it: its metrics beside its other fields."""
-    data = asdict(number)
-    metrics = data.pop("metrics")
-    return {**data, **metrics}
+    """A key number as summary.json holds it: its metrics in place, beside its other fields."""
+    flat: dict[str, Any] = {}
+    for key, value in asdict(number).items():
+        flat.update(value if key == "metrics" else {key: value})
+    return flat
 
 
 def write_summary(out: Path, info: dict[str, Any], steps: Sequence[StepStatus],
