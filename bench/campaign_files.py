@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from passt.measure.bench_file import load_bench_file
-from passt.measure.bench_record import BenchRecord
+from passt.measure.bench_record import BenchRecord, reported
 from passt.measure.journal import Journal
 from passt.utils.atomic import atomic_path, write_text_atomic
 from passt.utils.errors import UsageError
@@ -58,9 +58,7 @@ class KeyNumber:
     ours_settings: str | None  # what our step beside it ran (peers)
     speedup_vs_ours: float | None  # per-sample time of ours over this row's (>1: it is faster)
     speedup_ci: tuple[float | None, float | None]
-    mfu: float | None
-    peak_gb_per_sample: float | None
-    joules_per_sample: float | None
+    metrics: dict[str, float | None]  # the summary's cells of `BenchRecord`'s metrics, by name
     unstable: bool | None
 
 
@@ -112,7 +110,6 @@ def key_numbers(out: Path, sources: dict[str, tuple[str, ...]],
     for preset, files in sources.items():
         source, rows = key_rows(out, preset, files, variants)
         for r in sorted(rows, key=lambda r: (variants.index(r.variant), r.peer or "")):
-            peak = r.peak_memory_bytes_per_sample
             numbers.append(KeyNumber(
                 preset=preset, variant=r.variant, who=r.peer or "ours", source=source,
                 oom=r.oom, oom_stage=r.oom_stage, samples_per_s=r.samples_per_s,
@@ -122,9 +119,10 @@ def key_numbers(out: Path, sources: dict[str, tuple[str, ...]],
                      "compile_mode": r.compile_mode, "batch_size": r.batch_size}),
                 ours_settings=describe(r.reference_settings) if r.reference_settings else None,
                 speedup_vs_ours=r.speedup_vs_ours,
-                speedup_ci=(r.speedup_ci_low, r.speedup_ci_high), mfu=r.mfu,
-                peak_gb_per_sample=None if peak is None else peak / 1e9,
-                joules_per_sample=r.joules_per_sample, unstable=r.unstable))
+                speedup_ci=(r.speedup_ci_low, r.speedup_ci_high),
+                metrics={cell.name: cell.value(getattr(r, name))
+                         for name, cell in reported("summary")},
+                unstable=r.unstable))
     return numbers
 
 
@@ -142,10 +140,9 @@ def key_lines(numbers: Sequence[KeyNumber]) -> list[str]:
             continue
         batch = f"batch {k.batch_size}" + (f" (of {k.requested_batch_size}: did not fit)"
                                            if k.requested_batch_size else "")
-        lines.append(f"{name:34} {_fmt(k.samples_per_s, '9.1f')} spec/s  {batch}  MFU "
-                     f"{_fmt(k.mfu, '.1%')}  {_fmt(k.peak_gb_per_sample, '.3f')} GB/sample  "
-                     f"{_fmt(k.joules_per_sample, '.2f')} J/sample"
-                     + ("  unstable" if k.unstable else ""))
+        cells = [cell.shown(k.metrics.get(cell.name)) for _, cell in reported("summary")]
+        lines.append(f"{name:34} {_fmt(k.samples_per_s, '9.1f')} spec/s  {batch}  "
+                     + "  ".join(cells) + ("  unstable" if k.unstable else ""))
         if k.who != "ours":
             low, high = k.speedup_ci
             ours = (f"ours {1 / k.speedup_vs_ours:.2f}x its speed per sample "
@@ -156,11 +153,19 @@ def key_lines(numbers: Sequence[KeyNumber]) -> list[str]:
     return lines
 
 
+def _flat(number: KeyNumber) -> dict[str, Any]:
+    """A key number as summary.json holds it: its metrics in place, beside its other fields."""
+    flat: dict[str, Any] = {}
+    for key, value in asdict(number).items():
+        flat.update(value if key == "metrics" else {key: value})
+    return flat
+
+
 def write_summary(out: Path, info: dict[str, Any], steps: Sequence[StepStatus],
                   numbers: Sequence[KeyNumber], left_out: Sequence[str]) -> None:
     """``summary.json`` and ``summary.md`` in ``out``, each written in one step."""
     data = {**info, "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "steps": [asdict(s) for s in steps], "key_numbers": [asdict(k) for k in numbers],
+            "steps": [asdict(s) for s in steps], "key_numbers": [_flat(k) for k in numbers],
             "left_out_of_archive": list(left_out)}
     write_text_atomic(out / "summary.json", json.dumps(data, indent=1) + "\n")
     md = [f"# GPU campaign: {info.get('device', '?')}", "",

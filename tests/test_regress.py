@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import replace
+from dataclasses import fields, replace
 from types import SimpleNamespace
 
 import pytest
 
 from passt.cli import main
-from passt.measure.bench_record import BenchRecord
+from passt.measure.bench_record import BenchRecord, checked_fields
 from passt.measure.regress import Thresholds, compare, parse_percent
 
 
@@ -181,3 +181,14 @@ def test_markdown_for_a_job_summary(tmp_path, run_check):
     assert lines[2] == "| benchmark | metric | baseline | current | change | limit | status |"
     assert "| test_train[passt-s] | instructions | 2.8e+07 | 3.08e+07 | +10.00% | 2.0% " \
            "| REGRESSED |" in lines
+
+
+def test_every_checked_metric_is_held_to_a_limit_of_thresholds():
+    limits = {f.name for f in fields(Thresholds)}
+    checked = checked_fields()
+    assert set(checked.values()) <= limits
+    # the metrics compared before the declarations moved into the record's fields
+    assert {n: checked[n] for n in ("peak_memory_bytes_per_sample", "activation_bytes_per_sample",
+                                    "train_gflops_per_sample", "forward_gflops_per_sample")} == {
+        "peak_memory_bytes_per_sample": "memory", "activation_bytes_per_sample": "memory",
+        "train_gflops_per_sample": "flops", "forward_gflops_per_sample": "flops"}

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from passt.cli import main
-from passt.report import build_table, load_paper_table, write_report
+from passt.report import Table1Row, build_table, load_paper_table, write_report
 
 FIXTURE = Path(__file__).parent / "fixtures" / "bench_small.json"
 OUTPUTS = ("table1.md", "table1.csv", "table1.tex", "speed_vs_map.png", "speed_vs_map.svg")
@@ -58,6 +58,12 @@ def row(table: pd.DataFrame, variant: str, peer: str = "") -> pd.Series:
     match = table[(table["variant"] == variant) & (table["peer"] == peer)]
     assert len(match) == 1, (variant, peer, table[["variant", "peer"]])
     return match.iloc[0]
+
+
+def typed_row(rows: list[Table1Row], variant: str, peer: str = "") -> Table1Row:
+    """The row of `build_table` of ``variant`` (and ``peer``)."""
+    (match,) = [r for r in rows if (r.variant, r.peer) == (variant, peer)]
+    return match
 
 
 @pytest.mark.slow
@@ -146,27 +152,27 @@ def test_inference_speed_acts_and_tokens_per_block(tmp_path):
             extra = bench["extra_info"]
             if (extra["variant"], extra["kind"], extra.get("peer")) == ("passt-s", "train", None):
                 extra.update(acts="train", seq_len_per_block=[138] * 12)
-    table, meta = build_table(rewrite(tmp_path, edit))
-    s, b = row(table, "passt-s"), row(table, "passt-b")
-    assert s["inference_spec_per_s"] == pytest.approx(2.4837472027793996)
-    assert s["inference_vs_b"] == pytest.approx(2.4837472027793996 / 0.5)
-    assert b["inference_vs_b"] == 1.0 and b["inference_unstable"]
-    assert (s["acts"], s["seq_len_per_block"], s["eval_seq_len"]) == ("train", "138", 350)
+    rows, meta = build_table(rewrite(tmp_path, edit))
+    s, b = typed_row(rows, "passt-s"), typed_row(rows, "passt-b")
+    assert s.inference_spec_per_s == pytest.approx(2.4837472027793996)
+    assert s.inference_vs_b == pytest.approx(2.4837472027793996 / 0.5)
+    assert b.inference_vs_b == 1.0 and b.inference_unstable
+    assert (s.acts, s.seq_len_per_block, s.eval_seq_len) == ("train", "138", 350)
     assert any(n.startswith("inference: the same variant's inference step") for n in
-               meta["notes"])
+               meta.notes)
     md = write_report(rewrite(tmp_path, edit), tmp_path / "out").markdown
     assert "| 0.5 (unstable) | 1.00 |" in md and "| 2.48 | 4.97 | train | 138 |" in md
 
 
 def test_speed_and_map_of_different_models_are_said_so(tmp_path):
-    table, meta = build_table(FIXTURE, write_proxy_maps(tmp_path / "maps.csv"))
-    assert meta["model_mismatch"] == (
+    rows, meta = build_table(FIXTURE, write_proxy_maps(tmp_path / "maps.csv"))
+    assert meta.model_mismatch == (
         "speed and mAP come from different models: the speed of the benchmarked model "
         "(768-wide 12-deep), the proxy mAP of the sweep's (128-wide 4-deep); compare the "
         "ranking, not the pairs")
-    assert f"warning: {meta['model_mismatch']}." in meta["notes"]
+    assert f"warning: {meta.model_mismatch}." in meta.notes
     from passt.report.figure import _caption
-    assert f"Note: {meta['model_mismatch'][:40]}" in _caption(table, meta).replace("\n", " ")
+    assert f"Note: {meta.model_mismatch[:40]}" in _caption(rows, meta).replace("\n", " ")
 
 
 def test_latex_has_a_tabular(report):
@@ -242,10 +248,10 @@ def test_paper_map_stays_the_papers_with_maps(tmp_path):
 def test_legacy_maps_read_as_one_seed(tmp_path):
     maps = tmp_path / "maps.csv"
     maps.write_text("variant,map,task,steps\npasst-s,0.512,synthetic,200\n")
-    table, _ = build_table(FIXTURE, maps)
-    r = row(table, "passt-s")
-    assert r["map_proxy"] == 0.512 and r["map_proxy_text"] == "0.512 (synthetic, 200 steps, 1 seed)"
-    assert r["map_paper"] == 0.471
+    rows, _ = build_table(FIXTURE, maps)
+    r = typed_row(rows, "passt-s")
+    assert r.map_proxy == 0.512 and r.map_proxy_text == "0.512 (synthetic, 200 steps, 1 seed)"
+    assert r.map_paper == 0.471
 
 
 def speeds_and_memory() -> dict[tuple[str, str], tuple[float, float]]:
@@ -278,11 +284,11 @@ def test_vs_gives_ratios_to_that_variant(tmp_path):
 
 
 def test_vs_without_maps_has_no_map_ratio():
-    table, meta = build_table(FIXTURE, vs="passt-b")
-    assert "map_proxy_vs_passt-b" not in table.columns
-    assert row(table, "passt-s")["speed_vs_passt-b"] == pytest.approx(row(table, "passt-s")[
-        "speed_vs_b"])
-    assert any(n.startswith("vs passt-b: ratio to our passt-b") for n in meta["notes"])
+    rows, meta = build_table(FIXTURE, vs="passt-b")
+    assert all(set(r.vs) == {"speed_vs_passt-b", "memory_vs_passt-b"} for r in rows)
+    s = typed_row(rows, "passt-s")
+    assert s.vs["speed_vs_passt-b"] == pytest.approx(s.speed_vs_b)
+    assert any(n.startswith("vs passt-b: ratio to our passt-b") for n in meta.notes)
 
 
 @pytest.mark.parametrize("vs", ["passt-x", "passt-u", "official"])  # unknown, OOM, a peer
@@ -298,9 +304,9 @@ def test_only_measured_drops_paper_only_rows(tmp_path):
     assert main(["report", str(FIXTURE), "--only-measured", "--out", str(tmp_path)]) == 0
     table = read_csv(tmp_path / "table1.csv")
     full, _ = build_table(FIXTURE)
-    run = full[full["status"].isin(["measured", "OOM"])]
     assert set(table["status"]) == {"measured", "OOM"}
-    assert list(table["benchmark"]) == list(run["benchmark"])
+    assert list(table["benchmark"]) == [r.benchmark for r in full
+                                        if r.status in ("measured", "OOM")]
     assert "PANNS" not in (tmp_path / "table1.md").read_text()
     assert row(table, "passt-s")["speed_vs_b_paper"] == pytest.approx(88.7 / 23.1)
 
@@ -312,9 +318,9 @@ def test_gpu_run_uses_peak_memory(tmp_path):
             if b["extra_info"].get("activation_bytes_per_sample"):
                 b["extra_info"]["peak_memory_bytes_per_sample"] = 5e8
 
-    table, meta = build_table(rewrite(tmp_path, to_gpu))
-    assert meta["memory_measure"] == "peak"
-    assert row(table, "passt-s")["memory_gb_per_sample"] == pytest.approx(0.5)
+    rows, meta = build_table(rewrite(tmp_path, to_gpu))
+    assert meta.memory_measure == "peak"
+    assert typed_row(rows, "passt-s").memory_gb_per_sample == pytest.approx(0.5)
 
 
 def test_missing_reference_leaves_ratios_empty(tmp_path):
@@ -322,11 +328,11 @@ def test_missing_reference_leaves_ratios_empty(tmp_path):
         data["benchmarks"] = [b for b in data["benchmarks"]
                               if b["extra_info"]["variant"] != "passt-b"]
 
-    table, meta = build_table(rewrite(tmp_path, drop_b))
-    assert table["speed_vs_b"].isna().all() and table["memory_vs_b"].isna().all()
-    assert row(table, "passt-s")["speed_vs_b_paper"] == pytest.approx(88.7 / 23.1)
-    assert any("passt-b was not measured" in n for n in meta["notes"])
-    assert table.loc[table["paper_row"] == "passt_b", "status"].item() == "not run"
+    rows, meta = build_table(rewrite(tmp_path, drop_b))
+    assert all(r.speed_vs_b is None and r.memory_vs_b is None for r in rows)
+    assert typed_row(rows, "passt-s").speed_vs_b_paper == pytest.approx(88.7 / 23.1)
+    assert any("passt-b was not measured" in n for n in meta.notes)
+    assert [r.status for r in rows if r.paper_row == "passt_b"] == ["not run"]
 
 
 def drop_field(data):
@@ -399,18 +405,17 @@ def test_a_run_whose_machine_drifted_is_flagged(tmp_path):
 
     _, meta = build_table(rewrite(tmp_path, drifted))
     assert any(n.startswith("warning: the machine's own speed") and "strayed by 8.1%" in n
-               for n in meta["notes"])
+               for n in meta.notes)
     _, quiet = build_table(FIXTURE)
-    assert not any("machine's own speed" in n for n in quiet["notes"])
+    assert not any("machine's own speed" in n for n in quiet.notes)
 
 
 def test_ratios_to_passt_b_hold_while_the_machine_drifts(tmp_path):
     """passt-s timed while the whole machine ran at half speed (its probe took twice as long,
     and so did its step): its ratio to passt-b is what it would be at the run's typical
     speed, not half of it."""
-    table, _ = build_table(FIXTURE, only_measured=True)
-    ours = table[table["peer"] == ""].set_index("variant")
-    steady = ours.loc["passt-s", "speed_vs_b"]
+    rows, _ = build_table(FIXTURE, only_measured=True)
+    steady = typed_row(rows, "passt-s").speed_vs_b
 
     def drift(data):
         for b in data["benchmarks"]:
@@ -421,10 +426,33 @@ def test_ratios_to_passt_b_hold_while_the_machine_drifts(tmp_path):
             if info.get("samples_per_s"):  # not an OOM row
                 info["samples_per_s"] /= slow
 
-    table, meta = build_table(rewrite(tmp_path, drift), only_measured=True)
-    ours = table[table["peer"] == ""].set_index("variant")
-    raw = ours.loc["passt-s", "speed_spec_per_s"] / ours.loc["passt-b", "speed_spec_per_s"]
-    assert raw == pytest.approx(steady / 2)
-    assert ours.loc["passt-s", "probe_factor"] == pytest.approx(2.0)
-    assert ours.loc["passt-s", "speed_vs_b"] == pytest.approx(steady)
-    assert any("probe factor" in note for note in meta["notes"])
+    rows, meta = build_table(rewrite(tmp_path, drift), only_measured=True)
+    s, b = typed_row(rows, "passt-s"), typed_row(rows, "passt-b")
+    assert s.speed_spec_per_s / b.speed_spec_per_s == pytest.approx(steady / 2)
+    assert s.probe_factor == pytest.approx(2.0)
+    assert s.speed_vs_b == pytest.approx(steady)
+    assert any("probe factor" in note for note in meta.notes)
+
+
+def test_a_metric_declared_in_the_record_reaches_table1_and_passt_check(tmp_path, capsys):
+    """activation_bytes_per_token, declared and computed in BenchRecord alone, is a column of
+    Table 1's CSV and a memory metric of passt check."""
+    write_report(FIXTURE, tmp_path / "out")
+    table = read_csv(tmp_path / "out" / "table1.csv")
+    for (variant, peer), extra in extra_infos().items():
+        if not extra["oom"]:
+            assert row(table, variant, peer)["activation_bytes_per_token"] == pytest.approx(
+                extra["activation_bytes_per_sample"] / extra["seq_len"], rel=1e-12)
+    assert pd.isna(row(table, "passt-u")["activation_bytes_per_token"])  # OOM
+
+    def fewer_tokens(data):  # passt-s's activations spread over fewer tokens: more per token
+        for b in data["benchmarks"]:
+            if b["name"] == "test_step[passt-s-train]":
+                b["extra_info"]["seq_len"] = 131
+    assert main(["check", str(FIXTURE), str(rewrite(tmp_path, fewer_tokens))]) == 1
+    regressed = [line for line in capsys.readouterr().out.splitlines() if "REGRESSED" in line]
+    assert len(regressed) == 1 and "test_step[passt-s-train]" in regressed[0]
+    assert "activation_bytes_per_token" in regressed[0]
+    assert f"{138 / 131 - 1:+.2%}" in regressed[0]
+    extra = extra_infos()[("passt-s", "")]
+    assert f"{extra['activation_bytes_per_sample'] / 138:.5g}" in regressed[0]

@@ -2,9 +2,11 @@
 by the bench and read back by ``passt report``, ``passt check`` and the GPU campaign.
 
 Each field carries its group and a doc (``field.metadata``); docs/benchmarks.md's field table
-is made from them (`passt.measure.field_table`). JSON holds every field, ``null`` where nothing
-was measured. Reading accepts rows of earlier versions: a field they lack takes its default, and
-a key this schema does not know is dropped (no reader could use it).
+is made from them (`passt.measure.field_table`). A reported metric also carries its `Metric`:
+Table 1's CSV, ``passt check`` and the campaign summary read it from there. JSON holds every
+field, ``null`` where nothing was measured. Reading accepts rows of earlier versions: a field
+they lack takes its default, and a key this schema does not know is dropped (no reader could
+use it).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from passt.measure.metric import Cell, Limit, Metric
 from passt.utils.errors import UsageError
 
 # group -> what its fields hold, in the field table's order (docs/benchmarks.md)
@@ -75,12 +78,12 @@ GROUPS = {
 }
 
 
-def _field(group: str, doc: str, **kwargs: Any) -> Any:
-    return field(metadata={"group": group, "doc": doc}, **kwargs)
+def _field(group: str, doc: str, metric: Metric | None = None, **kwargs: Any) -> Any:
+    return field(metadata={"group": group, "doc": doc, "metric": metric}, **kwargs)
 
 
-def _optional(group: str, doc: str) -> Any:
-    return _field(group, doc, default=None)
+def _optional(group: str, doc: str, metric: Metric | None = None) -> Any:
+    return _field(group, doc, metric, default=None)
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ class BenchRecord:
     params: int | None = _optional("model", "parameters of the model")
 
     forward_gflops_per_sample: float | None = _optional(
-        "flops", "the model's forward by torch FlopCounterMode")
+        "flops", "the model's forward by torch FlopCounterMode", Metric(check="flops"))
     forward_gflops_per_sample_fvcore: float | None = _optional(
         "flops", "the model's forward by fvcore (null: see notes)")
     forward_gflops_per_sample_analytic: float | None = _optional(
@@ -137,10 +140,13 @@ class BenchRecord:
     step_gflops_per_sample: float | None = _optional(
         "flops", "the whole step by torch FlopCounterMode, frontend included")
     train_gflops_per_sample: float | None = _optional(
-        "flops", "step_gflops_per_sample of a training step (null for inference)")
+        "flops", "step_gflops_per_sample of a training step (null for inference)",
+        Metric(check="flops"))
 
     peak_memory_bytes_per_sample: float | None = _optional(
-        "peak memory", "slope of the allocator's peak over the fit's batch sizes")
+        "peak memory", "slope of the allocator's peak over the fit's batch sizes",
+        Metric(check="memory", summary=Cell("peak_gb_per_sample", 1, 1e-9, ".3f",
+                                            "{} GB/sample")))
     peak_memory_intercept_bytes: float | None = _optional(
         "peak memory", "the fit's intercept: what does not grow with the batch")
     peak_memory_points: dict[int, int | None] | None = _optional(
@@ -149,7 +155,14 @@ class BenchRecord:
         "peak memory", "the fit's batch sizes that ran out of memory")
 
     activation_bytes_per_sample: float | None = _optional(
-        "activation", "slope of the bytes saved for backward over batch sizes 1 and 2")
+        "activation", "slope of the bytes saved for backward over batch sizes 1 and 2",
+        Metric(check="memory"))
+    activation_bytes_per_token: float | None = _optional(
+        "activation", "activation_bytes_per_sample over seq_len: what a token of the sequence "
+                      "leaves for backward, all blocks together",
+        Metric(table1=Cell("activation_bytes_per_token"), check="memory",
+               derive=lambda r: None if r.activation_bytes_per_sample is None or not r.seq_len
+               else r.activation_bytes_per_sample / r.seq_len))
 
     median_step_s: float | None = _optional("timing", "median of the timed steps, seconds")
     timed_rounds: int | None = _optional("timing", "timed steps")
@@ -162,11 +175,13 @@ class BenchRecord:
         "stability", "lower end of the median's 95% interval (null: under 6 rounds)")
     median_ci_high_s: float | None = _optional("stability", "its upper end")
     ci_half_width: float | None = _optional(
-        "stability", "the interval's larger half over the median (0.03: +-3%)")
+        "stability", "the interval's larger half over the median (0.03: +-3%)",
+        Metric(table1=Cell("speed_ci_half_width", 3)))
     iqr_over_median: float | None = _optional(
         "stability", "interquartile range of the timed steps over their median")
     unstable: bool | None = _optional(
-        "stability", "true when the interval did not reach the target within the time cap")
+        "stability", "true when the interval did not reach the target within the time cap",
+        Metric(table1=Cell("unstable", 4)))
     foreign_cpu_fraction: float | None = _optional(
         "stability", "CPU time other processes (and the hypervisor) took while it was timed, "
                      "over all CPUs; above 0.05 the row is `unstable` (null: not Linux)")
@@ -185,9 +200,12 @@ class BenchRecord:
                      "`unstable`")
 
     speedup_vs_ours: float | None = _optional(
-        "comparison", "median over rounds of our step's time over this row's")
-    speedup_ci_low: float | None = _optional("comparison", "its 95% interval's lower end")
-    speedup_ci_high: float | None = _optional("comparison", "its upper end")
+        "comparison", "median over rounds of our step's time over this row's",
+        Metric(table1=Cell("speedup_vs_ours", 5)))
+    speedup_ci_low: float | None = _optional("comparison", "its 95% interval's lower end",
+                                             Metric(table1=Cell("speedup_ci_low", 6)))
+    speedup_ci_high: float | None = _optional("comparison", "its upper end",
+                                              Metric(table1=Cell("speedup_ci_high", 7)))
     ours_median_s: float | None = _optional(
         "comparison", "our step's median in the same alternating rounds")
     reference_settings: dict[str, Any] | None = _optional(
@@ -201,17 +219,23 @@ class BenchRecord:
         "instructions", "the size it was counted at: batch, clip, model overrides, repeats")
 
     peak_tflops: float | None = _optional("mfu", "the datasheet peak for the dtype")
-    mfu: float | None = _optional("mfu", "achieved_tflops over peak_tflops")
+    mfu: float | None = _optional(
+        "mfu", "achieved_tflops over peak_tflops",
+        Metric(table1=Cell("mfu", 0), summary=Cell("mfu", 0, spec=".1%", text="MFU {}")))
 
     matmul_ceiling_tflops: float | None = _optional(
         "ceiling", "the fastest matmul measured on the device for the dtype")
     mfu_of_ceiling: float | None = _optional(
-        "ceiling", "achieved_tflops over matmul_ceiling_tflops")
+        "ceiling", "achieved_tflops over matmul_ceiling_tflops",
+        Metric(table1=Cell("mfu_of_ceiling", 1)))
     above_ceiling: bool | None = _optional(
         "ceiling", "true when the row claims more TFLOP/s than the ceiling: a ceiling measured "
                    "while the machine was busy, or a FLOP count that is too high")
 
-    joules_per_sample: float | None = _optional("energy", "energy of the metered window per sample")
+    joules_per_sample: float | None = _optional(
+        "energy", "energy of the metered window per sample",
+        Metric(table1=Cell("joules_per_sample", 2),
+               summary=Cell("joules_per_sample", 2, spec=".2f", text="{} J/sample")))
     mean_power_w: float | None = _optional("energy", "mean power over the metered window")
     mean_gpu_util_pct: float | None = _optional("energy", "mean GPU utilisation over it")
     energy_window_s: float | None = _optional("energy", "length of the metered window")
@@ -246,6 +270,12 @@ class BenchRecord:
 
     notes: tuple[str, ...] = _field("notes", "why a count is missing", default=())
 
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            metric = f.metadata["metric"]
+            if metric is not None and metric.derive is not None:
+                object.__setattr__(self, f.name, metric.derive(self))
+
     def to_json(self) -> dict[str, Any]:
         """Every field as JSON data (tuples as lists, dictionary keys as strings)."""
         return {f.name: _to_json(getattr(self, f.name)) for f in dataclasses.fields(self)}
@@ -262,9 +292,19 @@ class BenchRecord:
                       for f in dataclasses.fields(cls) if f.name in data})
 
 
-# Compared by `passt check` under its memory and its FLOPs limit.
-MEMORY_FIELDS = ("peak_memory_bytes_per_sample", "activation_bytes_per_sample")
-FLOPS_FIELDS = ("train_gflops_per_sample", "forward_gflops_per_sample")
+def reported(report: str) -> list[tuple[str, Cell]]:
+    """``(field, cell)`` of each field that ``report`` (``table1`` or ``summary``) shows, in the
+    cells' rank order."""
+    metrics = [(f.name, f.metadata["metric"]) for f in dataclasses.fields(BenchRecord)]
+    cells = [(name, getattr(m, report)) for name, m in metrics if m is not None]
+    return sorted([(name, cell) for name, cell in cells if cell is not None],
+                  key=lambda pair: pair[1].rank)
+
+
+def checked_fields() -> dict[str, Limit]:
+    """The fields `passt check` compares, each with the limit its growth is held to."""
+    return {f.name: f.metadata["metric"].check for f in dataclasses.fields(BenchRecord)
+            if f.metadata["metric"] is not None and f.metadata["metric"].check is not None}
 
 
 def required_fields() -> list[str]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from passt.measure.bench_file import Benchmark, load_bench_file
-from passt.measure.bench_record import FLOPS_FIELDS, MEMORY_FIELDS, BenchRecord
+from passt.measure.bench_record import BenchRecord, checked_fields
 from passt.measure.environment import compare_environments, environment_from_machine_info
 from passt.measure.foreign_cpu import too_busy
 from passt.measure.machine_speed import probe_normalized
@@ -195,11 +195,10 @@ def _metrics(bench: Benchmark, limits: Thresholds, probed: bool, counted: bool
         out[PROBED if probed else "median_s"] = (time, limits.slowdown)
     if counted:
         out["instructions"] = (Value.point(bench.record.instructions), limits.instructions)
-    for fields, limit in ((MEMORY_FIELDS, limits.memory), (FLOPS_FIELDS, limits.flops)):
-        for name in fields:
-            value = getattr(bench.record, name)
-            if value is not None:
-                out[name] = (Value.point(float(value)), limit)
+    for name, limit in checked_fields().items():
+        value = getattr(bench.record, name)
+        if value is not None:
+            out[name] = (Value.point(float(value)), getattr(limits, limit))
     return out
 
 

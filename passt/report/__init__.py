@@ -19,6 +19,8 @@ from passt.report.ablation import ablation_rows, write_ablation_table
 from passt.report.ablation import format_markdown as ablation_markdown
 from passt.report.figure import plot
 from passt.report.inputs import load_maps, load_paper_table
+from passt.report.row import Table1Row, frame
+from passt.report.settings import Table1Settings
 from passt.report.table import build_table
 from passt.report.table2 import Table2, load_paper_table2, write_table2
 from passt.report.text import format_latex, format_markdown
@@ -27,8 +29,8 @@ from passt.utils.errors import UsageError
 
 PROFILE_TEXTS = {"profile.md": "Where the time goes", "scaling.md": "Cost against clip length"}
 
-__all__ = ["Report", "Table2", "build_table", "load_maps", "load_paper_table",
-           "load_paper_table2", "write_report", "write_table2"]
+__all__ = ["Report", "Table1Row", "Table1Settings", "Table2", "build_table", "load_maps",
+           "load_paper_table", "load_paper_table2", "write_report", "write_table2"]
 
 
 @dataclass(frozen=True)
@@ -53,15 +55,15 @@ def write_report(bench_path: str | Path, out_dir: str | Path = "reports",
     if ablation and len(ablation) == len(records):
         paths = write_ablation_table(ablation, out_dir)
         return Report(markdown=ablation_markdown(ablation), paths=paths)
-    table, meta = build_table(bench_path, maps_path, vs=vs, only_measured=only_measured)
+    rows, settings = build_table(bench_path, maps_path, vs=vs, only_measured=only_measured)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    markdown = format_markdown(table, meta)
-    texts = {"table1.md": markdown, "table1.csv": table.to_csv(index=False),
-             "table1.tex": format_latex(table, meta)}
+    markdown = format_markdown(rows, settings)
+    texts = {"table1.md": markdown, "table1.csv": frame(rows).to_csv(index=False),
+             "table1.tex": format_latex(rows, settings)}
     for name, text in texts.items():
         write_text_atomic(out / name, text)
-    fig = plot(table, meta)
+    fig = plot(rows, settings)
     for fmt in ("png", "svg"):
         with atomic_path(out / f"speed_vs_map.{fmt}") as tmp:
             fig.savefig(tmp, format=fmt)

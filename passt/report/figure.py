@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from passt.report.inputs import PAPER_DEVICE, load_paper_table
+from passt.report.row import Table1Row, missing
+from passt.report.settings import Table1Settings
 from passt.report.table import clean_name, typical_speed
 from passt.utils.optional import require
 
@@ -46,19 +48,29 @@ SPEEDS = {"train": ("speed_spec_per_s", "unstable", "training"),
           "inference": ("inference_spec_per_s", "inference_unstable", "inference")}
 
 
-def _run_points(table: pd.DataFrame, proxy: bool, kind: str = "train") -> pd.DataFrame:
+def _run_points(rows: list[Table1Row], proxy: bool, kind: str = "train") -> pd.DataFrame:
     """The run's measured rows with a ``kind`` speed and an mAP (the proxy mAP with
     ``proxy``, else the paper's): columns ``speed``, ``map``, ``low``, ``high``, ``memory``,
     ``peer``, ``unstable`` and ``label``."""
     column = "map_proxy" if proxy else "map_paper"
     speed, unstable, _ = SPEEDS[kind]
-    rows = table[table["status"] == "measured"].dropna(subset=[speed, column])
+    shown = [r for r in rows if r.status == "measured" and not missing(getattr(r, speed))
+             and not missing(getattr(r, column))]
+
+    def number(value: float | None) -> float:
+        return math.nan if value is None else value
+
     return pd.DataFrame({
-        "speed": typical_speed(rows, kind), "map": rows[column], "unstable": rows[unstable] == True,  # noqa: E712
-        "low": rows["map_proxy_ci_low"] if proxy else math.nan,
-        "high": rows["map_proxy_ci_high"] if proxy else math.nan,
-        "memory": rows["memory_gb_per_sample"], "peer": rows["peer"],
-        "label": rows["variant"] + rows["peer"].map(lambda p: f" ({p})" if p else "")})
+        "speed": [typical_speed(r, kind) for r in shown],
+        "map": [getattr(r, column) for r in shown],
+        "unstable": [(r.metrics.get(unstable) if kind == "train" else getattr(r, unstable))
+                     is True for r in shown],
+        "low": [number(r.map_proxy_ci_low) if proxy else math.nan for r in shown],
+        "high": [number(r.map_proxy_ci_high) if proxy else math.nan for r in shown],
+        "memory": [number(r.memory_gb_per_sample) for r in shown],
+        "peer": [r.peer for r in shown],
+        "label": [r.variant + (f" ({r.peer})" if r.peer else "") for r in shown]},
+        columns=["speed", "map", "unstable", "low", "high", "memory", "peer", "label"])
 
 
 def _area_scale(memory: pd.Series) -> Callable[[float], float]:
@@ -129,14 +141,14 @@ def _plot_paper(ax: Axes) -> list[Annotation]:
     return labels
 
 
-def _plot_run(ax: Axes, table: pd.DataFrame, meta: dict[str, Any],
+def _plot_run(ax: Axes, rows: list[Table1Row], settings: Table1Settings,
               kind: str = "train") -> list[Annotation]:
     """A panel of the run: its measured points (``kind`` speed), filled (faint where the speed
     is unstable), at the proxy mAP (with its 95% interval) when ``--maps`` gave one, else at
     the paper's mAP; the proxy task's chance and baseline levels as lines; a warning when
     speed and mAP come from different models; the points' labels."""
-    proxy = meta["maps_file"] is not None
-    points = _run_points(table, proxy, kind)
+    proxy = settings.maps_file is not None
+    points = _run_points(rows, proxy, kind)
     area = _area_scale(points["memory"])
     log_x = _set_x(ax, points["speed"])
     labels = []
@@ -150,18 +162,18 @@ def _plot_run(ax: Axes, table: pd.DataFrame, meta: dict[str, Any],
         text = r["label"] + (" (unstable)" if r["unstable"] else "")
         labels.append(_label(ax, text, r["speed"], r["map"], s, color))
     for key, name, style in LEVELS if proxy else ():
-        if meta[key] is not None:
-            ax.axhline(meta[key], color="0.4", lw=1.0, ls=style, zorder=1,
-                       label=f"{name} {meta[key]:.3f}")
+        if getattr(settings, key) is not None:
+            ax.axhline(getattr(settings, key), color="0.4", lw=1.0, ls=style, zorder=1,
+                       label=f"{name} {getattr(settings, key):.3f}")
     what = SPEEDS[kind][2]
-    ax.set_title(f"This run, {what} ({meta['device_name']}, {meta['dtype']}, batch "
-                 f"{meta['batch_size']}, preset {meta['preset']})", fontsize=9)
+    ax.set_title(f"This run, {what} ({settings.device_name}, {settings.dtype}, batch "
+                 f"{settings.batch_size}, preset {settings.preset})", fontsize=9)
     ax.set_xlabel(f"measured {what} throughput (spectrograms/s, at the run's typical machine "
                   "speed)" + (", log scale" if log_x else ""))
-    if meta.get("model_mismatch"):
+    if settings.model_mismatch:
         from matplotlib.offsetbox import AnchoredText
 
-        note = AnchoredText(textwrap.fill(meta["model_mismatch"], 60), loc="lower right",
+        note = AnchoredText(textwrap.fill(settings.model_mismatch, 60), loc="lower right",
                             prop={"fontsize": 7, "color": "tab:red"}, frameon=True)
         note.patch.set_edgecolor("tab:red")
         note.zorder = 6
@@ -170,7 +182,7 @@ def _plot_run(ax: Axes, table: pd.DataFrame, meta: dict[str, Any],
                   else "AudioSet mAP (the paper's, not measured)")
     _kind_legend(ax, points)
     _size_legend(ax, points["memory"], area,
-                 f"memory/sample\n(ours: {meta['memory_measure']})", "lower left")
+                 f"memory/sample\n(ours: {settings.memory_measure})", "lower left")
     return labels
 
 
@@ -267,7 +279,7 @@ def _stack(boxes: list[Any], shift: list[float]) -> None:
             shift[i] += max(tops) + LABEL_GAP_PX - box.y0
 
 
-def plot(table: pd.DataFrame, meta: dict[str, Any]) -> Figure:
+def plot(rows: list[Table1Row], settings: Table1Settings) -> Figure:
     """The paper's Figure 1 beside this run's: training throughput (x) against mAP (y), circle
     area proportional to memory per sample."""
     require("matplotlib", "plotting Figure 1")
@@ -275,9 +287,9 @@ def plot(table: pd.DataFrame, meta: dict[str, Any]) -> Figure:
     from matplotlib.figure import Figure
     from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-    caption = _caption(table, meta)
+    caption = _caption(rows, settings)
     bottom = 0.02 + 0.022 * (caption.count("\n") + 1)  # room for the caption's lines
-    kinds = ["train", "inference"] if meta.get("has_inference") else ["train"]
+    kinds = ["train", "inference"] if settings.has_inference else ["train"]
     width = FIGURE_SIZE_IN[0] + PANEL_WIDTH_IN * (len(kinds) - 1)
     fig = Figure(figsize=(width, FIGURE_SIZE_IN[1]), dpi=FIGURE_DPI,
                  layout=ConstrainedLayoutEngine(rect=(0, bottom, 1, 1 - bottom), w_pad=0.1))
@@ -287,41 +299,41 @@ def plot(table: pd.DataFrame, meta: dict[str, Any]) -> Figure:
     left, *right = fig.subplots(1, 1 + len(kinds))
     labels = _plot_paper(left)
     for ax, kind in zip(right, kinds, strict=True):
-        labels += _plot_run(ax, table, meta, kind)
+        labels += _plot_run(ax, rows, settings, kind)
     _declutter(fig, labels)
     return fig
 
 
-def _caption(table: pd.DataFrame, meta: dict[str, Any]) -> str:
+def _caption(rows: list[Table1Row], settings: Table1Settings) -> str:
     """What the panels show, where the proxy mAP comes from, and what is not plotted."""
-    proxy = meta["maps_file"] is not None
+    proxy = settings.maps_file is not None
     run = ("Middle: this run's measured training throughput; right: its inference "
-           "throughput (frontend and model forward)" if meta.get("has_inference")
+           "throughput (frontend and model forward)" if settings.has_inference
            else "Right: this run's measured training throughput")
     parts = [f"Left: the paper's Table 1 ({PAPER_DEVICE}, AudioSet mAP). {run}; filled by "
              "implementation, faint where the speed is unstable (its interval did not reach "
              "the target). Circle area is proportional to memory per sample within each panel "
-             f"(left: the paper's GPU memory; right: {meta['memory_label']})."]
-    if meta.get("model_mismatch"):
-        parts.append(f"Note: {meta['model_mismatch']}.")
+             f"(left: the paper's GPU memory; right: {settings.memory_label})."]
+    if settings.model_mismatch:
+        parts.append(f"Note: {settings.model_mismatch}.")
     if proxy:
         by_source: dict[str, list[str]] = {}
-        for variant, source in meta["proxy_sources"].items():
+        for variant, source in settings.proxy_sources.items():
             by_source.setdefault(source, []).append(variant)
         where = (next(iter(by_source)) if len(by_source) == 1 else
                  "; ".join(f"{', '.join(v)}: {s}" for s, v in by_source.items()))
-        parts.append(f"Right y: proxy mAP from {meta['maps_file']} ({where}), mean over seeds "
+        parts.append(f"Right y: proxy mAP from {settings.maps_file} ({where}), mean over seeds "
                      "with its 95% t interval; it is not AudioSet mAP.")
     else:
         parts.append("Right y: the paper's mAP of each variant (no --maps given): only x is "
                      "measured.")
-    left = table[table["status"].isin(["OOM", "not run"])]
-    if len(left):
-        parts.append("Not measured: " + ", ".join(
-            f"{m} ({s})" for m, s in zip(left["model"], left["status"], strict=True)) + ".")
+    left = [r for r in rows if r.status in ("OOM", "not run")]
+    if left:
+        parts.append("Not measured: " + ", ".join(f"{r.model} ({r.status})" for r in left)
+                     + ".")
     column = "map_proxy" if proxy else "map_paper"
-    no_map = table[(table["status"] == "measured") & table[column].isna()]
-    if len(no_map):
+    no_map = [r.model for r in rows if r.status == "measured" and missing(getattr(r, column))]
+    if no_map:
         parts.append(f"Right, not plotted (no {'proxy ' if proxy else ''}mAP): "
-                     f"{', '.join(no_map['model'])}.")
+                     f"{', '.join(no_map)}.")
     return "\n".join(textwrap.fill(p, 240) for p in parts)

@@ -1,31 +1,30 @@
-"""Table 1 of a benchmark run as a DataFrame: a row per variant and per peer of the run's
+"""Table 1 of a benchmark run as `Table1Row`s: a row per variant and per peer of the run's
 training benchmarks, with the same variant's inference speed beside it (a reduction that acts
 at inference is judged there), the paper's values beside ours, ratios to PaSST-B, the run's
 settings and the table's notes."""
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from passt.measure.bench_record import BenchRecord
+from passt.measure.bench_record import BenchRecord, reported
 from passt.measure.machine_speed import probe_factor
 from passt.measure.peers import PEERS
-from passt.model import PaSSTConfig
 from passt.report.inputs import (
-    Maps,
     load_maps,
     load_paper_table,
     load_run_benchmarks,
 )
-from passt.report.notes import table_notes
+from passt.report.notes import Run, table_notes
+from passt.report.row import Table1Row, missing
+from passt.report.settings import MemoryMeasure, Table1Settings, bench_config, run_settings
 from passt.sweep.maps import MapSummary
 from passt.utils.errors import UsageError, check_choice
 from passt.utils.optional import require
-from passt.variants import get_variant, list_variants, reduction_acts, variant_config
+from passt.variants import get_variant, list_variants, reduction_acts
 
 pd = require("pandas", "the benchmark report")
 
@@ -33,20 +32,6 @@ REFERENCE = "passt-b"  # ratios are to this variant, the paper's PaSST-B
 PAPER_REFERENCE = "passt_b"
 PEER_LABELS = {"official": "official {impl}", "official-sdpa": "official {impl} + SDPA",
                "hf-ast": "HF AST, {impl}"}
-MEMORY_LABELS = {"peak": "peak GB/sample (CUDA allocator)",
-                 "activation": "activation GB/sample (CPU: saved for backward)"}
-COLUMNS = (
-    "model", "variant", "peer", "implementation", "paper_row", "paper_model", "status",
-    "map_paper", "map_proxy", "map_proxy_std", "map_proxy_ci_low", "map_proxy_ci_high",
-    "map_proxy_seeds", "map_proxy_text", "speed_spec_per_s", "speed_spec_per_s_paper",
-    "speed_vs_b", "speed_vs_b_paper", "memory_gb_per_sample", "memory_gb_per_sample_paper",
-    "memory_vs_b", "memory_vs_b_paper", "memory_measure", "acts", "seq_len", "seq_len_paper",
-    "eval_seq_len", "seq_len_per_block", "eval_seq_len_per_block", "gflops_per_sample",
-    "inference_spec_per_s", "inference_vs_b", "inference_ci_half_width", "inference_unstable",
-    "inference_gflops_per_sample", "mfu", "mfu_of_ceiling", "joules_per_sample",
-    "speed_ci_half_width", "unstable", "speedup_vs_ours", "speedup_ci_low", "speedup_ci_high",
-    "probe_factor", "inference_probe_factor", "benchmark",
-)
 
 
 def _paper_row_id(variant: str) -> str | None:
@@ -61,7 +46,7 @@ def clean_name(paper_model: str) -> str:
     return re.sub(r"\s*(\[\d+\]|\*)", "", paper_model).strip()
 
 
-def _memory_measure(train: dict[str, BenchRecord]) -> str:
+def _memory_measure(train: dict[str, BenchRecord]) -> MemoryMeasure:
     """``peak`` when the run has CUDA allocator peaks, else ``activation``."""
     has_peak = any(r.peak_memory_bytes_per_sample is not None and r.device.startswith("cuda")
                    for r in train.values())
@@ -77,9 +62,7 @@ def _memory_bytes(record: BenchRecord, measure: str) -> float | None:
 
 def _paper_fields(paper: pd.DataFrame, row_id: str | None) -> dict[str, Any]:
     if row_id is None or row_id not in paper.index:
-        return {"paper_row": "", "paper_model": "", "map_paper": math.nan,
-                "speed_spec_per_s_paper": math.nan, "memory_gb_per_sample_paper": math.nan,
-                "seq_len_paper": math.nan}
+        return {}
     p = paper.loc[row_id]
     return {"paper_row": row_id, "paper_model": p["model"], "map_paper": p["map"],
             "speed_spec_per_s_paper": p["speed_spec_per_s"],
@@ -91,9 +74,9 @@ def _proxy_fields(summary: MapSummary | None) -> dict[str, Any]:
     and ``mean ± CI (task, budget, seeds)``; none without a measured mAP."""
     if summary is None:
         return {}
-    return {"map_proxy": summary.map_mean, "map_proxy_std": _number(summary.map_std),
-            "map_proxy_ci_low": _number(summary.map_ci_low),
-            "map_proxy_ci_high": _number(summary.map_ci_high), "map_proxy_seeds": summary.seeds,
+    return {"map_proxy": summary.map_mean, "map_proxy_std": summary.map_std,
+            "map_proxy_ci_low": summary.map_ci_low,
+            "map_proxy_ci_high": summary.map_ci_high, "map_proxy_seeds": summary.seeds,
             "map_proxy_text": summary.describe()}
 
 
@@ -110,62 +93,59 @@ def _inference_fields(record: BenchRecord | None, run: list[BenchRecord]) -> dic
         return {}
     return {"inference_spec_per_s": record.samples_per_s,
             "inference_probe_factor": probe_factor(record, run),
-            "inference_ci_half_width": _number(record.ci_half_width),
+            "inference_ci_half_width": record.ci_half_width,
             "inference_unstable": record.unstable,
-            "inference_gflops_per_sample": _number(record.step_gflops_per_sample),
-            "eval_seq_len": _number(record.seq_len),
+            "inference_gflops_per_sample": record.step_gflops_per_sample,
+            "eval_seq_len": record.seq_len,
             "eval_seq_len_per_block": _blocks(record.seq_len_per_block)}
 
 
 def _run_row(key: str, record: BenchRecord, paper: pd.DataFrame, measure: str,
              maps: dict[str, MapSummary], run: list[BenchRecord],
-             inference: BenchRecord | None = None) -> dict[str, Any]:
+             inference: BenchRecord | None = None) -> Table1Row:
     """A row of a training benchmark of the run (ours or a peer's) and of its inference
     benchmark; a peer's has no proxy mAP (the sweep trains ours). ``run``: every row of the
     run, whose probes say the machine's typical speed."""
     variant, peer = record.variant, record.peer or ""
     row_id = _paper_row_id(variant)
     fields = _paper_fields(paper, row_id)
-    name = clean_name(fields["paper_model"]) if fields["paper_row"] else variant
+    name = clean_name(fields["paper_model"]) if fields else variant
     impl = record.implementation or ""
     if peer:
         name += f" ({PEER_LABELS.get(peer, peer + ', {impl}').format(impl=impl).strip(', ')})"
     oom = record.oom
     bytes_per_sample = _memory_bytes(record, measure)
-    return {
+    return Table1Row(
         **fields, **_proxy_fields(None if peer else maps.get(variant)),
-        **_inference_fields(inference, run), "model": name,
-        "variant": variant, "peer": peer, "implementation": impl, "acts": _acts(record),
-        "status": "OOM" if oom else "measured",
-        "speed_spec_per_s": math.nan if oom else record.samples_per_s,
-        "memory_gb_per_sample": math.nan if oom or bytes_per_sample is None
+        **_inference_fields(inference, run), model=name,
+        variant=variant, peer=peer, implementation=impl, acts=_acts(record),
+        status="OOM" if oom else "measured",
+        speed_spec_per_s=None if oom else record.samples_per_s,
+        memory_gb_per_sample=None if oom or bytes_per_sample is None
         else bytes_per_sample / 1e9,
-        "memory_measure": measure,
-        "seq_len": math.nan if oom else record.seq_len,
-        "seq_len_per_block": "" if oom else _blocks(record.seq_len_per_block),
-        "gflops_per_sample": math.nan if oom else record.train_gflops_per_sample,
-        "mfu": _number(record.mfu), "mfu_of_ceiling": _number(record.mfu_of_ceiling),
-        "joules_per_sample": _number(record.joules_per_sample),
-        "speed_ci_half_width": _number(record.ci_half_width), "unstable": record.unstable,
-        "speedup_vs_ours": _number(record.speedup_vs_ours),
-        "speedup_ci_low": _number(record.speedup_ci_low),
-        "speedup_ci_high": _number(record.speedup_ci_high),
-        "probe_factor": probe_factor(record, run),
-        "benchmark": key,
-    }
+        memory_measure=measure,
+        seq_len=None if oom else record.seq_len,
+        seq_len_per_block="" if oom else _blocks(record.seq_len_per_block),
+        gflops_per_sample=None if oom else record.train_gflops_per_sample,
+        metrics={cell.name: _cell(cell.value(getattr(record, name)))
+                 for name, cell in reported("table1")},
+        probe_factor=probe_factor(record, run),
+        benchmark=key,
+    )
 
 
-def _number(value: float | None) -> float:
-    return math.nan if value is None else float(value)
+def _cell(value: float | bool | None) -> float | bool | None:
+    """A declared metric's value in the table: numbers as floats, flags and None kept."""
+    return value if value is None or isinstance(value, bool) else float(value)
 
 
-def _paper_only_row(paper: pd.DataFrame, row_id: str, variant: str | None) -> dict[str, Any]:
+def _paper_only_row(paper: pd.DataFrame, row_id: str, variant: str | None) -> Table1Row:
     """A row with the paper's values only: of a ``variant`` not in the run (``not run``), or
     of a model that is not ours (``paper``)."""
     fields = _paper_fields(paper, row_id)
     name = fields["paper_model"]
-    return {**fields, "model": clean_name(name) if variant else name, "variant": variant,
-            "status": "not run" if variant else "paper"}
+    return Table1Row(**fields, model=clean_name(name) if variant else name,
+                     variant=variant or "", status="not run" if variant else "paper")
 
 
 def _order(record: BenchRecord) -> tuple[int, str]:
@@ -176,51 +156,48 @@ def _order(record: BenchRecord) -> tuple[int, str]:
     return rank, peer
 
 
-def _reference(table: pd.DataFrame) -> pd.DataFrame:
-    """Our measured passt-b row (empty if the run lacks it or it ran out of memory)."""
-    return table[(table["variant"] == REFERENCE) & (table["peer"] == "")
-                 & (table["status"] == "measured")]
+def _measured(rows: list[Table1Row], variant: str) -> Table1Row | None:
+    """Our measured row of ``variant`` (None if the run lacks it or it ran out of memory)."""
+    return next((r for r in rows if r.variant == variant and not r.peer
+                 and r.status == "measured"), None)
 
 
-def typical_speed(table: pd.DataFrame, kind: str = "train") -> pd.Series:
-    """Each row's measured speed at the run's typical machine speed: times its probe factor,
+def typical_speed(row: Table1Row, kind: str = "train") -> float | None:
+    """A row's measured speed at the run's typical machine speed: times its probe factor,
     so that ratios between rows timed minutes apart hold while the machine's speed drifts."""
-    speed, factor = (("speed_spec_per_s", "probe_factor") if kind == "train"
-                     else ("inference_spec_per_s", "inference_probe_factor"))
-    return table[speed] * table[factor].fillna(1.0)
+    speed, factor = ((row.speed_spec_per_s, row.probe_factor) if kind == "train"
+                     else (row.inference_spec_per_s, row.inference_probe_factor))
+    return None if missing(speed) else speed * (1.0 if missing(factor) else factor)
 
 
-def _add_ratios(table: pd.DataFrame, paper: pd.DataFrame) -> None:
+def _over(value: float | None, reference: float | None) -> float | None:
+    return None if missing(value) or missing(reference) else value / reference
+
+
+def _with_ratios(rows: list[Table1Row], paper: pd.DataFrame) -> list[Table1Row]:
     """Speed and memory over PaSST-B's: ours over our passt-b (speeds at the run's typical
     machine speed), the paper's over its PaSST-B."""
-    ref = _reference(table)
-
-    def over_reference(values: pd.Series) -> pd.Series:
-        return values / (values[ref.index[0]] if len(ref) else math.nan)
-
-    table["speed_vs_b"] = over_reference(typical_speed(table))
-    table["memory_vs_b"] = over_reference(table["memory_gb_per_sample"])
-    table["inference_vs_b"] = over_reference(typical_speed(table, "inference"))
-    for column, paper_column in (("speed_spec_per_s", "speed_spec_per_s"),
-                                 ("memory_gb_per_sample", "mem_gb_per_sample")):
-        name = column.split("_")[0]
-        table[f"{name}_vs_b_paper"] = (table[f"{column}_paper"]
-                                       / paper.loc[PAPER_REFERENCE, paper_column])
+    ref = _measured(rows, REFERENCE)
+    b = paper.loc[PAPER_REFERENCE]
+    return [replace(
+        r, speed_vs_b=_over(typical_speed(r), ref and typical_speed(ref)),
+        memory_vs_b=_over(r.memory_gb_per_sample, ref and ref.memory_gb_per_sample),
+        inference_vs_b=_over(typical_speed(r, "inference"),
+                             ref and typical_speed(ref, "inference")),
+        speed_vs_b_paper=_over(r.speed_spec_per_s_paper, b["speed_spec_per_s"]),
+        memory_vs_b_paper=_over(r.memory_gb_per_sample_paper, b["mem_gb_per_sample"]))
+        for r in rows]
 
 
-def _add_vs_ratios(table: pd.DataFrame, vs: str) -> None:
+def _with_vs_ratios(rows: list[Table1Row], vs: str) -> list[Table1Row]:
     """Speed, memory and (where it has one) proxy mAP over our measured ``vs`` row's, each
     beside its ratio to PaSST-B."""
-    ref = table[(table["variant"] == vs) & (table["peer"] == "")
-                & (table["status"] == "measured")].iloc[0]
-    typical = typical_speed(table)
-    pairs = [(typical, "speed", "speed_vs_b_paper"),
-             (table["memory_gb_per_sample"], "memory", "memory_vs_b_paper")]
-    if pd.notna(ref["map_proxy"]):
-        pairs.append((table["map_proxy"], "map_proxy", "map_proxy_text"))
-    for values, name, after in pairs:
-        table.insert(table.columns.get_loc(after) + 1, f"{name}_vs_{vs}",
-                     values / values[ref.name])
+    ref = _measured(rows, vs)
+    values = {"speed": typical_speed, "memory": lambda r: r.memory_gb_per_sample}
+    if not missing(ref.map_proxy):
+        values["map_proxy"] = lambda r: r.map_proxy
+    return [replace(r, vs={f"{name}_vs_{vs}": _over(value(r), value(ref))
+                           for name, value in values.items()}) for r in rows]
 
 
 def measured_variants(train: dict[str, BenchRecord]) -> list[str]:
@@ -230,7 +207,7 @@ def measured_variants(train: dict[str, BenchRecord]) -> list[str]:
 
 def build_table(bench_path: str | Path, maps_path: str | Path | None = None, *,
                 vs: str | None = None,
-                only_measured: bool = False) -> tuple[pd.DataFrame, dict[str, Any]]:
+                only_measured: bool = False) -> tuple[list[Table1Row], Table1Settings]:
     """Table 1 of a benchmark run (one row per variant and peer, then the paper's other rows,
     in the paper's order; ``only_measured``: the run's rows only) and the run's settings and
     notes; ``vs``: ratios to that measured variant of the run too."""
@@ -262,40 +239,19 @@ def build_table(bench_path: str | Path, maps_path: str | Path | None = None, *,
                  for k in keys]
         if row_id is not None and not keys:
             rows.append(_paper_only_row(paper, row_id, registered.get(row_id)))
-    table = pd.DataFrame(rows).reindex(columns=list(COLUMNS))
-    for col in ("variant", "peer", "implementation", "paper_model", "map_proxy_text",
-                "memory_measure", "benchmark", "acts", "seq_len_per_block",
-                "eval_seq_len_per_block"):
-        table[col] = table[col].astype(object).fillna("")  # all-NaN (float) without maps
-    table["map_proxy_seeds"] = table["map_proxy_seeds"].astype("Int64")
-    table.loc[table["status"].isin(["paper", "not run"]), "memory_measure"] = ""
-    _add_ratios(table, paper)
+    rows = _with_ratios(rows, paper)
     if vs is not None:
-        _add_vs_ratios(table, vs)
+        rows = _with_vs_ratios(rows, vs)
     if only_measured:
-        table = table[table["status"].isin(["measured", "OOM"])].reset_index(drop=True)
+        rows = [r for r in rows if r.run]
     ours = {k: r for k, r in train.items() if not r.peer} or train
-    meta = {**_run_meta(ours, machine_info, measure, Path(bench_path)),
-            **_maps_meta(maps), "has_reference": len(_reference(table)) > 0, "vs": vs,
-            "has_inference": bool(table["inference_spec_per_s"].notna().any()),
-            "model_mismatch": _model_mismatch(ours, maps)}
-    meta["notes"] = table_notes(table, train, meta, machine_info)
-    return table, meta
-
-
-def _bench_config(record: BenchRecord) -> PaSSTConfig | None:
-    """The model a row benchmarked (None: its variant is unknown here)."""
-    overrides = (record.step_settings or {}).get("model_overrides") or {}
-    try:
-        return variant_config(record.variant, **overrides)
-    except ValueError:
-        return None
-
-
-def _bench_size(record: BenchRecord) -> tuple[int, int] | None:
-    """``(width, depth)`` of the model a row benchmarked (None: its variant is unknown here)."""
-    cfg = _bench_config(record)
-    return None if cfg is None else (cfg.embed_dim, cfg.depth)
+    settings = run_settings(ours, machine_info, measure, Path(bench_path), maps,
+                            has_reference=_measured(rows, REFERENCE) is not None, vs=vs,
+                            has_inference=any(r.inference_spec_per_s is not None for r in rows))
+    facts = Run(settings, list(train.values()), machine_info,
+                oom=[r.model for r in rows if r.status == "OOM"],
+                not_run=[r.model for r in rows if r.status == "not run"])
+    return rows, replace(settings, notes=tuple(table_notes(facts)))
 
 
 def _acts(record: BenchRecord) -> str:
@@ -303,64 +259,5 @@ def _acts(record: BenchRecord) -> str:
     from its variant, where known here."""
     if record.acts or record.peer:
         return record.acts or ""
-    cfg = _bench_config(record)
+    cfg = bench_config(record)
     return "" if cfg is None else reduction_acts(cfg, get_variant(record.variant).reductions)
-
-
-def _model_mismatch(train: dict[str, BenchRecord], maps: Maps | None) -> str | None:
-    """What the figure and notes say when the speeds are of another model than the proxy
-    mAPs (the full-size architecture benchmarked, a narrow one trained by the sweep)."""
-    if maps is None:
-        return None
-    pairs = set()
-    for record in train.values():
-        summary, size = maps.summaries.get(record.variant), _bench_size(record)
-        if summary is None or size is None or summary.source.embed_dim in (None, size[0]):
-            continue
-        pairs.add((f"{size[0]}-wide {size[1]}-deep",
-                   f"{summary.source.embed_dim}-wide {summary.source.depth}-deep"))
-    if not pairs:
-        return None
-    speeds, maps_ = (", ".join(sorted({p[i] for p in pairs})) for i in (0, 1))
-    return (f"speed and mAP come from different models: the speed of the benchmarked model "
-            f"({speeds}), the proxy mAP of the sweep's ({maps_}); compare the ranking, not "
-            "the pairs")
-
-
-def _maps_meta(maps: Maps | None) -> dict[str, Any]:
-    """What the figure and notes need of the proxy mAPs: their file, each variant's source
-    (task, model size, clips, budget) and the task's chance and baseline levels."""
-    if maps is None:
-        return {"maps_file": None, "proxy_sources": {}, "chance_map": None,
-                "baseline_map": None}
-    return {"maps_file": maps.file,
-            "proxy_sources": {v: s.source.describe() for v, s in maps.summaries.items()},
-            "chance_map": maps.chance_map, "baseline_map": maps.baseline_map}
-
-
-def _setting(values: Iterable[Any]) -> Any:
-    """A run-wide setting: its value, or the distinct values joined by ``/``."""
-    values = list(dict.fromkeys(v for v in values if v is not None))
-    return values[0] if len(values) == 1 else "/".join(map(str, values)) or None
-
-
-def _run_meta(train: dict[str, BenchRecord], machine_info: dict[str, Any], measure: str,
-              path: Path) -> dict[str, Any]:
-    """The settings of the run's (our) training benchmarks, stated above the table."""
-    device = str(_setting(r.device for r in train.values()))
-    cpu = (machine_info.get("cpu") or {}).get("brand_raw")
-    fallback = machine_info.get("gpu") if device.startswith("cuda") else cpu and f"CPU {cpu}"
-    return {
-        "bench": path.name,
-        "device": device,
-        "device_name": _setting(r.device_name for r in train.values()) or fallback or device,
-        "dtype": _setting(r.dtype for r in train.values()),
-        "batch_size": _setting(r.batch_size for r in train.values()),
-        "preset": machine_info.get("passt_preset") or "unknown",
-        "clip_seconds": _setting(r.clip_seconds for r in train.values()),
-        "attention": _setting(r.attention for r in train.values()),
-        "compile": _setting(r.compile for r in train.values()),
-        "torch": machine_info.get("torch"),
-        "memory_measure": measure,
-        "memory_label": MEMORY_LABELS[measure],
-    }
