@@ -20,6 +20,7 @@ from passt.measure.bench_record import BenchRecord, reported
 from passt.measure.journal import Journal
 from passt.utils.atomic import atomic_path, write_text_atomic
 from passt.utils.errors import UsageError
+from passt.utils.tables import markdown_table
 
 # The files brought back (the device hands back at most 8), and the archive's size limit.
 RETURNED = ("summary.json", "summary.md", "journal.jsonl", "campaign.jsonl", "campaign.tar.gz")
@@ -153,6 +154,9 @@ def key_lines(numbers: Sequence[KeyNumber]) -> list[str]:
     return lines
 
 
+STEP_COLUMNS = ("step", "group", "status", "seconds", "cap s", "reason")
+
+
 def _flat(number: KeyNumber) -> dict[str, Any]:
     """A key number as summary.json holds it: its metrics in place, beside its other fields."""
     flat: dict[str, Any] = {}
@@ -168,11 +172,11 @@ def write_summary(out: Path, info: dict[str, Any], steps: Sequence[StepStatus],
             "steps": [asdict(s) for s in steps], "key_numbers": [_flat(k) for k in numbers],
             "left_out_of_archive": list(left_out)}
     write_text_atomic(out / "summary.json", json.dumps(data, indent=1) + "\n")
+    rows = [[s.step, s.group, s.status, f"{s.seconds:.0f}", f"{s.cap_s:.0f}",
+             s.reason.replace("|", "/")] for s in steps]
     md = [f"# GPU campaign: {info.get('device', '?')}", "",
           f"mode {info.get('mode')}, budget {info.get('budget_s')} s, updated {data['updated']}",
-          "", "| step | group | status | seconds | cap s | reason |", "|---|---|---|--:|--:|---|"]
-    md += [f"| {s.step} | {s.group} | {s.status} | {s.seconds:.0f} | {s.cap_s:.0f} | "
-           f"{s.reason.replace('|', '/')} |" for s in steps]
+          "", *markdown_table(STEP_COLUMNS, rows, right=("seconds", "cap s")).splitlines()]
     md += ["", "## Key numbers", "", "```", *(key_lines(numbers) or ["(none yet)"]), "```"]
     if left_out:
         md += ["", "Left out of campaign.tar.gz (size limit): " + ", ".join(left_out)]

@@ -37,6 +37,7 @@ import passt.inference.hear as hear
 from passt.measure.environment import capture
 from passt.utils.atomic import write_text_atomic
 from passt.utils.device import resolve_device, synchronize
+from passt.utils.tables import csv_text, markdown_table, record_rows
 
 
 @dataclass
@@ -113,11 +114,9 @@ def measure(seconds: float, batch: int, repeats: int, official: torch.nn.Module,
 def write(rows: list[Row], args: argparse.Namespace, device: torch.device, out: Path) -> None:
     """The table (markdown) and the raw times (CSV), each replaced in one step."""
     rows = sorted(rows, key=lambda r: (r.seconds, r.batch))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0].to_csv()), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(r.to_csv() for r in rows)
-    write_text_atomic(out.with_suffix(".csv"), buf.getvalue())
+    columns = list(rows[0].to_csv())
+    write_text_atomic(out.with_suffix(".csv"),
+                      csv_text(columns, record_rows([r.to_csv() for r in rows], columns)))
     write_text_atomic(out, render(rows, args, device))
 
 
@@ -139,11 +138,8 @@ def render(rows: list[Row], args: argparse.Namespace, device: torch.device) -> s
         "- command: `OMP_NUM_THREADS=1 python bench/hear_speed.py " + " ".join(_argv(args))
         + "` (of the last rows added; raw times per repeat in the CSV beside this file)",
         "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "|".join("---" for _ in HEADER) + "|",
     ]
-    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + markdown_table(HEADER, [row.cells() for row in rows])
 
 
 def _argv(args: argparse.Namespace) -> list[str]:

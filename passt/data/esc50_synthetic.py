@@ -11,8 +11,6 @@ unseen classes.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from passt.data.synthetic import CATALOG, EVENT_RMS, SyntheticConfig, background
 from passt.utils.atomic import write_text_atomic
 from passt.utils.errors import UsageError
 from passt.utils.optional import require
+from passt.utils.tables import csv_text
 from passt.utils.values import parse_list
 
 DEFAULT_CLASSES = tuple(c.name for c in CATALOG[-10:])
@@ -96,11 +95,9 @@ def write_esc50_like(out_dir: str | Path, spec: Esc50Like | None = None) -> Path
                          f"{target * 1000 + i:06d}", "A"])
     csv_path = out / Esc50Dataset.CSV
     csv_path.parent.mkdir(parents=True, exist_ok=True)
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["filename", "fold", "target", "category", "esc10", "src_file", "take"])
-    writer.writerows(sorted(rows))
-    write_text_atomic(csv_path, text.getvalue())  # last: a cut run leaves no usable folder
+    header = ["filename", "fold", "target", "category", "esc10", "src_file", "take"]
+    # last: a cut run leaves no usable folder
+    write_text_atomic(csv_path, csv_text(header, sorted(rows)))
     return csv_path
 
 

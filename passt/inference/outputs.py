@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +15,7 @@ from passt.inference.windows import PathLike
 from passt.utils.atomic import atomic_path
 from passt.utils.errors import UsageError, check_choice
 from passt.utils.optional import require
+from passt.utils.tables import csv_text
 
 Format = Literal["table", "json", "csv"]
 FORMATS: tuple[str, ...] = get_args(Format)
@@ -48,19 +47,19 @@ def _tags_table(results: Sequence[TagResult]) -> str:
     return "\n".join(f"{f:<{file_width}}  {t:>{time_width}}  {labels}" for f, t, labels in rows)
 
 
+TAGS_CSV_COLUMNS = ("file", "window", "start", "end", "rank", "index", "label", "score")
+
+
 def _tags_csv(results: Sequence[TagResult]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["file", "window", "start", "end", "rank", "index", "label", "score"])
+    rows = []
     for r in results:
         spans = [("clip", 0.0, r.duration, r.top)]
         spans += [(str(i), s, e, top) for i, (s, e, top) in enumerate(
             zip(r.window_starts, r.window_ends, r.window_top or (), strict=False))]
-        for window, s, e, top in spans:
-            for rank, label in enumerate(top, 1):
-                writer.writerow([r.path, window, round(float(s), 4), round(float(e), 4), rank,
-                                 label.index, label.name, round(label.score, 6)])
-    return buf.getvalue().rstrip("\n")
+        rows += [[r.path, window, round(float(s), 4), round(float(e), 4), rank, label.index,
+                  label.name, round(label.score, 6)]
+                 for window, s, e, top in spans for rank, label in enumerate(top, 1)]
+    return csv_text(TAGS_CSV_COLUMNS, rows).rstrip("\n")
 
 
 def save_embeddings(report: Report[EmbedResult], path: PathLike) -> list[Path]:

@@ -6,17 +6,17 @@ from __future__ import annotations
 from dataclasses import fields
 
 from passt.measure.bench_record import GROUPS, BenchRecord
+from passt.utils.tables import markdown_table
 
-HEADER = ("| field | what |", "|---|---|")
+COLUMNS = ("field", "what")
+HEADER = tuple(markdown_table(COLUMNS, []).splitlines())
 
 
 def field_table() -> str:
     """The markdown table, as docs/benchmarks.md shows it."""
-    rows = []
-    for group, what in GROUPS.items():
-        names = [f"`{f.name}`" for f in fields(BenchRecord) if f.metadata["group"] == group]
-        rows.append(f"| {', '.join(names)} | {what} |")
-    return "\n".join([*HEADER, *rows]) + "\n"
+    rows = [[", ".join(f"`{f.name}`" for f in fields(BenchRecord) if f.metadata["group"] == group),
+             what] for group, what in GROUPS.items()]
+    return markdown_table(COLUMNS, rows)
 
 
 if __name__ == "__main__":

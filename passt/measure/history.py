@@ -22,12 +22,10 @@ the 95% Welch interval of that ratio.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from passt.measure.regress import PROBED, Value, parse_percent, probed_step_time
 from passt.utils.errors import UsageError
 from passt.utils.optional import require
 from passt.utils.settings import setting
+from passt.utils.tables import columns_of, csv_text, record_rows
 
 log = logging.getLogger(__name__)
 
@@ -363,15 +362,11 @@ def history_of(paths: Iterable[str | Path], config: HistoryConfig = HistoryConfi
     return build_history(runs, config, warnings)
 
 
-CSV_COLUMNS = [f.name for f in fields(HistoryRow)]
+CSV_COLUMNS = columns_of(HistoryRow)
 
 
 def format_csv(rows: Sequence[HistoryRow]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: "" if v is None else v for k, v in asdict(r).items()} for r in rows)
-    return buf.getvalue()
+    return csv_text(CSV_COLUMNS, record_rows(rows, CSV_COLUMNS))
 
 
 def short_name(benchmark: str) -> str:

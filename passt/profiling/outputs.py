@@ -3,9 +3,7 @@ figures (stacked breakdown bars, saved-bytes or memory timeline)."""
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +12,7 @@ from passt.profiling.breakdown import OVERHEAD_WARNING, StepProfile
 from passt.profiling.components import COMPONENTS
 from passt.utils.atomic import atomic_path, write_text_atomic
 from passt.utils.optional import require
+from passt.utils.tables import csv_text, markdown_table, record_rows
 
 CSV_COLUMNS = ("variant", "kind", "phase", "component", "ms", "pct_of_step", "gflops",
                "tflops_per_s", "bytes", "bytes_measure", "step_ms", "unprofiled_ms", "overhead",
@@ -34,11 +33,7 @@ def csv_rows(profiles: Sequence[StepProfile]) -> list[dict[str, object]]:
 
 
 def format_csv(profiles: Sequence[StepProfile]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(csv_rows(profiles))
-    return buf.getvalue()
+    return csv_text(CSV_COLUMNS, record_rows(csv_rows(profiles), CSV_COLUMNS))
 
 
 def by_component(profile: StepProfile) -> dict[str, tuple[float, float]]:
@@ -55,22 +50,18 @@ def format_markdown(profiles: Sequence[StepProfile]) -> str:
     lines = []
     for kind in dict.fromkeys(p.kind for p in profiles):
         chosen = [p for p in profiles if p.kind == kind]
-        lines += [f"### {kind} step", "",
-                  "| component | " + " | ".join(p.name for p in chosen) + " |",
-                  "|---|" + "--:|" * len(chosen)]
         parts = [by_component(p) for p in chosen]
-        for component in COMPONENTS:
-            if any(component in part for part in parts):
-                cells = [_cell(part[component][0], p.step_ms) if component in part else "-"
-                         for part, p in zip(parts, chosen, strict=True)]
-                lines.append(f"| {component} | " + " | ".join(cells) + " |")
-        lines.append("| **profiled step** | " + " | ".join(f"{p.step_ms:.1f} ms" for p in chosen)
-                     + " |")
-        lines.append("| unprofiled step | " + " | ".join(f"{p.unprofiled_ms:.1f} ms"
-                                                         for p in chosen) + " |")
-        lines.append("| profiler overhead | " + " | ".join(
-            f"{p.overhead:.0%}" + (" **(high)**" if p.overhead > OVERHEAD_WARNING else "")
-            for p in chosen) + " |")
+        rows = [[component, *(_cell(part[component][0], p.step_ms) if component in part else "-"
+                              for part, p in zip(parts, chosen, strict=True))]
+                for component in COMPONENTS if any(component in part for part in parts)]
+        rows += [["**profiled step**", *(f"{p.step_ms:.1f} ms" for p in chosen)],
+                 ["unprofiled step", *(f"{p.unprofiled_ms:.1f} ms" for p in chosen)],
+                 ["profiler overhead",
+                  *(f"{p.overhead:.0%}" + (" **(high)**" if p.overhead > OVERHEAD_WARNING else "")
+                    for p in chosen)]]
+        names = [p.name for p in chosen]
+        lines += [f"### {kind} step", "",
+                  *markdown_table(["component", *names], rows, right=names).splitlines()]
         lines.append("")
         lines += [f"- warning: the recorders made {p.name}'s {kind} step {p.overhead:.0%} "
                   f"slower ({p.step_ms:.1f} ms against {p.unprofiled_ms:.1f} ms unprofiled), "

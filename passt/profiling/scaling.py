@@ -4,12 +4,10 @@ axes, and the clip length at which attention passes the MLP."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from passt.utils.atomic import write_text_atomic
 from passt.utils.device import resolve_device
 from passt.utils.errors import UsageError
 from passt.utils.optional import require
+from passt.utils.tables import columns_of, csv_text, markdown_table, record_rows
 from passt.variants import proportional_patchout, variant_config
 
 CLIP_SECONDS = (2.5, 5.0, 10.0, 20.0, 30.0)
@@ -140,11 +139,7 @@ def check_clip_lengths(preset: Preset, variants: Sequence[str], clips: Sequence[
 
 
 def format_csv(points: Sequence[ScalingPoint]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, [f.name for f in fields(ScalingPoint)], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(asdict(p) for p in points)
-    return buf.getvalue()
+    return csv_text(columns_of(ScalingPoint), record_rows(points, columns_of(ScalingPoint)))
 
 
 def summary(points: Sequence[ScalingPoint]) -> list[dict[str, object]]:
@@ -160,15 +155,16 @@ def summary(points: Sequence[ScalingPoint]) -> list[dict[str, object]]:
     return out
 
 
+MARKDOWN_COLUMNS = ("variant", "step time ~ clip^k", "attention FLOPs ~ clip^k",
+                    "MLP FLOPs ~ clip^k", "attention passes the MLP at")
+
+
 def format_markdown(points: Sequence[ScalingPoint]) -> str:
-    lines = ["| variant | step time ~ clip^k | attention FLOPs ~ clip^k | MLP FLOPs ~ clip^k | "
-             "attention passes the MLP at |", "|---|--:|--:|--:|--:|"]
-    for s in summary(points):
-        cross = s["attention_passes_mlp_at_s"]
-        lines.append(f"| {s['variant']} | {s['step_time_exponent']:.2f} | "
-                     f"{s['attention_flops_exponent']:.2f} | {s['mlp_flops_exponent']:.2f} | "
-                     + (f"{cross:.1f} s |" if cross else "not within the lengths measured |"))
-    return "\n".join(lines) + "\n"
+    rows = [[s["variant"], f"{s['step_time_exponent']:.2f}", f"{s['attention_flops_exponent']:.2f}",
+             f"{s['mlp_flops_exponent']:.2f}",
+             f"{s['attention_passes_mlp_at_s']:.1f} s" if s["attention_passes_mlp_at_s"]
+             else "not within the lengths measured"] for s in summary(points)]
+    return markdown_table(MARKDOWN_COLUMNS, rows, right=MARKDOWN_COLUMNS[1:])
 
 
 def plot(points: Sequence[ScalingPoint]):

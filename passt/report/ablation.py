@@ -4,13 +4,14 @@ fast-path optimization buys, as the speed, memory and MFU lost when it alone is 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from passt.measure.ablation import ABLATIONS
 from passt.measure.bench_record import BenchRecord
 from passt.utils.atomic import write_text_atomic
+from passt.utils.tables import columns_of, csv_text, markdown_table, record_rows
 
 REFERENCE = "all-on"
 
@@ -37,7 +38,7 @@ class AblationRow:
     compile_seconds: float | None
 
 
-COLUMNS = tuple(f.name for f in fields(AblationRow))
+COLUMNS = columns_of(AblationRow)
 
 
 def ablation_rows(records: Iterable[BenchRecord]) -> list[AblationRow]:
@@ -76,16 +77,14 @@ def _cell(value: Any) -> str:
 
 def format_markdown(rows: list[AblationRow]) -> str:
     """The table as markdown, with a line saying what the ratio means."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cell(v) for v in astuple(r)) + " |" for r in rows]
-    return ("\n".join(lines) + "\n\n- speed_vs_all_on: training throughput over the row with "
-            "every optimization on; below 1 means the switched-off optimization was helping.\n")
+    cells = [[_cell(v) for v in row] for row in record_rows(rows, COLUMNS)]
+    return (markdown_table(COLUMNS, cells) + "\n- speed_vs_all_on: training throughput over the "
+            "row with every optimization on; below 1 means the switched-off optimization was "
+            "helping.\n")
 
 
 def format_csv(rows: list[AblationRow]) -> str:
-    lines = [",".join(COLUMNS)]
-    lines += [",".join("" if v is None else str(v) for v in astuple(r)) for r in rows]
-    return "\n".join(lines) + "\n"
+    return csv_text(COLUMNS, record_rows(rows, COLUMNS))
 
 
 def write_ablation_table(rows: list[AblationRow], out_dir: str | Path) -> list[Path]:

@@ -13,7 +13,6 @@ measures it.
 from __future__ import annotations
 
 import csv
-import io
 import json
 from dataclasses import dataclass
 from importlib.resources import files
@@ -26,6 +25,7 @@ from passt.train.crossval import SUMMARY_JSON
 from passt.train.plan import model_variant
 from passt.utils.atomic import write_text_atomic
 from passt.utils.errors import UsageError
+from passt.utils.tables import csv_text, markdown_table, record_rows
 
 PAPER_COLUMNS = {"openmic_map": "OpenMIC mAP", "esc50_acc": "ESC50 accuracy (%)",
                  "dcase20_acc": "DCASE20 accuracy (%)"}
@@ -94,10 +94,6 @@ def measured_row(run: str | Path, summary: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _cell(value: Any, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def _measured(row: dict[str, Any]) -> str:
     spec = ".1f" if row["metric"] == "accuracy" else ".3f"
     spread = "" if row["std"] is None else f" ± {row['std']:{spec}}"
@@ -109,10 +105,8 @@ def format_table2(paper: list[dict[str, Any]], measured: list[dict[str, Any]]) -
     """Markdown: the paper's rows, then each run's, an ESC-50 run's beside the paper's value
     of its patchout."""
     head = ["model", *PAPER_COLUMNS.values(), "other data", "run (data)"]
-    lines = ["| " + " | ".join(head) + " |", "|---|" + "--:|" * 4 + "---|"]
-    for r in paper:
-        lines.append(f"| {r['row']} | {r['openmic_map']:.3f} | {r['esc50_acc']:.1f} | "
-                     f"{r['dcase20_acc']:.1f} | - | - |")
+    rows = [[r["row"], f"{r['openmic_map']:.3f}", f"{r['esc50_acc']:.1f}",
+             f"{r['dcase20_acc']:.1f}", "-", "-"] for r in paper]
     by_row = {r["row"]: r for r in paper}
     for r in measured:
         text = _measured(r)
@@ -121,8 +115,8 @@ def format_table2(paper: list[dict[str, Any]], measured: list[dict[str, Any]]) -
             esc, other = text + (f" (paper {ref['esc50_acc']:.1f})" if ref else ""), "-"
         else:
             esc, other = "-", text
-        lines.append(f"| {r['row']} | - | {esc} | - | {other} | {Path(r['run']).name} "
-                     f"({r['data']}) |")
+        rows.append([r["row"], "-", esc, "-", other, f"{Path(r['run']).name} ({r['data']})"])
+    lines = markdown_table(head, rows, right=head[1:5]).splitlines()
     notes = ["", "- Paper rows: the paper's Table 2; PaSST-B, -U and -S * are the "
              "AudioSet-pretrained PaSST-S fine-tuned with no, unstructured and structured "
              "patchout.",
@@ -141,12 +135,8 @@ def write_table2(runs: list[str | Path], out_dir: str | Path = "reports") -> Tab
     measured = [measured_row(run, read_run(run)) for run in runs]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, CSV_COLUMNS, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows({**dict.fromkeys(CSV_COLUMNS), **r, "source": "paper"} for r in paper)
-    writer.writerows(measured)
+    records = [*({**r, "source": "paper"} for r in paper), *measured]
     markdown = format_table2(paper, measured)
     write_text_atomic(out / "table2.md", markdown)
-    write_text_atomic(out / "table2.csv", buf.getvalue())
+    write_text_atomic(out / "table2.csv", csv_text(CSV_COLUMNS, record_rows(records, CSV_COLUMNS)))
     return Table2(markdown, [out / "table2.md", out / "table2.csv"])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import math
 import statistics
 from collections.abc import Iterable, Sequence
@@ -19,6 +18,7 @@ from typing import Any
 
 from passt.utils.atomic import write_text_atomic
 from passt.utils.errors import UsageError
+from passt.utils.tables import columns_of, csv_text, markdown_table, record_rows
 
 MAPS_FILE = "maps.csv"
 CURVES_FILE = "curves.csv"
@@ -140,6 +140,9 @@ def welch_interval(a: Sequence[float], b: Sequence[float],
     return diff, diff - half, diff + half
 
 
+SUMMARY_TABLE = ("variant", "seeds", "mAP", "steps", "train samples", "minus the best")
+
+
 def summary_markdown(rows: Sequence[MapRow]) -> str:
     """A markdown table of the sweep: per variant the mAP over seeds, what it trained on, and
     how far it is from the best variant (Welch 95% interval of the difference of means)."""
@@ -148,10 +151,7 @@ def summary_markdown(rows: Sequence[MapRow]) -> str:
         return ""
     best = max(summaries, key=lambda s: s.map_mean)
     maps = {s.variant: [r.map for r in rows if r.variant == s.variant] for s in summaries}
-    lines = [f"{rows[0].describe()} (each variant's own depth); 95% intervals over seeds "
-             f"(Student t), differences to the best ({best.variant}) by Welch's t.", "",
-             "| variant | seeds | mAP | steps | train samples | minus the best |",
-             "|---|--:|--:|--:|--:|--:|"]
+    table = []
     for s in sorted(summaries, key=lambda s: -s.map_mean):
         runs = [r for r in rows if r.variant == s.variant]
         ci = "" if s.half_width is None else f" ± {s.half_width:.3f}"
@@ -160,9 +160,11 @@ def summary_markdown(rows: Sequence[MapRow]) -> str:
                else f"{diff[0]:+.3f} [{diff[1]:+.3f}, {diff[2]:+.3f}]")
         steps = sorted({r.steps for r in runs if r.steps is not None})
         samples = sorted({r.train_samples for r in runs if r.train_samples is not None})
-        lines.append(f"| {s.variant} | {s.seeds} | {s.map_mean:.3f}{ci} | "
-                     f"{'/'.join(map(str, steps)) or '-'} | "
-                     f"{'/'.join(map(str, samples)) or '-'} | {gap} |")
+        table.append([s.variant, s.seeds, f"{s.map_mean:.3f}{ci}",
+                      "/".join(map(str, steps)) or "-", "/".join(map(str, samples)) or "-", gap])
+    lines = [f"{rows[0].describe()} (each variant's own depth); 95% intervals over seeds "
+             f"(Student t), differences to the best ({best.variant}) by Welch's t.", "",
+             *markdown_table(SUMMARY_TABLE, table, right=SUMMARY_TABLE[1:]).splitlines()]
     levels = [(name, [v for v in values if v is not None]) for name, values in (
         ("chance", [r.chance_map for r in rows]),
         ("mean-spectrum baseline", [r.baseline_map for r in rows]))]
@@ -210,13 +212,8 @@ SUMMARY_COLUMNS = ("variant", "seeds", "map_mean", "map_std", "map_ci_low", "map
 
 def write_summary(path: str | Path, summaries: Sequence[MapSummary]) -> None:
     """``maps_summary.csv``: `SUMMARY_COLUMNS`, atomically."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(SUMMARY_COLUMNS)
-    for s in summaries:
-        values = {**dataclasses.asdict(s.source), **dataclasses.asdict(s)}
-        writer.writerow(["" if values[c] is None else values[c] for c in SUMMARY_COLUMNS])
-    write_text_atomic(path, buf.getvalue())
+    records = [{**dataclasses.asdict(s.source), **dataclasses.asdict(s)} for s in summaries]
+    write_text_atomic(path, csv_text(SUMMARY_COLUMNS, record_rows(records, SUMMARY_COLUMNS)))
 
 
 def read_maps(path: str | Path) -> list[MapRow]:
@@ -244,13 +241,7 @@ def read_curves(path: str | Path) -> list[CurvePoint]:
 
 
 def _write(path: str | Path, kind: type, records: Sequence[Any]) -> None:
-    names = [f.name for f in fields(kind)]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, names, lineterminator="\n")
-    writer.writeheader()
-    for r in records:
-        writer.writerow({k: "" if v is None else v for k, v in dataclasses.asdict(r).items()})
-    write_text_atomic(path, buf.getvalue())
+    write_text_atomic(path, csv_text(columns_of(kind), record_rows(records, columns_of(kind))))
 
 
 _PARSERS = {"str": str, "float": float, "int": int}

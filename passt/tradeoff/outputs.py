@@ -5,33 +5,22 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from passt.tradeoff.run import Row
 from passt.utils.atomic import atomic_path, write_text_atomic
 from passt.utils.optional import require
+from passt.utils.tables import columns_of, csv_text, markdown_table, record_rows
 
 CSV_FILE, MARKDOWN_FILE, FIGURE_FILE = "tradeoff.csv", "tradeoff.md", "tradeoff.png"
-CSV_COLUMNS = tuple(f.name for f in dataclasses.fields(Row))
+CSV_COLUMNS = columns_of(Row)
 
 
 def format_csv(rows: Sequence[Row]) -> str:
     """One row per grid point, `Row`'s fields as columns (tokens per block space-separated)."""
-    lines = [",".join(CSV_COLUMNS)]
-    for r in rows:
-        values = dataclasses.asdict(r)
-        values["tokens_per_block"] = " ".join(map(str, r.tokens_per_block))
-        lines.append(",".join(_csv_cell(values[c]) for c in CSV_COLUMNS))
-    return "\n".join(lines) + "\n"
-
-
-def _csv_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    text = str(value)
-    return f'"{text}"' if "," in text else text
+    records = [{**dataclasses.asdict(r),
+                "tokens_per_block": " ".join(map(str, r.tokens_per_block))} for r in rows]
+    return csv_text(CSV_COLUMNS, [[f"{v:.6g}" if isinstance(v, float) else v for v in cells]
+                                  for cells in record_rows(records, CSV_COLUMNS)])
 
 
 def _interval_text(low: float | None, high: float | None, spec: str) -> str:
@@ -41,20 +30,21 @@ def _interval_text(low: float | None, high: float | None, spec: str) -> str:
 def format_markdown(rows: Sequence[Row], source: str) -> str:
     """The table, with what it was measured on."""
     metric = "mAP" if rows[0].metric == "map" else "accuracy"
-    lines = [f"| strategy | setting | tokens/block (first->last) | GFLOPs/sample | spec/s | "
-             f"speed-up | {metric} | change |",
-             "|---|---|--:|--:|--:|--:|--:|--:|"]
+    columns = ["strategy", "setting", "tokens/block (first->last)", "GFLOPs/sample", "spec/s",
+               "speed-up", metric, "change"]
+    cells = []
     for r in rows:
         first, last = r.tokens_per_block[0], r.tokens_per_block[-1]
         tokens = f"{r.tokens}" + (f" ({first}->{last})" if first != last else "")
         speed = _interval_text(r.samples_per_s_ci_low, r.samples_per_s_ci_high, ".3g")
         speedup = _interval_text(r.speedup_ci_low, r.speedup_ci_high, ".2f")
-        lines.append(
-            f"| {r.strategy} | {r.setting} | {tokens} | {r.gflops_per_sample:.2f} | "
-            f"{r.samples_per_s:.3g}{speed} | "
-            f"{r.speedup:.2f}{speedup}{' (unstable)' if r.unstable else ''} | "
-            f"{r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] | "
-            f"{r.change:+.3f} [{r.change_ci_low:+.3f}, {r.change_ci_high:+.3f}] |")
+        cells.append([
+            r.strategy, r.setting, tokens, f"{r.gflops_per_sample:.2f}",
+            f"{r.samples_per_s:.3g}{speed}",
+            f"{r.speedup:.2f}{speedup}{' (unstable)' if r.unstable else ''}",
+            f"{r.value:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]",
+            f"{r.change:+.3f} [{r.change_ci_low:+.3f}, {r.change_ci_high:+.3f}]"])
+    lines = markdown_table(columns, cells, right=columns[2:]).splitlines()
     r = rows[0]
     lines += ["", f"{source}: {r.clips} eval clips, inference of batch {r.batch_size} on "
               f"{r.device}, {r.dtype}. tokens: per block averaged over the blocks (class and "

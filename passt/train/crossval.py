@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import logging
 import statistics
@@ -35,6 +34,7 @@ from passt.train.run_files import MetricsLog
 from passt.train.trainer import StepHook, TrainResult, train
 from passt.utils.atomic import write_text_atomic
 from passt.utils.errors import UsageError
+from passt.utils.tables import csv_text, record_rows
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,8 @@ def _number(text: str) -> int | float | str:
 
 
 def _folds_text(rows: Sequence[dict[str, Any]]) -> str:
-    columns = list(dict.fromkeys(k for row in rows for k in row if k not in RUN_FIELDS))
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, [*columns, *RUN_FIELDS], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(sorted(rows, key=lambda r: r["fold"]))
-    return buf.getvalue()
+    columns = [*dict.fromkeys(k for row in rows for k in row if k not in RUN_FIELDS), *RUN_FIELDS]
+    return csv_text(columns, record_rows(sorted(rows, key=lambda r: r["fold"]), columns))
 
 
 def summarize_folds(rows: Sequence[dict[str, Any]], cfg: TrainConfig,
@@ -117,13 +113,10 @@ def _confusion(out_dir: Path, folds: Sequence[int]) -> list[list[int]] | None:
 
 def _write_clips(path: Path, train_set: Dataset, eval_set: Dataset) -> None:
     """``clips.csv``: ``side,clip`` for every clip a fold trains or evaluates on."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["side", "clip"])
-    for side, dataset in (("train", train_set), ("eval", eval_set)):
-        writer.writerows((side, name) for name in dataset.names)
+    rows = [(side, name) for side, dataset in (("train", train_set), ("eval", eval_set))
+            for name in dataset.names]
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, buf.getvalue())
+    write_text_atomic(path, csv_text(["side", "clip"], rows))
 
 
 def _check_settings(out: Path, cfg: TrainConfig, resume: bool) -> list[dict[str, Any]]:

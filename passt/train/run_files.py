@@ -4,11 +4,8 @@ reader and writer)."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ from passt.train.config import TrainConfig
 from passt.train.plan import build_model, clip_frames, train_frontend
 from passt.utils.atomic import write_text_atomic
 from passt.utils.jsonl import append_jsonl, read_jsonl, write_jsonl
+from passt.utils.tables import csv_text, record_rows
 
 LAST_CHECKPOINT = "last.pt"
 METRICS_JSONL = "metrics.jsonl"
@@ -63,19 +61,11 @@ class MetricsLog:
         """Keep only the rows up to ``step`` (both files are rewritten atomically)."""
         kept = [r for r in self.rows() if r.get("step", math.inf) <= step]
         write_jsonl(self.jsonl, kept)
-        write_text_atomic(self.csv, _csv_text(kept, header=True))
+        write_text_atomic(self.csv, csv_text(CSV_COLUMNS, record_rows(kept, CSV_COLUMNS)))
 
     def append(self, row: dict[str, Any]) -> None:
         append_jsonl(self.jsonl, row)
         new = not self.csv.exists() or self.csv.stat().st_size == 0
         with self.csv.open("a", newline="") as f:
-            f.write(_csv_text([row], header=new))
+            f.write(csv_text(CSV_COLUMNS, record_rows([row], CSV_COLUMNS), header=new))
 
-
-def _csv_text(rows: Iterable[dict[str, Any]], header: bool) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    if header:
-        writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
