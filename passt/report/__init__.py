@@ -19,7 +19,7 @@ from passt.report.ablation import ablation_rows, write_ablation_table
 from passt.report.ablation import format_markdown as ablation_markdown
 from passt.report.figure import plot
 from passt.report.inputs import load_maps, load_paper_table
-from passt.report.row import Table1Row, frame
+from passt.report.row import Table1Row, csv_text_of
 from passt.report.settings import Table1Settings
 from passt.report.table import build_table
 from passt.report.table2 import Table2, load_paper_table2, write_table2
@@ -59,7 +59,7 @@ def write_report(bench_path: str | Path, out_dir: str | Path = "reports",
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     markdown = format_markdown(rows, settings)
-    texts = {"table1.md": markdown, "table1.csv": frame(rows).to_csv(index=False),
+    texts = {"table1.md": markdown, "table1.csv": csv_text_of(rows),
              "table1.tex": format_latex(rows, settings)}
     for name, text in texts.items():
         write_text_atomic(out / name, text)

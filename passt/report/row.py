@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from passt.measure.bench_record import reported
+from passt.utils.tables import csv_text
 
 Status = Literal["measured", "OOM", "not run", "paper"]
 # a --vs ratio's column follows this one: speed_vs_X after speed_vs_b_paper, ...
@@ -94,13 +95,13 @@ def cells(row: Table1Row) -> dict[str, Any]:
     return {**values.pop("metrics"), **values.pop("vs"), **values}
 
 
-def frame(rows: Sequence[Table1Row]) -> Any:
-    """The rows as a pandas DataFrame of the CSV's columns (for writing the CSV)."""
-    from passt.utils.optional import require
+def csv_text_of(rows: Sequence[Table1Row]) -> str:
+    """Table 1's CSV: counts written as numbers like the rest (``12.0``), the sweep's seed
+    count as an integer, missing and NaN values as empty cells."""
+    def value(name: str, v: Any) -> Any:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return None
+        return float(v) if type(v) is int and name != "map_proxy_seeds" else v
 
-    pd = require("pandas", "the benchmark report")
-    # counts as numbers like the rest (a column's missing values make it one of floats)
-    records = [{k: float(v) if type(v) is int else v for k, v in cells(r).items()} for r in rows]
-    table = pd.DataFrame(records).reindex(columns=columns(rows))
-    table["map_proxy_seeds"] = table["map_proxy_seeds"].astype("Int64")
-    return table
+    names = columns(rows)
+    return csv_text(names, [[value(n, cells(r).get(n)) for n in names] for r in rows])

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from passt.report.row import Table1Row, missing
 from passt.report.settings import Table1Settings
-from passt.utils.tables import markdown_table
+from passt.utils.tables import latex_table, markdown_table
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -129,20 +128,9 @@ def format_markdown(rows: list[Table1Row], settings: Table1Settings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _latex_escape(text: str) -> str:
-    return re.sub(r"([\\&%$#_{}~^])", lambda m: {"\\": r"\textbackslash{}", "~": r"\~{}",
-                                                "^": r"\^{}"}.get(m[1], "\\" + m[1]), text)
-
-
 def format_latex(rows: list[Table1Row], settings: Table1Settings) -> str:
     """Table 1 as a LaTeX ``table`` with a ``tabular``; the settings and notes in the caption."""
-    from passt.utils.optional import require
-
-    pd = require("pandas", "the benchmark report")
     headers, cells = display_table(rows, settings)
-    shown = pd.DataFrame(cells, columns=headers)
-    caption = _latex_escape(f"Table 1 measured: {settings_line(settings)}. "
-                            + " ".join(settings.notes))
-    body = shown.to_latex(index=False, escape=True, caption=caption, label="tab:table1",
-                          column_format="ll" + "r" * (len(shown.columns) - 2))
+    caption = f"Table 1 measured: {settings_line(settings)}. " + " ".join(settings.notes)
+    body = latex_table(headers, cells, right=headers[2:], caption=caption, label="tab:table1")
     return f"% passt report {settings.bench}; needs \\usepackage{{booktabs}}\n{body}"
