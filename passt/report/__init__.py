@@ -8,89 +8,12 @@ columns. The figure plots training throughput against mAP in two panels, the pap
 run's, with circle areas proportional to memory per sample.
 """
 
-from __future__ import annotations
-
-import shutil
-from dataclasses import dataclass
-from pathlib import Path
-
-from passt.measure.bench_file import load_bench_file
-from passt.report.ablation import ablation_rows, write_ablation_table
-from passt.report.ablation import format_markdown as ablation_markdown
-from passt.report.figure import plot
 from passt.report.inputs import load_maps, load_paper_table
-from passt.report.row import Table1Row, csv_text_of
+from passt.report.row import Table1Row
 from passt.report.settings import Table1Settings
 from passt.report.table import build_table
 from passt.report.table2 import Table2, load_paper_table2, write_table2
-from passt.report.text import format_latex, format_markdown
-from passt.utils.atomic import atomic_path, write_text_atomic
-from passt.utils.errors import UsageError
-
-PROFILE_TEXTS = {"profile.md": "Where the time goes", "scaling.md": "Cost against clip length"}
+from passt.report.write import Report, write_report
 
 __all__ = ["Report", "Table1Row", "Table1Settings", "Table2", "build_table", "load_maps",
            "load_paper_table", "load_paper_table2", "write_report", "write_table2"]
-
-
-@dataclass(frozen=True)
-class Report:
-    """What `write_report` wrote: the markdown table and the files' paths."""
-
-    markdown: str
-    paths: list[Path]
-
-
-def write_report(bench_path: str | Path, out_dir: str | Path = "reports",
-                 maps_path: str | Path | None = None,
-                 profile_dir: str | Path | None = None, *, vs: str | None = None,
-                 only_measured: bool = False) -> Report:
-    """Write ``table1.md``, ``table1.csv``, ``table1.tex``, ``speed_vs_map.png`` and ``.svg``
-    of a benchmark run into ``out_dir`` (``vs`` and ``only_measured``: see `build_table`); with
-    ablation benchmarks in the run, also ``ablation.md`` and ``.csv`` (a run of the ablation
-    alone writes only those); with a ``passt profile`` folder, its breakdown and scaling
-    tables and figures too."""
-    records = load_bench_file(bench_path).records
-    ablation = ablation_rows(records)
-    if ablation and len(ablation) == len(records):
-        paths = write_ablation_table(ablation, out_dir)
-        return Report(markdown=ablation_markdown(ablation), paths=paths)
-    rows, settings = build_table(bench_path, maps_path, vs=vs, only_measured=only_measured)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    markdown = format_markdown(rows, settings)
-    texts = {"table1.md": markdown, "table1.csv": csv_text_of(rows),
-             "table1.tex": format_latex(rows, settings)}
-    for name, text in texts.items():
-        write_text_atomic(out / name, text)
-    fig = plot(rows, settings)
-    for fmt in ("png", "svg"):
-        with atomic_path(out / f"speed_vs_map.{fmt}") as tmp:
-            fig.savefig(tmp, format=fmt)
-    names = [*texts, "speed_vs_map.png", "speed_vs_map.svg"]
-    paths = [out / n for n in names]
-    if ablation:
-        paths += write_ablation_table(ablation, out)
-        markdown += "\n" + ablation_markdown(ablation)
-    if profile_dir is not None:
-        text, copied = include_profile(Path(profile_dir), out)
-        markdown += "\n" + text
-        paths += copied
-    return Report(markdown=markdown, paths=paths)
-
-
-def include_profile(profile_dir: Path, out: Path) -> tuple[str, list[Path]]:
-    """The markdown of a ``passt profile`` folder (breakdown, scaling or both) and its
-    figures, copied into ``out``."""
-    found = [name for name in PROFILE_TEXTS if (profile_dir / name).is_file()]
-    if not found:
-        raise UsageError(f"{profile_dir} holds no {' or '.join(PROFILE_TEXTS)}; write one "
-                         "with passt profile --out DIR (and --scaling)")
-    text = "\n".join(f"## {PROFILE_TEXTS[name]}\n\n{(profile_dir / name).read_text()}"
-                     for name in found)
-    copied = []
-    for figure in sorted(profile_dir.glob("*.png")) + sorted(profile_dir.glob("*.svg")):
-        if profile_dir.resolve() != out.resolve():
-            shutil.copyfile(figure, out / figure.name)
-        copied.append(out / figure.name)
-    return text, copied

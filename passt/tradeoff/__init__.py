@@ -13,29 +13,11 @@ unreduced model's, so that the machine's drift hits both: the speed-up is the me
 per-round ratios, with its interval.
 """
 
-from __future__ import annotations
-
-from pathlib import Path
-
-from passt.measure.timing import RoundPlan
 from passt.tradeoff.config import DEFAULT_GRID, TradeoffConfig
 from passt.tradeoff.grid import GridPoint, parse_grid
-from passt.tradeoff.outputs import MARKDOWN_FILE, write_tradeoff
-from passt.tradeoff.run import Row, eval_clips, load, run_tradeoff
+from passt.tradeoff.main import run
+from passt.tradeoff.outputs import write_tradeoff
+from passt.tradeoff.run import Row, run_tradeoff
 
 __all__ = ["DEFAULT_GRID", "GridPoint", "Row", "TradeoffConfig", "parse_grid", "run",
            "run_tradeoff", "write_tradeoff"]
-
-
-def run(cfg: TradeoffConfig) -> Path:
-    """``passt tradeoff``: measure the grid of ``cfg`` and write its files; returns the
-    markdown summary's path."""
-    points = parse_grid(cfg.grid)  # bad grids fail before anything is loaded
-    loaded = load(cfg.checkpoint, cfg.variant, cfg.model_overrides, cfg.clip_seconds)
-    dataset = eval_clips(loaded, cfg.data, cfg.data_options, cfg.split)
-    plan = RoundPlan(cfg.rounds, max(cfg.rounds, 200), cfg.max_seconds)
-    rows = run_tradeoff(loaded, dataset, points, device=cfg.device, dtype=cfg.dtype,
-                        batch_size=cfg.batch_size, resamples=cfg.bootstrap, seed=cfg.seed,
-                        warmup=cfg.warmup, plan=plan)
-    write_tradeoff(rows, cfg.out, Path(cfg.checkpoint).name)
-    return Path(cfg.out) / MARKDOWN_FILE
