@@ -75,12 +75,19 @@ def train_config(out_dir: str | Path, **changes) -> TrainConfig:
     return TrainConfig(**settings)
 
 
-def save_train_checkpoint(model: passt.PaSST, path: Path, classes: int = 10) -> Path:
-    """A checkpoint in the layout `passt train` writes, of a SMALL model trained on 4 s clips."""
+def save_train_checkpoint(model: passt.PaSST, path: Path, classes: int = 10,
+                          overrides: dict | None = None, clip_seconds: float = 4.0,
+                          eval_size: int | None = None) -> Path:
+    """A checkpoint in the layout `passt train` wrote first (format 1), of ``model`` (SMALL
+    unless ``overrides`` say otherwise) trained on ``clip_seconds`` clips; ``eval_size``: the
+    synthetic clips of its eval data."""
+    config = {"variant": "passt-s", "model_overrides": SMALL if overrides is None else overrides,
+              "clip_seconds": clip_seconds}
+    if eval_size is not None:
+        config["data_options"] = {"size": eval_size}
+    names = [f"c{i}" for i in range(classes)] if eval_size is None else []
     torch.save({"format": "passt-train/1", "model": model.state_dict(), "optimizer": {},
-                "config": {"variant": "passt-s", "model_overrides": SMALL, "clip_seconds": 4.0},
-                "num_classes": classes, "label_names": [f"c{i}" for i in range(classes)]},
-               path)
+                "config": config, "num_classes": classes, "label_names": names}, path)
     return path
 
 

@@ -16,7 +16,7 @@ from passt.cli import main
 from passt.data.esc50_synthetic import Esc50Like, write_esc50_like
 from passt.utils.device import resolve_device
 from passt.utils.errors import UsageError
-from tests.helpers import TINY, overrides_arg
+from tests.helpers import TINY, overrides_arg, save_train_checkpoint
 
 OVERRIDES = overrides_arg(TINY)
 
@@ -42,11 +42,8 @@ def train_checkpoint(tmp_path_factory):
     """A checkpoint in `passt train`'s format whose eval data is small."""
     path = tmp_path_factory.mktemp("ckpt") / "last.pt"
     model = passt.create_model("passt-s", num_classes=32, **TINY)
-    config = {"variant": "passt-s", "model_overrides": TINY, "clip_seconds": 1.0,
-              "data_options": {"size": 4}}
-    torch.save({"format": "passt-train/1", "model": model.state_dict(), "config": config,
-                "num_classes": 32, "label_names": []}, path)
-    return path
+    return save_train_checkpoint(model, path, classes=32, overrides=TINY, clip_seconds=1.0,
+                                 eval_size=4)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from passt.eval.metrics import mean_average_precision
 from passt.tradeoff import GridPoint, parse_grid
 from passt.tradeoff.run import bootstrap, eval_clips, load
 from tests import helpers
-from tests.helpers import overrides_arg
+from tests.helpers import overrides_arg, save_train_checkpoint
 
 TINY = {**helpers.TINY, "depth": 2}
 
@@ -28,11 +28,8 @@ def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ckpt") / "last.pt"
     torch.manual_seed(0)
     model = passt.create_model("passt-s", num_classes=32, **TINY)
-    config = {"variant": "passt-s", "model_overrides": TINY, "clip_seconds": 1.0,
-              "data_options": {"size": 16}}
-    torch.save({"format": "passt-train/1", "model": model.state_dict(), "config": config,
-                "num_classes": 32, "label_names": []}, path)
-    return path
+    return save_train_checkpoint(model, path, classes=32, overrides=TINY, clip_seconds=1.0,
+                                 eval_size=16)
 
 
 def test_grid_points():
