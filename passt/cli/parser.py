@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Callable, Mapping
 
 from passt.data.bad_files import POLICIES
+from passt.data.factory import data_help
 from passt.inference.outputs import FORMATS
 from passt.inference.run import AGGREGATES, EMBED_MODES
 from passt.measure.history import HistoryConfig
@@ -251,8 +252,7 @@ def _add_training_commands(sub: argparse._SubParsersAction, commands: Mapping[st
                                     "F1) of a `passt train` checkpoint")
     p.add_argument("--checkpoint", required=True, help="a `passt train` checkpoint (last.pt)")
     p.add_argument("--data", default=None,
-                   help="synthetic | folder:DIR | esc50:DIR | hdf5:FILE; default: the "
-                        "checkpoint's eval data (or eval fold)")
+                   help=f"{data_help()}; default: the checkpoint's eval data (or eval fold)")
     p.add_argument("--data-options", default="", metavar="KEY=VALUE,...",
                    help="dataset options (with --data); default: the checkpoint's")
     p.add_argument("--split", default="eval", help="default: %(default)s")

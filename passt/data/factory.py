@@ -61,6 +61,11 @@ def dataset_forms() -> list[str]:
     return [DATASETS.get(name).form for name in DATASETS]
 
 
+def data_help() -> str:
+    """What a ``--data`` flag accepts, for its help."""
+    return f"{' | '.join(dataset_forms())} or a plugin's kind (passt.register_dataset)"
+
+
 def open_dataset(spec: str, clip_seconds: float = 10.0, split: str | None = "train",
                  on_bad_file: str = "skip", **options: Any) -> Dataset:
     """Open the dataset ``spec`` (``NAME`` or ``NAME:LOCATION``, a registered `DatasetKind`)

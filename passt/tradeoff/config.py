@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from passt.data.factory import data_help
 from passt.utils.errors import UsageError
 from passt.utils.precision import Dtype
 from passt.utils.settings import parse_overrides, setting
@@ -30,8 +31,7 @@ class TradeoffConfig:
         default_factory=dict, parse=parse_overrides, metavar="KEY=VALUE,...",
         help="model settings on top of the variant's, e.g. embed_dim=64,depth=1")
     data: str | None = setting(
-        None, help="synthetic | folder:DIR | esc50:DIR | hdf5:FILE; default: a `passt train` "
-                   "checkpoint's eval data")
+        None, help=f"{data_help()}; default: a `passt train` checkpoint's eval data")
     data_options: dict[str, Any] = setting(
         default_factory=dict, parse=parse_overrides, metavar="KEY=VALUE,...",
         help="dataset options, e.g. size=500 (synthetic)")

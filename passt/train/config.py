@@ -10,7 +10,7 @@ from typing import Any
 
 from passt.data import AugmentConfig
 from passt.data.bad_files import POLICIES
-from passt.data.factory import dataset_forms
+from passt.data.factory import data_help
 from passt.eval.tasks import TASKS, Task
 from passt.patchout import get_patchout
 from passt.train.schedule import SCHEDULES, Schedule
@@ -59,8 +59,7 @@ class TrainConfig:
                                    "drop=200, or time=10,freq=2; default: the strategy's, "
                                    "scaled to the clip length): Table 2's B, U and S rows; "
                                    "default: the variant's")
-    data: str = setting("synthetic", help=f"{' | '.join(dataset_forms())} or a plugin's "
-                        "(see passt.data.open_dataset); default: %(default)s")
+    data: str = setting("synthetic", help=f"{data_help()}; default: %(default)s")
     data_options: dict[str, Any] = setting(
         default_factory=dict, parse=parse_overrides, metavar=OPTIONS,
         help="dataset options of both splits, e.g. size=2000,seed=0 (synthetic)",
