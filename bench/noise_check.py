@@ -59,7 +59,7 @@ SLOW_PLUGIN = textwrap.dedent('''
 
     old = passt.variants.get_variant("passt-s")
     passt.register_variant(passt.Variant("passt-s", ("structured-slow",), old.patchout_args,
-                                         paper_row=old.paper_row))
+                                         paper_row=old.paper_row), replace=True)
 ''')
 LOAD_PLUGIN = textwrap.dedent('''
     """passt-s whose training step starts a busy loop on one core, once, at its START-th
@@ -93,7 +93,7 @@ LOAD_PLUGIN = textwrap.dedent('''
 
     old = passt.variants.get_variant("passt-s")
     passt.register_variant(passt.Variant("passt-s", ("structured-loaded",), old.patchout_args,
-                                         paper_row=old.paper_row))
+                                         paper_row=old.paper_row), replace=True)
 ''')
 THRESHOLDS = ("5%", "10%")
 TRAIN = "bench/test_passt.py::test_step[passt-s-train]"

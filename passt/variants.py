@@ -107,14 +107,15 @@ class Variant:
 VARIANTS: Registry[Variant] = Registry("variant")
 
 
-def register_variant(variant: Variant) -> Variant:
-    """Make ``variant`` available by name to `create_model`, the CLI and the bench."""
+def register_variant(variant: Variant, replace: bool = False) -> Variant:
+    """Make ``variant`` available by name to `create_model`, the CLI and the bench; a name
+    taken by another variant (a built-in one, say) is an error unless ``replace``."""
     try:
         compose(variant.reductions, variant.patchout_args, frames=variant.frames,
                 reduction_args=variant.reduction_args, **variant.settings)
     except ValueError as e:
         raise UsageError(f"variant {variant.name!r}: {e}") from None
-    return VARIANTS.register(variant.name, variant, replace=True)
+    return VARIANTS.register(variant.name, variant, replace=replace)
 
 
 def list_variants() -> list[str]:

@@ -65,7 +65,7 @@ def test_suite_fills_every_field_from_measurement(tmp_path, tiny_plugin):
 @pytest.mark.parametrize("args, message", [
     (["--bench-preset", "laptop"],
      "unknown preset 'laptop'; known: auto, cpu-small, cpu-quick, paper, gpu; add your own "
-     "with --plugin"),
+     "with a plugin: --plugin FILE (pytest bench/: --bench-plugin FILE)"),
     (["--bench-variants", "passt-x"], "unknown variant(s) passt-x; known: passt-b"),
     (["--bench-batch-size", "0"], "batch_size must be an integer >= 1, got 0"),
     (["--bench-clip-seconds", "0.1"], "shorter than one patch (16 frames)"),

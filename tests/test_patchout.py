@@ -109,10 +109,10 @@ def test_patchout_larger_than_grid_is_a_clear_error():
 def test_unknown_strategy_lists_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown patchout strategy 'spiral'; known: none, "
                                          r"unstructured, structured; add your own with "
-                                         r"--plugin FILE"):
+                                         r"a plugin: --plugin FILE"):
         passt.create_patchout("spiral")
     with pytest.raises(ValueError, match=r"unknown reduction 'spiral'; known: .*no-overlap, .*; "
-                                         r"add your own with --plugin"):
+                                         r"add your own with a plugin"):
         passt.create_model(reductions="spiral+no-overlap")
 
 

@@ -4,6 +4,7 @@ dataset reaches the CLI through a plugin as a strategy does."""
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 
 import numpy as np
@@ -30,8 +31,9 @@ def test_register_get_and_names_in_order():
     assert r.register("b", 2) == 2 and r.register("a", 1) == 1
     assert r.names() == ["b", "a"] and list(r) == ["b", "a"] and len(r) == 2
     assert r.get("a") == 1 and "a" in r and "c" not in r
-    with pytest.raises(UsageError, match=r"^unknown thing 'c'; known: b, a; add your own with "
-                                         r"--plugin FILE \(or \$PASST_PLUGINS\)$"):
+    with pytest.raises(UsageError, match=r"^unknown thing 'c'; known: b, a; add your own with a "
+                                         r"plugin: --plugin FILE \(pytest bench/: --bench-plugin "
+                                         r"FILE\) or \$PASST_PLUGINS$"):
         r.get("c")
     with pytest.raises(UsageError, match="needs a non-empty string name"):
         r.register("", 3)
@@ -76,7 +78,7 @@ def test_create_names_the_entry_on_a_wrong_keyword():
 ])
 def test_every_kind_reports_an_unknown_name_alike(lookup, kind):
     with pytest.raises(UsageError, match=rf"^unknown {kind} 'x'; known: .+; add your own with "
-                                         r"--plugin FILE"):
+                                         r"a plugin: --plugin FILE"):
         lookup()
 
 
@@ -107,8 +109,8 @@ DATASET_PLUGIN = textwrap.dedent("""
             x[:: max(1, int(32000 / self.rate))] = 1.0
             return x, self.targets[i]
 
-    def open_clicks(location, clip_seconds, split, on_bad_file, size=8):
-        return Clicks(location, clip_seconds, split, size=int(size))
+    def open_clicks(location: str, clip_seconds: float, split, on_bad_file, size: int = 8):
+        return Clicks(location, clip_seconds, split, size=size)
 
     passt.register_dataset(passt.DatasetKind("clicks", open_clicks, "RATE", "click trains"))
 """)
@@ -142,3 +144,43 @@ def test_a_dataset_without_targets_is_named(registries):
     with pytest.raises(UsageError, match=r"dataset 'bare': its NoTargets lacks targets \(every "
                                          r"clip's target"):
         open_dataset("bare")
+
+
+def test_a_users_opener_has_its_options_checked_by_its_signature(tmp_path, registries):
+    plugin = tmp_path / "clicks.py"
+    plugin.write_text(DATASET_PLUGIN)
+    main(["--plugin", str(plugin), "variants"])
+    with pytest.raises(UsageError, match=r"^dataset option size='abc': expected an integer$"):
+        open_dataset("clicks:40", size="abc")
+    with pytest.raises(UsageError, match=r"^unknown dataset option 'seed'; accepted: size$"):
+        open_dataset("clicks:40", seed=1)
+
+
+def test_a_taken_variant_name_is_refused_unless_replaced_on_purpose(registries):
+    mine = passt.Variant("passt-s", ("unstructured",), {"drop": 100})
+    with pytest.raises(UsageError, match=r"^variant 'passt-s' is already registered; choose "
+                                         r"another name$"):
+        passt.register_variant(mine)
+    assert passt.get_variant("passt-s").strategy == "structured"
+    passt.register_variant(passt.get_variant("passt-b"))  # the same definition again: fine
+    assert passt.register_variant(mine, replace=True) is passt.get_variant("passt-s")
+
+
+def test_an_ablation_names_step_settings_only(registries):
+    from passt.measure.ablation import register_ablation
+
+    with pytest.raises(UsageError, match=r"^ablation 'nope': unknown step setting 'bogus'; "
+                                         r"accepted: variant, batch_size"):
+        register_ablation("nope", {"bogus": 1})
+    register_ablation("tiny-batch", {"batch_size": 1})
+    assert ablation_settings("tiny-batch") == {"batch_size": 1}
+
+
+def test_a_plugins_preset_reaches_passt_profile(registries):
+    from passt.measure.presets import register_preset
+    from passt.profiling.config import ProfileConfig
+
+    with pytest.raises(UsageError, match=r"^unknown preset 'laptop'; known: auto, cpu-small"):
+        ProfileConfig(preset="laptop")
+    register_preset(dataclasses.replace(get_preset("cpu-quick"), name="laptop", clip_seconds=1.0))
+    assert ProfileConfig(preset="laptop").benchmark_preset.clip_seconds == 1.0

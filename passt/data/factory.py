@@ -36,7 +36,9 @@ class DatasetKind:
     """How ``--data NAME[:LOCATION]`` opens: ``open(location, clip_seconds=, split=,
     on_bad_file=, **options)`` returns a `Dataset` of ``(waveform [clip_samples] at 32 kHz,
     target [num_classes])`` pairs with `ATTRIBUTES` (and ``label_names`` where it names its
-    classes). ``split=None`` asks for every clip (cross-validation's folds)."""
+    classes). ``split=None`` asks for every clip (cross-validation's folds). The options come
+    parsed (``size=16``: the int 16) and, unless ``open`` takes ``**options``, are checked
+    against its parameters and their type hints first."""
 
     name: str
     open: Opener
@@ -86,6 +88,10 @@ def open_dataset(spec: str, clip_seconds: float = 10.0, split: str | None = "tra
     kind = DATASETS.get(name)
     if bool(location) != bool(kind.location):
         raise UsageError(f"dataset spec {spec!r}: expected the form {kind.form}")
+    _, *parameters = inspect.signature(kind.open).parameters.values()
+    if all(p.kind != p.VAR_KEYWORD for p in parameters):  # else the opener checks its own
+        check_options(kind.open, options, OPTION,
+                      known=[p.name for p in parameters if p.name not in COMMON])
     dataset = kind.open(location or None, clip_seconds=clip_seconds, split=split,
                         on_bad_file=on_bad_file, **options)
     missing = [f"{name} ({what})" for name, what in ATTRIBUTES.items()

@@ -11,14 +11,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from passt.measure.step import StepSettings
+from passt.utils.errors import UsageError
 from passt.utils.registry import Registry
+from passt.utils.settings import check_options
 
 # name -> the StepSettings fields that differ from the preset ("all-on": none)
 ABLATIONS: Registry[Mapping[str, Any]] = Registry("ablation")
 
 
 def register_ablation(name: str, changes: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Make ``name`` (the preset's settings with ``changes``) one of the ablation's rows."""
+    """Make ``name`` (the preset's settings with ``changes``, `StepSettings` fields) one of the
+    ablation's rows."""
+    try:
+        check_options(StepSettings, changes, "step setting")
+    except UsageError as e:
+        raise UsageError(f"ablation {name!r}: {e}") from None
     return ABLATIONS.register(name, dict(changes))
 
 

@@ -40,8 +40,9 @@ GROUPS = {
     "peak memory": "slope of the CUDA allocator's peak over whole steps at three batch sizes "
                    "(the intercept is weights, gradients and optimizer state); GPUs only: a "
                    "CPU has no allocator peak, its memory figure is the next one",
-    "activation": "bytes autograd saves for backward, per sample: deterministic and "
-                  "device-independent",
+    "activation": "bytes autograd saves for backward, per sample and per token of `seq_len`: "
+                  "deterministic and device-independent; training rows only (null on "
+                  "inference rows)",
     "timing": "from the median step time",
     "stability": "how far the median can be trusted: a distribution-free 95% interval "
                  "(order statistics), widened to a t interval of the replicas' medians when "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 from passt.measure.overrides import BenchOverrides
 from passt.measure.presets import PRESETS, Preset, get_preset
@@ -15,9 +15,6 @@ from passt.utils.errors import UsageError, check_choice
 from passt.utils.settings import add_flags, flag_names, read_flags, setting
 from passt.utils.values import check_int, parse_list
 from passt.variants import list_variants
-
-PresetName = Literal[("auto", *PRESETS)]  # type: ignore[valid-type]  (the presets' names)
-
 
 # the `BenchOverrides` that passt profile takes, as flags of their own (--batch-size, ...)
 PROFILE_OVERRIDES = ("batch_size", "clip_seconds", "dtype", "attention", "device")
@@ -31,9 +28,9 @@ class ProfileConfig:
         None, parse=partial(parse_list, what="--variants"), metavar="A,B",
         help="comma-separated variants; default: every registered variant (with --scaling: "
              f"{','.join(VARIANTS)})")
-    preset: PresetName = setting(
-        "auto", help="the benchmark preset whose settings the steps use (auto: gpu with CUDA, "
-                     "else cpu-small); default: %(default)s")
+    preset: str = setting(
+        "auto", help=f"the benchmark preset whose settings the steps use: auto (gpu with CUDA, "
+                     f"else cpu-small), {', '.join(PRESETS)} or a plugin's; default: %(default)s")
     # the preset's settings changed: the fields PROFILE_OVERRIDES, flags of their own
     step: BenchOverrides = field(default_factory=BenchOverrides)
     kinds: tuple[str, ...] = setting(
@@ -59,6 +56,7 @@ class ProfileConfig:
     out: str = setting("reports/profile", help="output folder; default: %(default)s")
 
     def __post_init__(self) -> None:
+        get_preset(self.preset)  # an unknown preset is an error before anything is measured
         for kind in self.kinds:
             check_choice("step kind", kind, KINDS)
         if self.scaling and self.step.clip_seconds is not None:

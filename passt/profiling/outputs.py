@@ -11,6 +11,7 @@ from pathlib import Path
 from passt.profiling.breakdown import OVERHEAD_WARNING, StepProfile
 from passt.profiling.components import COMPONENTS
 from passt.utils.atomic import atomic_path, write_text_atomic
+from passt.utils.figures import save_figure
 from passt.utils.optional import require
 from passt.utils.tables import csv_text, markdown_table, record_rows
 
@@ -164,13 +165,10 @@ def plot_memory(profiles: Sequence[StepProfile]):
     return fig
 
 
-def save_figure(fig, out: Path, stem: str, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
-    paths = []
-    for fmt in formats:
-        path = out / f"{stem}.{fmt}"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt)
-        paths.append(path)
+def save_figures(fig, out: Path, stem: str, formats: tuple[str, ...] = ("png", "svg")
+                 ) -> list[Path]:
+    """``fig`` as ``out/STEM.png`` and ``.svg``, then closed."""
+    paths = [save_figure(fig, out / f"{stem}.{fmt}") for fmt in formats]
     require("matplotlib.pyplot", "the profile figures").close(fig)
     return paths
 
@@ -188,9 +186,9 @@ def write_profile(profiles: Sequence[StepProfile], out: Path) -> list[Path]:
             paths.append(path)
     for kind in dict.fromkeys(p.kind for p in profiles):
         stem = "breakdown" if kind == "train" else f"breakdown_{kind}"
-        paths += save_figure(plot_breakdown(profiles, kind), out, stem)
+        paths += save_figures(plot_breakdown(profiles, kind), out, stem)
     if any(p.kind == "train" for p in profiles):
         cuda = profiles[0].device.startswith("cuda")
-        paths += save_figure(plot_memory(profiles), out,
+        paths += save_figures(plot_memory(profiles), out,
                              "memory_timeline" if cuda else "saved_bytes", ("png",))
     return paths

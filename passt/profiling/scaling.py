@@ -20,7 +20,7 @@ from passt.measure.presets import Preset
 from passt.measure.step import StepSettings, build_step
 from passt.profiling.breakdown import profile_step
 from passt.profiling.components import ATTENTION_CORE, MLP
-from passt.profiling.outputs import save_figure
+from passt.profiling.outputs import save_figures
 from passt.utils.atomic import write_text_atomic
 from passt.utils.device import resolve_device
 from passt.utils.errors import UsageError
@@ -200,4 +200,4 @@ def write_scaling(points: Sequence[ScalingPoint], out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "scaling.csv", format_csv(points))
     write_text_atomic(out / "scaling.md", format_markdown(points))
-    return [out / "scaling.csv", out / "scaling.md", *save_figure(plot(points), out, "scaling")]
+    return [out / "scaling.csv", out / "scaling.md", *save_figures(plot(points), out, "scaling")]

@@ -9,7 +9,8 @@ import math
 from pathlib import Path
 
 from passt.measure.history import ChangePoint, History, Series, format_csv, short_name
-from passt.utils.atomic import atomic_path, write_text_atomic
+from passt.utils.atomic import write_text_atomic
+from passt.utils.figures import save_figure
 from passt.utils.optional import require
 
 # The chart's geometry in SVG pixels.
@@ -79,8 +80,7 @@ def write_history(history: History, out: str | Path) -> list[Path]:
     paths = [out / "history.csv", out / "history.html", out / "history.png"]
     write_text_atomic(paths[0], format_csv(history.rows()))
     write_text_atomic(paths[1], format_html(history))
-    with atomic_path(paths[2]) as tmp:
-        plot(history).savefig(tmp, format="png", dpi=110)
+    save_figure(plot(history), paths[2], dpi=110)
     return paths
 
 

@@ -14,8 +14,9 @@ from passt.report.figure import plot
 from passt.report.row import csv_text_of
 from passt.report.table import build_table
 from passt.report.text import format_latex, format_markdown
-from passt.utils.atomic import atomic_path, write_text_atomic
+from passt.utils.atomic import write_text_atomic
 from passt.utils.errors import UsageError
+from passt.utils.figures import save_figure
 
 PROFILE_TEXTS = {"profile.md": "Where the time goes", "scaling.md": "Cost against clip length"}
 
@@ -37,6 +38,8 @@ def write_report(bench_path: str | Path, out_dir: str | Path = "reports",
     ablation benchmarks in the run, also ``ablation.md`` and ``.csv`` (a run of the ablation
     alone writes only those); with a ``passt profile`` folder, its breakdown and scaling
     tables and figures too."""
+    if profile_dir is not None:
+        profile_texts(Path(profile_dir))  # a wrong folder fails before anything is written
     records = load_bench_file(bench_path).records
     ablation = ablation_rows(records)
     if ablation and len(ablation) == len(records):
@@ -52,8 +55,7 @@ def write_report(bench_path: str | Path, out_dir: str | Path = "reports",
         write_text_atomic(out / name, text)
     fig = plot(rows, settings)
     for fmt in ("png", "svg"):
-        with atomic_path(out / f"speed_vs_map.{fmt}") as tmp:
-            fig.savefig(tmp, format=fmt)
+        save_figure(fig, out / f"speed_vs_map.{fmt}")
     names = [*texts, "speed_vs_map.png", "speed_vs_map.svg"]
     paths = [out / n for n in names]
     if ablation:
@@ -66,13 +68,19 @@ def write_report(bench_path: str | Path, out_dir: str | Path = "reports",
     return Report(markdown=markdown, paths=paths)
 
 
-def include_profile(profile_dir: Path, out: Path) -> tuple[str, list[Path]]:
-    """The markdown of a ``passt profile`` folder (breakdown, scaling or both) and its
-    figures, copied into ``out``."""
+def profile_texts(profile_dir: Path) -> list[str]:
+    """The `PROFILE_TEXTS` a ``passt profile`` folder holds (none: an error)."""
     found = [name for name in PROFILE_TEXTS if (profile_dir / name).is_file()]
     if not found:
         raise UsageError(f"{profile_dir} holds no {' or '.join(PROFILE_TEXTS)}; write one "
                          "with passt profile --out DIR (and --scaling)")
+    return found
+
+
+def include_profile(profile_dir: Path, out: Path) -> tuple[str, list[Path]]:
+    """The markdown of a ``passt profile`` folder (breakdown, scaling or both) and its
+    figures, copied into ``out``."""
+    found = profile_texts(profile_dir)
     text = "\n".join(f"## {PROFILE_TEXTS[name]}\n\n{(profile_dir / name).read_text()}"
                      for name in found)
     copied = []

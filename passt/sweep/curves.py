@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from passt.sweep.maps import CurvePoint, MapRow
-from passt.utils.atomic import atomic_path
+from passt.utils.figures import save_figure
 from passt.utils.optional import require
 
 if TYPE_CHECKING:
@@ -74,8 +74,6 @@ def plot_curves(points: Sequence[CurvePoint], rows: Sequence[MapRow], x: CurveAx
     paths = []
     for fmt in ("png", "svg"):
         path = stem.with_suffix(f".{fmt}")
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt)
-        paths.append(path)
+        paths.append(save_figure(fig, path))
     plt.close(fig)
     return paths

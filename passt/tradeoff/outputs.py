@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from passt.tradeoff.run import Row
-from passt.utils.atomic import atomic_path, write_text_atomic
+from passt.utils.atomic import write_text_atomic
+from passt.utils.figures import save_figure
 from passt.utils.optional import require
 from passt.utils.tables import columns_of, csv_text, markdown_table, record_rows
 
@@ -102,6 +103,5 @@ def write_tradeoff(rows: Sequence[Row], out: str | Path, source: str) -> list[Pa
     write_text_atomic(out / CSV_FILE, format_csv(rows))
     write_text_atomic(out / MARKDOWN_FILE, format_markdown(rows, source))
     fig = plot(rows, f"Inference trade-off of {source}")
-    with atomic_path(out / FIGURE_FILE) as tmp:
-        fig.savefig(tmp, format="png")
+    save_figure(fig, out / FIGURE_FILE)
     return [out / CSV_FILE, out / MARKDOWN_FILE, out / FIGURE_FILE]

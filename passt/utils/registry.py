@@ -11,7 +11,8 @@ from passt.utils.errors import UsageError
 
 T = TypeVar("T")
 
-PLUGIN_HINT = "add your own with --plugin FILE (or $PASST_PLUGINS)"
+PLUGIN_HINT = ("add your own with a plugin: --plugin FILE (pytest bench/: --bench-plugin FILE) "
+               "or $PASST_PLUGINS")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -26,7 +27,8 @@ class Registry(Generic[T]):
     """Entries of one ``kind`` by name, in registration order.
 
     A name is registered once: a different entry under a taken name is an error unless
-    ``replace=True`` (a variant redefined on purpose); the same definition again is not.
+    ``replace=True`` (an entry redefined on purpose); the same definition again (a plugin
+    loaded twice) is not.
     """
 
     def __init__(self, kind: str, *, label: Callable[[T], str] | None = None):
@@ -40,7 +42,9 @@ class Registry(Generic[T]):
             raise UsageError(f"a {self.kind} needs a non-empty string name, got {name!r}")
         known = self._entries.get(name)
         if known is not None and not replace and not _same(known, entry):
-            raise UsageError(f"{self.kind} {name!r} is already registered by {known!r}")
+            by = f" by {known.__module__}.{known.__qualname__}" if isinstance(known, type) else ""
+            raise UsageError(f"{self.kind} {name!r} is already registered{by}; choose another "
+                             "name")
         self._entries[name] = entry
         return entry
 
