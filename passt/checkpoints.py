@@ -46,7 +46,9 @@ def load_torch_file(path: str | Path, mmap: bool = False) -> Any:
     tensors are read from the file only when used (for a look at a checkpoint's settings)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file not found: {path}")
+        raise FileNotFoundError(f"checkpoint file not found: {path} (the official weights are "
+                                "downloaded by hand from the PaSST repository's releases: "
+                                "docs/model.md)")
     try:  # mmap needs torch's zip format; older files are read whole
         return torch.load(path, map_location="cpu", weights_only=True,
                           mmap=mmap and zipfile.is_zipfile(path))
