@@ -99,7 +99,7 @@ def csv_text_of(rows: Sequence[Table1Row]) -> str:
     """Table 1's CSV: counts written as numbers like the rest (``12.0``), the sweep's seed
     count as an integer, missing and NaN values as empty cells."""
     def value(name: str, v: Any) -> Any:
-        if v is None or (isinstance(v, float) and math.isnan(v)):
+        if missing(v):
             return None
         return float(v) if type(v) is int and name != "map_proxy_seeds" else v
 
