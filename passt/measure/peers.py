@@ -80,6 +80,7 @@ class Peer:
     configuration: Callable[[StepSettings], tuple] | None = None
     drops_patches: bool = True  # whether it runs our variant's patchout
     note: str | None = None  # how its step differs from ours, said with every row
+    label: str = "{name}, {impl}"  # its rows' name in Table 1 ({impl}: package and version)
 
 
 PEERS: Registry[Peer] = Registry("peer")
@@ -379,10 +380,11 @@ def profile_peer(step: PeerStep) -> BenchRecord:
 
 
 register_peer(Peer("official", ("hear21passt.models.passt", "hear21passt.models.preprocess"),
-                   functools.partial(_official, sdpa=False), settings=_as_released))
+                   functools.partial(_official, sdpa=False), settings=_as_released,
+                   label="official {impl}"))
 register_peer(Peer("official-sdpa", ("hear21passt.models.passt", "hear21passt.models.preprocess"),
-                   functools.partial(_official, sdpa=True)))
+                   functools.partial(_official, sdpa=True), label="official {impl} + SDPA"))
 register_peer(Peer("hf-ast", ("transformers.models.audio_spectrogram_transformer",), _hf_ast,
                    configuration=ast_configuration, drops_patches=False,
                    note="frontend: ours (AST's feature extractor is host-side numpy); AST has no "
-                        "patchout"))
+                        "patchout", label="HF AST, {impl}"))

@@ -12,7 +12,7 @@ from typing import Any
 
 from passt.measure.bench_record import BenchRecord, reported
 from passt.measure.machine_speed import probe_factor
-from passt.measure.peers import PEERS
+from passt.measure.peers import PEERS, Peer
 from passt.report.inputs import (
     load_maps,
     load_paper_table,
@@ -30,8 +30,6 @@ pd = require("pandas", "the benchmark report")
 
 REFERENCE = "passt-b"  # ratios are to this variant, the paper's PaSST-B
 PAPER_REFERENCE = "passt_b"
-PEER_LABELS = {"official": "official {impl}", "official-sdpa": "official {impl} + SDPA",
-               "hf-ast": "HF AST, {impl}"}
 
 
 def _paper_row_id(variant: str) -> str | None:
@@ -112,7 +110,8 @@ def _run_row(key: str, record: BenchRecord, paper: pd.DataFrame, measure: str,
     name = clean_name(fields["paper_model"]) if fields else variant
     impl = record.implementation or ""
     if peer:
-        name += f" ({PEER_LABELS.get(peer, peer + ', {impl}').format(impl=impl).strip(', ')})"
+        label = PEERS.get(peer).label if peer in PEERS else Peer.label
+        name += f" ({label.format(name=peer, impl=impl).strip(', ')})"
     oom = record.oom
     bytes_per_sample = _memory_bytes(record, measure)
     return Table1Row(
