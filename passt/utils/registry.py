@@ -65,11 +65,6 @@ class Registry(Generic[T]):
         except KeyError:
             raise UsageError(self.unknown(name)) from None
 
-    def check(self, name: str) -> str:
-        """``name`` if it is registered (else the error of `get`)."""
-        self.get(name)
-        return name
-
     def create(self, name: str, **kwargs: Any) -> Any:
         """Call the entry ``name`` (a class or factory) with ``kwargs``; a wrong keyword is an
         error that names the entry."""
@@ -96,6 +91,3 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    def items(self) -> list[tuple[str, T]]:
-        return list(self._entries.items())
